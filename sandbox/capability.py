@@ -1,0 +1,44 @@
+"""Host capabilities: named async functions a script calls as plain functions.
+
+A capability is registered per run under a name: ``"inspect"`` (a global function),
+``"User.getProperty"`` (a method of the ``User`` namespace) or ``"Api.*"`` (every attribute of
+the ``Api`` namespace). Arguments and results cross the process boundary as JSON data, so the
+script and the host never share an object. A handler raises
+:class:`sandbox.errors.CapabilityError` to fail the call with an exception the script can catch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+
+from sandbox.jsontypes import JSON
+
+
+@dataclass(frozen=True, slots=True)
+class CallRequest:
+    """One call of a capability by a script: the full name (``"Api.sendMessage"``) and data."""
+
+    name: str
+    args: tuple[JSON, ...]
+    kwargs: dict[str, JSON]
+
+    @property
+    def method(self) -> str:
+        """The part after the namespace (``"sendMessage"`` for ``"Api.sendMessage"``)."""
+        return self.name.rpartition(".")[2]
+
+
+Handler = Callable[[CallRequest], Awaitable[JSON]]
+"""An async function serving a capability."""
+
+Capabilities = Mapping[str, Handler]
+"""The capabilities offered to one run, by name."""
+
+
+def find_handler(capabilities: Capabilities, name: str) -> Handler | None:
+    """Return the handler for a called name: an exact name first, then its namespace's ``*``."""
+    handler = capabilities.get(name)
+    if handler is None and "." in name:
+        handler = capabilities.get(name.partition(".")[0] + ".*")
+    return handler

@@ -1,0 +1,55 @@
+"""The sandbox's exception tree, raised to the host (never inside a script).
+
+::
+
+    SandboxError
+    ├── Overloaded          the pool's queue is full; retry later (carries ``retry_after``)
+    ├── PoolClosed          the pool was shut down, or was never started
+    ├── WorkerStartError    a worker process could not be started or did not say it was ready
+    └── CapabilityError     raised by a host capability to fail the script's call cleanly
+
+Problems with an author's script are never exceptions on the host side: they come back as data
+in a :class:`sandbox.result.RunResult` (see :class:`sandbox.result.Status`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from sandbox.jsontypes import JSON
+
+
+class SandboxError(Exception):
+    """Base class of every error the sandbox raises to its host."""
+
+
+class Overloaded(SandboxError):
+    """The pool has no free worker and its waiting queue is full."""
+
+    def __init__(self, message: str, *, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PoolClosed(SandboxError):
+    """The pool is not running: it was closed or never started."""
+
+
+class WorkerStartError(SandboxError):
+    """A worker process failed to start or to report that it was ready."""
+
+
+class CapabilityError(SandboxError):
+    """Raised by a host capability handler; the script sees it as a catchable exception.
+
+    ``kind`` names the exception class the script sees (for example ``"ApiError"``) and ``data``
+    becomes read-only attributes on it (for example ``code`` and ``description``).
+    """
+
+    def __init__(
+        self, message: str, *, kind: str = "CapabilityError", data: Mapping[str, JSON] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.kind = kind
+        self.data: dict[str, JSON] = dict(data or {})

@@ -1,0 +1,372 @@
+"""Run-time guards the compiled code calls, and the builtins a script sees (worker side).
+
+Guarantees (with the policy): attribute reads refuse names starting with ``_``, frame and code
+attributes, and exception internals (``AttributeError.obj`` and the like); ``str.format`` and
+``format_map`` accept only simple fields, so a format string cannot walk attributes; attribute and
+item writes are allowed only on plain containers and on instances of classes the script defined
+itself; output is capped; every builtin handed over is on an explicit list.
+
+Not guaranteed: that an escape is impossible. If one is found, the worker's process isolation
+and resource limits still hold (``sandbox.isolation``).
+"""
+
+from __future__ import annotations
+
+import builtins
+import collections
+import operator
+import re
+import string
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, Final
+
+from RestrictedPython.Guards import guarded_iter_unpack_sequence, guarded_unpack_sequence
+from RestrictedPython.transformer import INSPECT_ATTRIBUTES
+
+BLOCKED_ATTRIBUTES: Final = INSPECT_ATTRIBUTES | frozenset(
+    {"gi_running", "f_lineno", "tb_lasti", "cr_running", "mro", "func_globals", "format_field"}
+)
+
+EXCEPTION_ATTRIBUTES: Final = frozenset(
+    {
+        "args",
+        "name",
+        "value",
+        "msg",
+        "lineno",
+        "offset",
+        "text",
+        "pos",
+        "doc",
+        "colno",
+        "code",
+        "errno",
+        "strerror",
+        "add_note",
+    }
+)
+"""Attributes a script may read on exceptions it did not define (``obj`` and friends leak)."""
+
+WRITABLE_TYPES: Final = (dict, list, bytearray, collections.deque)
+
+SAFE_BUILTIN_NAMES: Final = frozenset(
+    {
+        "abs",
+        "all",
+        "any",
+        "ascii",
+        "bin",
+        "bool",
+        "bytearray",
+        "bytes",
+        "callable",
+        "chr",
+        "classmethod",
+        "complex",
+        "dict",
+        "divmod",
+        "enumerate",
+        "filter",
+        "float",
+        "format",
+        "frozenset",
+        "hash",
+        "hex",
+        "id",
+        "int",
+        "isinstance",
+        "issubclass",
+        "iter",
+        "len",
+        "list",
+        "map",
+        "max",
+        "min",
+        "next",
+        "object",
+        "oct",
+        "ord",
+        "pow",
+        "property",
+        "range",
+        "repr",
+        "reversed",
+        "round",
+        "set",
+        "slice",
+        "sorted",
+        "staticmethod",
+        "str",
+        "sum",
+        "tuple",
+        "zip",
+        "None",
+        "True",
+        "False",
+        "Ellipsis",
+        "NotImplemented",
+    }
+)
+
+SAFE_EXCEPTION_NAMES: Final = frozenset(
+    {
+        "ArithmeticError",
+        "AssertionError",
+        "AttributeError",
+        "BaseException",
+        "BufferError",
+        "EOFError",
+        "Exception",
+        "FloatingPointError",
+        "IndexError",
+        "KeyError",
+        "LookupError",
+        "MemoryError",
+        "NameError",
+        "NotImplementedError",
+        "OverflowError",
+        "RecursionError",
+        "ReferenceError",
+        "RuntimeError",
+        "StopIteration",
+        "SyntaxError",
+        "TypeError",
+        "UnicodeDecodeError",
+        "UnicodeEncodeError",
+        "UnicodeError",
+        "ValueError",
+        "ZeroDivisionError",
+        "TimeoutError",
+        "ConnectionError",
+        "Warning",
+        "UserWarning",
+        "DeprecationWarning",
+    }
+)
+
+_SIMPLE_FIELD: Final = re.compile(r"(?:\d+|[^\W\d]\w*)?")
+_MISSING: Final = object()
+
+_INPLACE: Final[Mapping[str, Callable[[Any, Any], Any]]] = {
+    "+=": operator.iadd,
+    "-=": operator.isub,
+    "*=": operator.imul,
+    "/=": operator.itruediv,
+    "//=": operator.ifloordiv,
+    "%=": operator.imod,
+    "**=": operator.ipow,
+    "<<=": operator.ilshift,
+    ">>=": operator.irshift,
+    "&=": operator.iand,
+    "|=": operator.ior,
+    "^=": operator.ixor,
+    "@=": operator.imatmul,
+}
+
+
+class LimitExceeded(BaseException):
+    """Raised inside a script when it breaks a limit; a subclass of BaseException on purpose."""
+
+    def __init__(self, limit: str) -> None:
+        super().__init__(f"{limit} limit exceeded")
+        self.limit = limit
+
+
+class ScriptReturn(BaseException):
+    """Raised by a top-level ``return`` to end the script early."""
+
+    def __init__(self, value: object) -> None:
+        super().__init__()
+        self.value = value
+
+
+class RunState:
+    """Mutable state of one run: its output, the classes it defined, what it broke."""
+
+    def __init__(self, *, output_limit: int) -> None:
+        self.output_limit = output_limit
+        self.output: list[str] = []
+        self.output_size = 0
+        self.script_classes: set[type] = set()
+        self.breach: str | None = None
+        self.calls = 0
+
+    def write(self, text: str) -> None:
+        """Append printed text, ending the run when the output limit is crossed."""
+        size = len(text.encode("utf-8", "surrogatepass"))
+        if self.output_size + size > self.output_limit:
+            room = self.output_limit - self.output_size
+            if room > 0:
+                self.output.append(
+                    text.encode("utf-8", "surrogatepass")[:room].decode("utf-8", "ignore")
+                )
+            self.output_size = self.output_limit
+            self.exceed("output_bytes")
+        self.output.append(text)
+        self.output_size += size
+
+    def exceed(self, limit: str) -> None:
+        """Record the first limit broken and raise :class:`LimitExceeded` into the script."""
+        if self.breach is None:
+            self.breach = limit
+        raise LimitExceeded(limit)
+
+    def is_script_object(self, obj: object) -> bool:
+        """True for classes the script defined and for their instances."""
+        if isinstance(obj, type):
+            return obj in self.script_classes
+        return type(obj) in self.script_classes
+
+
+def _safe_vformat(template: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> str:
+    return _SafeFormatter().vformat(template, args, kwargs)
+
+
+class _SafeFormatter(string.Formatter):
+    """A formatter that refuses ``{0.attr}`` and ``{0[key]}`` fields (attribute walks)."""
+
+    def get_field(self, field_name: str, args: Any, kwargs: Any) -> Any:
+        if not _SIMPLE_FIELD.fullmatch(field_name):
+            raise ValueError(
+                f"format field {field_name!r} is not allowed: use plain names or positions, "
+                "and compute attributes or items before formatting"
+            )
+        return super().get_field(field_name, args, kwargs)
+
+
+def _format_method(obj: Any, name: str) -> Callable[..., str]:
+    if isinstance(obj, type):  # str.format(template, ...) called on the class itself
+
+        def unbound(template: str, /, *args: Any, **kwargs: Any) -> str:
+            if name == "format_map":
+                return _safe_vformat(str(template), (), args[0])
+            return _safe_vformat(str(template), args, kwargs)
+
+        return unbound
+    template = str(obj)
+
+    def bound(*args: Any, **kwargs: Any) -> str:
+        if name == "format_map":
+            if len(args) != 1 or kwargs:
+                raise TypeError("format_map() takes exactly one mapping")
+            return _safe_vformat(template, (), args[0])
+        return _safe_vformat(template, args, kwargs)
+
+    return bound
+
+
+def make_guards(state: RunState) -> dict[str, Any]:
+    """Return the guard functions RestrictedPython's compiled code expects, bound to ``state``."""
+
+    def guarded_getattr(obj: Any, name: Any, default: Any = _MISSING) -> Any:
+        if not isinstance(name, str):
+            raise TypeError("attribute name must be a string")
+        if name.startswith("_") or name in BLOCKED_ATTRIBUTES:
+            raise AttributeError(f"access to attribute {name!r} is not allowed")
+        if (
+            isinstance(obj, BaseException)
+            and name not in EXCEPTION_ATTRIBUTES
+            and not state.is_script_object(obj)
+            and name not in getattr(obj, "public_attributes", ())
+        ):
+            raise AttributeError(f"access to attribute {name!r} of exceptions is not allowed")
+        if name in ("format", "format_map") and (
+            isinstance(obj, str) or (isinstance(obj, type) and issubclass(obj, str))
+        ):
+            return _format_method(obj, name)
+        try:
+            return getattr(obj, name)
+        except AttributeError:
+            if default is not _MISSING:
+                return default
+            raise AttributeError(
+                f"{type(obj).__name__!r} object has no attribute {name!r}"
+            ) from None
+
+    def guarded_hasattr(obj: Any, name: Any) -> bool:
+        try:
+            guarded_getattr(obj, name)
+        except AttributeError:
+            return False
+        return True
+
+    def guarded_write(obj: Any) -> Any:
+        if isinstance(obj, WRITABLE_TYPES) or state.is_script_object(obj):
+            return obj
+        raise TypeError(f"cannot change attributes or items of {type(obj).__name__!r} objects")
+
+    def guarded_setattr(obj: Any, name: Any, value: Any) -> None:
+        if not isinstance(name, str) or name.startswith("_"):
+            raise AttributeError(f"setting attribute {name!r} is not allowed")
+        setattr(guarded_write(obj), name, value)
+
+    def guarded_getitem(obj: Any, key: Any) -> Any:
+        return obj[key]
+
+    def guarded_getiter(obj: Iterable[Any]) -> Iterator[Any]:
+        return iter(obj)
+
+    def inplace(op: str, target: Any, value: Any) -> Any:
+        return _INPLACE[op](target, value)
+
+    def apply(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return func(*args, **kwargs)
+
+    def make_class(name: str, bases: tuple[type, ...], namespace: dict[str, Any]) -> type:
+        cls = type(name, bases, namespace)
+        state.script_classes.add(cls)
+        return cls
+
+    def script_return(value: object = None) -> None:
+        raise ScriptReturn(value)
+
+    class PrintCollector:
+        """The ``print`` a script sees: writes to the run's capped output."""
+
+        __slots__ = ("parts",)
+
+        def __init__(self, _getattr_: object = None) -> None:
+            self.parts: list[str] = []
+
+        def _call_print(
+            self,
+            *objects: object,
+            sep: str | None = " ",
+            end: str | None = "\n",
+            file: object = None,
+            flush: bool = False,
+        ) -> None:
+            if file is not None:
+                raise TypeError("print(file=...) is not supported in scripts")
+            text = (" " if sep is None else str(sep)).join(str(o) for o in objects)
+            text += "\n" if end is None else str(end)
+            self.parts.append(text)
+            state.write(text)
+
+        def __call__(self) -> str:
+            return "".join(self.parts)
+
+    return {
+        "_getattr_": guarded_getattr,
+        "_getitem_": guarded_getitem,
+        "_write_": guarded_write,
+        "_getiter_": guarded_getiter,
+        "_iter_unpack_sequence_": guarded_iter_unpack_sequence,
+        "_unpack_sequence_": guarded_unpack_sequence,
+        "_inplacevar_": inplace,
+        "_apply_": apply,
+        "_print_": PrintCollector,
+        "__metaclass__": make_class,
+        "__script_return__": script_return,
+        "getattr": guarded_getattr,
+        "hasattr": guarded_hasattr,
+        "setattr": guarded_setattr,
+    }
+
+
+def base_builtins() -> dict[str, Any]:
+    """Return a fresh dict of the plain builtins scripts may use (no guards bound yet)."""
+    names = SAFE_BUILTIN_NAMES | SAFE_EXCEPTION_NAMES
+    table = {name: getattr(builtins, name) for name in names}
+    table["__build_class__"] = builtins.__build_class__
+    return table

@@ -1,0 +1,115 @@
+"""Process isolation for a worker, applied once at start-up, before any script runs.
+
+What holds (Linux): the worker is started from a clean interpreter (``python -I``) with an empty
+environment and only its socket open; it then moves into a new network namespace (no interfaces
+but a down loopback: no network at all), into an empty root directory (``chroot``, so no files
+are visible), drops to the ``nobody`` user when started as root, sets ``no_new_privs`` and marks
+itself non-dumpable, and takes resource limits: file size 0, few open files, no new processes,
+no core dumps, an address-space cap and a CPU-time cap (see :func:`limit_run`).
+
+What does not hold everywhere: network namespaces and ``chroot`` need either root or
+unprivileged user namespaces. Where the kernel refuses both, the worker still runs with the
+rlimits and the RestrictedPython policy, and :func:`isolate` reports what was not applied, so the
+host can log it and the admin can read it (``WorkerPool.isolation``). There is no seccomp filter.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import math
+import os
+import resource
+from typing import Final
+
+CLONE_NEWUSER: Final = 0x10000000
+CLONE_NEWNET: Final = 0x40000000
+PR_SET_DUMPABLE: Final = 4
+PR_SET_NO_NEW_PRIVS: Final = 38
+NOBODY: Final = 65534
+OPEN_FILES: Final = 16
+CPU_HARD_SECONDS: Final = 24 * 3600
+
+
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+
+def _unshare(libc: ctypes.CDLL, flags: int) -> int:
+    if libc.unshare(flags) != 0:
+        return ctypes.get_errno()
+    return 0
+
+
+def isolate(root: str) -> dict[str, str]:
+    """Apply every isolation step available; return what was applied (``step -> how``)."""
+    report: dict[str, str] = {}
+    libc = _libc()
+    is_root = os.geteuid() == 0
+    if is_root:
+        errno = _unshare(libc, CLONE_NEWNET)
+        report["network"] = "namespace" if errno == 0 else f"not isolated ({os.strerror(errno)})"
+    else:
+        errno = _unshare(libc, CLONE_NEWUSER | CLONE_NEWNET)
+        report["network"] = (
+            "user+network namespace" if errno == 0 else f"not isolated ({os.strerror(errno)})"
+        )
+    try:
+        os.chroot(root)
+        os.chdir("/")
+        report["filesystem"] = "empty chroot"
+    except OSError as exc:
+        os.chdir(root)
+        report["filesystem"] = f"empty working directory only ({exc.strerror})"
+    if is_root:
+        os.setgroups([])
+        os.setresgid(NOBODY, NOBODY, NOBODY)
+        os.setresuid(NOBODY, NOBODY, NOBODY)
+        report["user"] = "nobody"
+    else:
+        report["user"] = f"uid {os.getuid()} (not root, cannot switch)"
+    libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+    libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (OPEN_FILES, OPEN_FILES))
+    resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))
+    resource.setrlimit(resource.RLIMIT_CPU, (CPU_HARD_SECONDS, CPU_HARD_SECONDS))
+    report["rlimits"] = "fsize=0 core=0 nofile=16 nproc=0"
+    return report
+
+
+def address_space() -> int:
+    """Return the worker's current virtual memory size in bytes (from ``/proc`` if visible)."""
+    try:
+        with open("/proc/self/statm", "rb") as handle:
+            return int(handle.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        return 0
+
+
+def cap_address_space(limit_bytes: int) -> None:
+    """Cap the worker's total address space (soft and hard) at ``limit_bytes``."""
+    resource.setrlimit(resource.RLIMIT_AS, (limit_bytes, limit_bytes))
+
+
+def limit_run(*, cpu_seconds: float, memory_soft: int) -> None:
+    """Arm the per-run kernel limits: a CPU-time kill just past the run's CPU budget.
+
+    ``RLIMIT_CPU`` counts the process's whole life, so the soft limit is moved to "CPU used so
+    far + budget", rounded up to a whole second, before each run: a script stuck inside C code
+    (a huge power, a catastrophic regex) is killed by ``SIGXCPU`` within a second of its budget.
+    """
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    used = usage.ru_utime + usage.ru_stime
+    soft = min(math.ceil(used + cpu_seconds), CPU_HARD_SECONDS)
+    resource.setrlimit(resource.RLIMIT_CPU, (soft, CPU_HARD_SECONDS))
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard == resource.RLIM_INFINITY or memory_soft <= hard:
+        resource.setrlimit(resource.RLIMIT_AS, (memory_soft, hard))
+
+
+def release_run() -> None:
+    """Lift the per-run address-space limit back to the worker's hard cap."""
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    resource.setrlimit(resource.RLIMIT_AS, (hard, hard))

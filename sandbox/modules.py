@@ -1,0 +1,359 @@
+"""The modules scripts may import, each handed over as a facade with an explicit list of names.
+
+Guarantees: ``import x`` in a script never yields a real module object, only a
+:class:`ModuleFacade` exposing the names listed in :data:`ALLOWED_MODULES` (``uuid.os`` does not
+exist for a script). Module state a script could change for the next run (``random``'s seed,
+``decimal``'s context) is per run: ``random`` is bound to a fresh generator each run and
+``decimal`` offers ``localcontext`` but not ``getcontext``/``setcontext``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import random
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import Any, Final
+
+RANDOM_NAMES: Final = (
+    "random",
+    "randint",
+    "randrange",
+    "choice",
+    "choices",
+    "shuffle",
+    "sample",
+    "uniform",
+    "gauss",
+    "normalvariate",
+    "triangular",
+    "betavariate",
+    "expovariate",
+    "seed",
+    "getrandbits",
+    "randbytes",
+)
+
+ALLOWED_MODULES: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
+    {
+        "json": ("dumps", "loads", "JSONDecodeError"),
+        "math": (
+            "pi",
+            "e",
+            "tau",
+            "inf",
+            "nan",
+            "ceil",
+            "floor",
+            "trunc",
+            "fabs",
+            "sqrt",
+            "isqrt",
+            "exp",
+            "log",
+            "log2",
+            "log10",
+            "log1p",
+            "pow",
+            "sin",
+            "cos",
+            "tan",
+            "asin",
+            "acos",
+            "atan",
+            "atan2",
+            "sinh",
+            "cosh",
+            "tanh",
+            "hypot",
+            "degrees",
+            "radians",
+            "factorial",
+            "gcd",
+            "lcm",
+            "comb",
+            "perm",
+            "prod",
+            "fsum",
+            "isclose",
+            "isfinite",
+            "isinf",
+            "isnan",
+            "copysign",
+            "fmod",
+            "modf",
+            "frexp",
+            "ldexp",
+            "dist",
+            "remainder",
+        ),
+        "random": RANDOM_NAMES,
+        "re": (
+            "compile",
+            "match",
+            "fullmatch",
+            "search",
+            "sub",
+            "subn",
+            "split",
+            "findall",
+            "finditer",
+            "escape",
+            "error",
+            "IGNORECASE",
+            "I",
+            "MULTILINE",
+            "M",
+            "DOTALL",
+            "S",
+            "VERBOSE",
+            "X",
+            "ASCII",
+            "A",
+            "UNICODE",
+            "U",
+        ),
+        "datetime": ("date", "datetime", "time", "timedelta", "timezone", "MINYEAR", "MAXYEAR"),
+        "time": (
+            "time",
+            "time_ns",
+            "monotonic",
+            "monotonic_ns",
+            "perf_counter",
+            "perf_counter_ns",
+            "process_time",
+            "gmtime",
+            "localtime",
+            "mktime",
+            "strftime",
+            "strptime",
+            "asctime",
+            "ctime",
+            "struct_time",
+            "timezone",
+            "altzone",
+            "daylight",
+            "tzname",
+        ),
+        "decimal": (
+            "Decimal",
+            "Context",
+            "localcontext",
+            "InvalidOperation",
+            "DivisionByZero",
+            "Overflow",
+            "ROUND_UP",
+            "ROUND_DOWN",
+            "ROUND_CEILING",
+            "ROUND_FLOOR",
+            "ROUND_HALF_UP",
+            "ROUND_HALF_DOWN",
+            "ROUND_HALF_EVEN",
+            "ROUND_05UP",
+            "DecimalException",
+        ),
+        "statistics": (
+            "mean",
+            "fmean",
+            "geometric_mean",
+            "harmonic_mean",
+            "median",
+            "median_low",
+            "median_high",
+            "median_grouped",
+            "mode",
+            "multimode",
+            "quantiles",
+            "pstdev",
+            "pvariance",
+            "stdev",
+            "variance",
+            "StatisticsError",
+        ),
+        "collections": ("Counter", "OrderedDict", "defaultdict", "deque", "namedtuple", "ChainMap"),
+        "itertools": (
+            "accumulate",
+            "chain",
+            "combinations",
+            "combinations_with_replacement",
+            "compress",
+            "count",
+            "cycle",
+            "dropwhile",
+            "filterfalse",
+            "groupby",
+            "islice",
+            "pairwise",
+            "permutations",
+            "product",
+            "repeat",
+            "starmap",
+            "takewhile",
+            "tee",
+            "zip_longest",
+        ),
+        "functools": ("reduce", "partial", "cmp_to_key", "lru_cache", "cache", "total_ordering"),
+        "string": (
+            "ascii_letters",
+            "ascii_lowercase",
+            "ascii_uppercase",
+            "digits",
+            "hexdigits",
+            "octdigits",
+            "punctuation",
+            "printable",
+            "whitespace",
+            "capwords",
+            "Template",
+        ),
+        "textwrap": ("wrap", "fill", "shorten", "dedent", "indent"),
+        "html": ("escape", "unescape"),
+        "urllib.parse": (
+            "quote",
+            "quote_plus",
+            "unquote",
+            "unquote_plus",
+            "urlencode",
+            "urlparse",
+            "urlsplit",
+            "urlunparse",
+            "urlunsplit",
+            "urljoin",
+            "urldefrag",
+            "parse_qs",
+            "parse_qsl",
+            "quote_from_bytes",
+            "unquote_to_bytes",
+        ),
+        "base64": (
+            "b64encode",
+            "b64decode",
+            "urlsafe_b64encode",
+            "urlsafe_b64decode",
+            "b32encode",
+            "b32decode",
+            "b16encode",
+            "b16decode",
+            "standard_b64encode",
+            "standard_b64decode",
+            "a85encode",
+            "a85decode",
+            "b85encode",
+            "b85decode",
+        ),
+        "hashlib": (
+            "md5",
+            "sha1",
+            "sha224",
+            "sha256",
+            "sha384",
+            "sha512",
+            "sha3_256",
+            "sha3_512",
+            "blake2b",
+            "blake2s",
+            "new",
+            "algorithms_guaranteed",
+            "pbkdf2_hmac",
+        ),
+        "hmac": ("new", "compare_digest", "digest"),
+        "uuid": (
+            "UUID",
+            "uuid3",
+            "uuid4",
+            "uuid5",
+            "NAMESPACE_DNS",
+            "NAMESPACE_URL",
+            "NAMESPACE_OID",
+            "NAMESPACE_X500",
+        ),
+    }
+)
+"""Module name -> the names a script may use from it. Nothing else is importable."""
+
+
+class ModuleFacade:
+    """A read-only stand-in for a module: only the listed names, never the module object."""
+
+    __slots__ = ("_facade_members", "_facade_name")
+
+    def __init__(self, name: str, members: Mapping[str, Any]) -> None:
+        object.__setattr__(self, "_facade_name", name)
+        object.__setattr__(self, "_facade_members", MappingProxyType(dict(members)))
+
+    def __getattr__(self, attr: str) -> Any:
+        try:
+            return self._facade_members[attr]
+        except KeyError:
+            allowed = ", ".join(sorted(self._facade_members))
+            raise AttributeError(
+                f"module {self._facade_name!r} offers no {attr!r} in scripts (it offers: {allowed})"
+            ) from None
+
+    def __setattr__(self, attr: str, value: object) -> None:
+        raise AttributeError(f"module {self._facade_name!r} is read-only")
+
+    def __delattr__(self, attr: str) -> None:
+        raise AttributeError(f"module {self._facade_name!r} is read-only")
+
+    def __dir__(self) -> list[str]:
+        return sorted(self._facade_members)
+
+    def __repr__(self) -> str:
+        return f"<module {self._facade_name!r} (sandboxed)>"
+
+
+def load_facades() -> dict[str, ModuleFacade]:
+    """Import every allowed module once and return its facade (``random`` is per run)."""
+    facades: dict[str, ModuleFacade] = {}
+    for name, members in ALLOWED_MODULES.items():
+        if name == "random":
+            continue
+        module = importlib.import_module(name)
+        facades[name] = ModuleFacade(name, {m: getattr(module, m) for m in members})
+    facades["urllib"] = ModuleFacade("urllib", {"parse": facades["urllib.parse"]})
+    return facades
+
+
+def random_facade() -> ModuleFacade:
+    """Return a ``random`` facade bound to a fresh generator, so runs cannot share a seed."""
+    generator = random.Random()  # noqa: S311 - scripts get ordinary, not cryptographic, randomness
+    return ModuleFacade("random", {m: getattr(generator, m) for m in RANDOM_NAMES})
+
+
+def make_import(
+    facades: Mapping[str, ModuleFacade], per_run: Mapping[str, Callable[[], ModuleFacade]]
+) -> Callable[..., ModuleFacade]:
+    """Return the ``__import__`` a script sees: facades only, a clear error for anything else."""
+    cache: dict[str, ModuleFacade] = {}
+    allowed = ", ".join(sorted(ALLOWED_MODULES))
+
+    def lookup(name: str) -> ModuleFacade:
+        if name in per_run:
+            if name not in cache:
+                cache[name] = per_run[name]()
+            return cache[name]
+        try:
+            return facades[name]
+        except KeyError:
+            raise ImportError(
+                f"import of {name!r} is not allowed in scripts; allowed modules: {allowed}"
+            ) from None
+
+    def guarded_import(
+        name: str,
+        globals: object = None,
+        locals: object = None,
+        fromlist: tuple[str, ...] | None = (),
+        level: int = 0,
+    ) -> ModuleFacade:
+        if level != 0:
+            raise ImportError("relative imports are not allowed in scripts")
+        if not isinstance(name, str):
+            raise ImportError("module name must be a string")
+        target = lookup(name)
+        if fromlist:
+            return target
+        return lookup(name.partition(".")[0])
+
+    return guarded_import

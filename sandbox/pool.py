@@ -1,0 +1,425 @@
+"""A pool of warm worker processes serving runs to an asyncio host without blocking it.
+
+Guarantees: at most ``size`` scripts run at once, each in its own worker process; at most
+``queue_size`` callers wait for a worker, and the next caller gets :class:`Overloaded` at once;
+every run ends within its wall-clock limit (the worker is killed if it must be, and replaced); a
+worker that crashed or was killed never serves another run; workers are recycled after
+``max_runs`` runs or when their peak memory passes ``max_rss_bytes``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Iterable, Mapping
+from types import TracebackType
+from typing import Any, Final
+
+from sandbox.capability import CallRequest, Capabilities, find_handler
+from sandbox.compiler import Script, ScriptCache
+from sandbox.errors import CapabilityError, Overloaded, PoolClosed, WorkerStartError
+from sandbox.jsontypes import JSON
+from sandbox.limits import MIB, Limits
+from sandbox.process import ProtocolViolation, WorkerProcess, log_isolation
+from sandbox.result import (
+    CapabilityCall,
+    Frame,
+    LimitBreach,
+    RunResult,
+    ScriptFailure,
+    Status,
+)
+
+logger = logging.getLogger(__name__)
+
+LIMIT_NAMES: Final = frozenset(Limits.__dataclass_fields__)
+MAX_TRACEBACK: Final = 20
+RESPAWN_DELAY: Final = 1.0
+
+
+class WorkerPool:
+    """Keeps ``size`` warm workers and runs scripts on them: ``await pool.run(script)``."""
+
+    def __init__(
+        self,
+        size: int | None = None,
+        *,
+        limits: Limits | None = None,
+        queue_size: int | None = None,
+        max_runs: int = 1000,
+        max_rss_bytes: int = 384 * MIB,
+        max_memory_bytes: int = 1024 * MIB,
+        start_timeout: float = 30.0,
+        cache: ScriptCache | None = None,
+        debug: bool = False,
+    ) -> None:
+        self.size = size or os.cpu_count() or 2
+        self.limits = limits or Limits()
+        self.queue_size = self.size * 64 if queue_size is None else queue_size
+        self.max_runs = max_runs
+        self.max_rss_bytes = max_rss_bytes
+        self.max_memory_bytes = max_memory_bytes
+        self.start_timeout = start_timeout
+        self.cache = cache or ScriptCache()
+        self.debug = debug
+        self.isolation: dict[str, str] = {}
+        self._idle: asyncio.Queue[WorkerProcess] = asyncio.Queue()
+        self._workers: set[WorkerProcess] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._waiting = 0
+        self._running = 0
+        self._started = False
+        self._closed = False
+        self._drained = asyncio.Event()
+
+    async def __aenter__(self) -> WorkerPool:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        """Start every worker; raise :class:`WorkerStartError` if they cannot start."""
+        if self._started:
+            return
+        self._started = True
+        workers = await asyncio.gather(
+            *(self._start_worker() for _ in range(self.size)), return_exceptions=True
+        )
+        errors = [w for w in workers if isinstance(w, BaseException)]
+        for worker in workers:
+            if isinstance(worker, WorkerProcess):
+                self._adopt(worker)
+        if errors:
+            await self.close()
+            raise WorkerStartError(f"{len(errors)} of {self.size} workers failed: {errors[0]}")
+        self.isolation = dict(next(iter(self._workers)).isolation)
+        log_isolation(self.isolation)
+
+    async def close(self, timeout: float = 5.0) -> None:
+        """Stop taking runs, let running ones finish (up to ``timeout``), stop every worker."""
+        self._closed = True
+        if self._running:
+            self._drained.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await self._drained.wait()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(
+            *(w.stop(timeout) for w in list(self._workers)), return_exceptions=True
+        )
+        self._workers.clear()
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """Counts for monitoring: workers, idle, running, waiting."""
+        return {
+            "workers": len(self._workers),
+            "idle": self._idle.qsize(),
+            "running": self._running,
+            "waiting": self._waiting,
+        }
+
+    def compile(self, source: str, *, filename: str = "<script>", first_line: int = 1) -> Script:
+        """Compile through the pool's cache (see :func:`sandbox.compiler.compile_script`)."""
+        return self.cache.compile(source, filename=filename, first_line=first_line)
+
+    async def run(
+        self,
+        script: Script | str,
+        *,
+        globals: Mapping[str, JSON] | None = None,
+        capabilities: Capabilities | None = None,
+        exceptions: Iterable[str] = (),
+        limits: Limits | None = None,
+    ) -> RunResult:
+        """Run one script in a worker and return how it went.
+
+        ``globals`` are JSON values the script sees as global names; ``capabilities`` are the
+        host functions it may call; ``exceptions`` names capability error kinds to expose as
+        global exception classes (for ``except ApiError:``). Raises :class:`Overloaded` when the
+        queue is full and :class:`PoolClosed` after :meth:`close`.
+        """
+        if self._closed or not self._started:
+            raise PoolClosed("the worker pool is not running")
+        if isinstance(script, str):
+            script = self.compile(script)
+        if not script.ok:
+            issue = script.issues[0]
+            return RunResult(
+                Status.COMPILE_ERROR,
+                error=ScriptFailure(
+                    "CompileError",
+                    "; ".join([issue.message] + [i.describe() for i in script.issues[1:]]),
+                    issue.line,
+                    issue.column,
+                ),
+            )
+        limits = limits or self.limits
+        names = _check_globals(globals or {}, capabilities or {})
+        request = {
+            "key": script.key,
+            "code": None,
+            "filename": script.filename,
+            "limits": limits.as_dict(),
+            "capabilities": names,
+            "exceptions": list(exceptions),
+            "globals": dict(globals or {}),
+        }
+        worker = await self._acquire()
+        self._running += 1
+        try:
+            return await self._execute(worker, script, request, capabilities or {}, limits)
+        finally:
+            self._running -= 1
+            self._release(worker)
+            if self._closed and not self._running:
+                self._drained.set()
+
+    async def _acquire(self) -> WorkerProcess:
+        while True:
+            if self._idle.empty() and self._waiting >= self.queue_size:
+                raise Overloaded(
+                    f"all {self.size} workers are busy and {self._waiting} runs are waiting",
+                    retry_after=1.0,
+                )
+            self._waiting += 1
+            try:
+                worker = await self._idle.get()
+            finally:
+                self._waiting -= 1
+            if self._closed:
+                self._idle.put_nowait(worker)
+                raise PoolClosed("the worker pool was closed")
+            if worker.alive:
+                return worker
+
+    def _release(self, worker: WorkerProcess) -> None:
+        if not worker.alive or worker.killed_by_host:
+            return
+        if worker.runs >= self.max_runs or worker.maxrss_kib * 1024 > self.max_rss_bytes:
+            logger.info(
+                "recycling worker %s after %s runs (peak rss %s KiB)",
+                worker.pid,
+                worker.runs,
+                worker.maxrss_kib,
+            )
+            self._spawn(worker.stop(1.0))
+            return
+        self._idle.put_nowait(worker)
+
+    async def _execute(
+        self,
+        worker: WorkerProcess,
+        script: Script,
+        request: dict[str, Any],
+        capabilities: Capabilities,
+        limits: Limits,
+    ) -> RunResult:
+        worker.runs += 1
+        if script.key not in worker.known:
+            request["code"] = script.code
+            worker.known.add(script.key)
+        calls: list[CapabilityCall] = []
+        started = time.perf_counter()
+        try:
+            worker.send(("run", request))
+            async with asyncio.timeout(limits.wall_seconds):
+                while True:
+                    message = await worker.receive()
+                    kind = message.get("t")
+                    if kind == "call":
+                        await self._serve_call(worker, message, capabilities, calls, limits)
+                    elif kind == "done":
+                        return self._finish(worker, script, message, calls, limits, started)
+                    elif kind == "need_code":
+                        request["code"] = script.code
+                        worker.send(("run", request))
+                    else:
+                        raise ProtocolViolation(f"unexpected message {kind!r}")
+        except TimeoutError:
+            return await self._kill(
+                worker, calls, started, LimitBreach("wall_seconds", limits.wall_seconds)
+            )
+        except (asyncio.IncompleteReadError, ConnectionError, ProtocolViolation) as exc:
+            if isinstance(exc, ProtocolViolation):
+                logger.warning("worker %s broke the protocol: %s", worker.pid, exc)
+            return await self._kill(worker, calls, started, None, limits)
+
+    async def _kill(
+        self,
+        worker: WorkerProcess,
+        calls: list[CapabilityCall],
+        started: float,
+        breach: LimitBreach | None,
+        limits: Limits | None = None,
+    ) -> RunResult:
+        cpu = worker.cpu_seconds()
+        was_alive = worker.alive
+        worker.kill()
+        await worker.process.wait()
+        wall = time.perf_counter() - started
+        if (breach is None and not was_alive) or not worker.killed_by_host:
+            cause = worker.death_cause()
+            if cause is not None and limits is not None:
+                breach = LimitBreach(cause, getattr(limits, cause))
+        worker.killed_by_host = True
+        if breach is not None:
+            return RunResult(
+                Status.LIMIT_EXCEEDED,
+                breach=breach,
+                cpu_seconds=cpu,
+                wall_seconds=wall,
+                calls=tuple(calls),
+            )
+        return RunResult(
+            Status.CRASHED,
+            error=ScriptFailure("WorkerCrashed", worker.describe_exit()),
+            cpu_seconds=cpu,
+            wall_seconds=wall,
+            calls=tuple(calls),
+        )
+
+    async def _serve_call(
+        self,
+        worker: WorkerProcess,
+        message: dict[str, Any],
+        capabilities: Capabilities,
+        calls: list[CapabilityCall],
+        limits: Limits,
+    ) -> None:
+        name, args, kwargs = message.get("name"), message.get("args"), message.get("kwargs")
+        if not (isinstance(name, str) and isinstance(args, list) and isinstance(kwargs, dict)):
+            raise ProtocolViolation("malformed capability call")
+        if len(calls) >= limits.capability_calls:
+            worker.send(("limit", "capability_calls"))
+            return
+        handler = find_handler(capabilities, name)
+        started = time.perf_counter()
+        error: str | None = None
+        if handler is None:
+            error = f"{name} is not available to this script"
+            reply: tuple[Any, ...] = ("err", "CapabilityError", error, {})
+        else:
+            try:
+                value = await handler(CallRequest(name, tuple(args), kwargs))
+                reply = ("ret", value)
+            except CapabilityError as exc:
+                error = exc.message
+                reply = ("err", exc.kind, exc.message, exc.data)
+            except Exception:
+                logger.exception("capability %s failed", name)
+                error = f"{name} failed inside the host"
+                reply = ("err", "CapabilityError", error, {})
+        calls.append(
+            CapabilityCall(
+                name, tuple(args), kwargs, error is None, time.perf_counter() - started, error
+            )
+        )
+        worker.send(reply)
+
+    def _finish(
+        self,
+        worker: WorkerProcess,
+        script: Script,
+        message: dict[str, Any],
+        calls: list[CapabilityCall],
+        limits: Limits,
+        started: float,
+    ) -> RunResult:
+        worker.maxrss_kib = _int(message.get("maxrss_kib"), 0)
+        output = message.get("output")
+        output = output[: limits.output_bytes] if isinstance(output, str) else ""
+        breach_name = message.get("breach")
+        failure = message.get("failure")
+        common: dict[str, Any] = {
+            "output": output,
+            "calls": tuple(calls),
+            "cpu_seconds": _float(message.get("cpu")),
+            "wall_seconds": time.perf_counter() - started,
+        }
+        if isinstance(breach_name, str) and breach_name in LIMIT_NAMES:
+            return RunResult(
+                Status.LIMIT_EXCEEDED,
+                **common,
+                breach=LimitBreach(breach_name, getattr(limits, breach_name)),
+            )
+        if isinstance(failure, dict):
+            return RunResult(Status.SCRIPT_ERROR, error=_failure(failure, script), **common)
+        value = message.get("value")
+        return RunResult(Status.OK, returned=message.get("returned") is True, value=value, **common)
+
+    def _start_worker(self) -> asyncio.Future[WorkerProcess]:
+        return asyncio.ensure_future(
+            WorkerProcess.start(
+                max_memory=self.max_memory_bytes, timeout=self.start_timeout, debug=self.debug
+            )
+        )
+
+    def _adopt(self, worker: WorkerProcess) -> None:
+        self._workers.add(worker)
+        self._idle.put_nowait(worker)
+        self._spawn(self._watch(worker))
+
+    async def _watch(self, worker: WorkerProcess) -> None:
+        await worker.wait()
+        self._workers.discard(worker)
+        while not self._closed:
+            try:
+                self._adopt(await self._start_worker())
+                return
+            except WorkerStartError:
+                logger.exception("cannot replace a worker; retrying")
+                await asyncio.sleep(RESPAWN_DELAY)
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+def _check_globals(values: Mapping[str, JSON], capabilities: Capabilities) -> list[str]:
+    for name in values:
+        if not name.isidentifier() or name.startswith("_"):
+            raise ValueError(f"global name {name!r} must be an identifier not starting with _")
+    return sorted(capabilities)
+
+
+def _int(value: object, default: int) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+
+def _float(value: object) -> float:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
+
+
+def _failure(data: dict[str, Any], script: Script) -> ScriptFailure:
+    frames: list[Frame] = []
+    raw = data.get("traceback")
+    for item in raw[-MAX_TRACEBACK:] if isinstance(raw, list) else ():
+        if (
+            isinstance(item, list)
+            and len(item) == 2
+            and isinstance(item[0], int)
+            and isinstance(item[1], str)
+        ):
+            frames.append(Frame(item[0], item[1][:100], script.line_text(item[0])))
+    line = data.get("line")
+    return ScriptFailure(
+        str(data.get("type", "Error"))[:100],
+        str(data.get("message", ""))[:2000],
+        line if isinstance(line, int) and not isinstance(line, bool) else None,
+        None,
+        tuple(frames),
+    )

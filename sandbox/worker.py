@@ -1,0 +1,358 @@
+"""The worker process: receives compiled scripts from the host and runs them, one at a time.
+
+Started by :class:`sandbox.pool.WorkerPool` from a clean interpreter (``python -I``), never forked
+from the host, so it holds no key, token, socket or database handle of the host's. It isolates
+itself (:mod:`sandbox.isolation`) before the first run. Everything a script asks of the outside
+world is a capability call: a JSON message to the host, answered by the host.
+
+The worker is assumed compromised by any script it has run: the host trusts nothing it says
+beyond well-formed, size-capped JSON, and kills it on any protocol violation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import marshal
+import resource
+import signal
+import socket
+import sys
+import time
+import traceback
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+from sandbox import isolation
+from sandbox.guards import LimitExceeded, RunState, ScriptReturn, base_builtins, make_guards
+from sandbox.modules import load_facades, make_import, random_facade
+from sandbox.protocol import HEADER, frame
+
+CODE_CACHE_SIZE: Final = 512
+MAX_MESSAGE: Final = 2000
+CPU_REARM_SECONDS: Final = 0.05
+# Modules the standard library imports lazily at call time: loaded before the chroot.
+PRELOAD: Final = (
+    "_strptime",
+    "encodings.idna",
+    "encodings.latin_1",
+    "encodings.ascii",
+    "encodings.utf_16",
+    "encodings.utf_32",
+    "encodings.cp1252",
+    "unicodedata",
+    "stringprep",
+)
+
+
+class Channel:
+    """The worker's end of the socket: blocking, framed reads and writes."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+
+    def send(self, message: Mapping[str, Any]) -> None:
+        """Send one JSON message to the host."""
+        self.sock.sendall(frame(json.dumps(message, separators=(",", ":")).encode()))
+
+    def receive(self) -> Any:
+        """Receive one marshal message from the host, or ``None`` when the host has gone."""
+        header = self._exactly(HEADER.size)
+        if header is None:
+            return None
+        (size,) = HEADER.unpack(header)
+        body = self._exactly(size)
+        return None if body is None else marshal.loads(body)  # noqa: S302 - from the host
+
+    def _exactly(self, size: int) -> bytes | None:
+        chunks = bytearray()
+        while len(chunks) < size:
+            chunk = self.sock.recv(size - len(chunks))
+            if not chunk:
+                return None
+            chunks += chunk
+        return bytes(chunks)
+
+
+class CapabilityError(Exception):
+    """Base of the errors a script sees when a host capability refuses a call."""
+
+    public_attributes: frozenset[str] = frozenset({"message", "kind"})
+
+    def __init__(self, message: str, kind: str, data: Mapping[str, Any]) -> None:
+        super().__init__(message)
+        self.message = message
+        self.kind = kind
+        for key, value in data.items():
+            setattr(self, key, value)
+        self.public_attributes = frozenset(data) | {"message", "kind"}
+
+
+class Capability:
+    """A host capability as the script sees it: a plain function."""
+
+    __slots__ = ("_cap_invoke", "_cap_name")
+
+    def __init__(self, name: str, invoke: Callable[[str, tuple[Any, ...], dict[str, Any]], Any]):
+        self._cap_name = name
+        self._cap_invoke = invoke
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._cap_invoke(self._cap_name, args, kwargs)
+
+    def __repr__(self) -> str:
+        return f"<capability {self._cap_name}>"
+
+
+class Namespace:
+    """A group of capabilities (``Api``, ``User``...): attributes are capabilities."""
+
+    __slots__ = ("_ns_invoke", "_ns_members", "_ns_name", "_ns_wildcard")
+
+    def __init__(
+        self,
+        name: str,
+        members: frozenset[str],
+        wildcard: bool,
+        invoke: Callable[[str, tuple[Any, ...], dict[str, Any]], Any],
+    ) -> None:
+        self._ns_name = name
+        self._ns_members = members
+        self._ns_wildcard = wildcard
+        self._ns_invoke = invoke
+
+    def __getattr__(self, attr: str) -> Capability:
+        if attr.startswith("_") or not (self._ns_wildcard or attr in self._ns_members):
+            offered = ", ".join(sorted(self._ns_members)) or "nothing"
+            raise AttributeError(f"{self._ns_name} has no {attr!r} (it offers: {offered})")
+        return Capability(f"{self._ns_name}.{attr}", self._ns_invoke)
+
+    def __repr__(self) -> str:
+        return f"<{self._ns_name}>"
+
+
+class Worker:
+    """The run loop of one worker process."""
+
+    def __init__(self, channel: Channel, baseline: int) -> None:
+        self.channel = channel
+        self.baseline = baseline
+        self.codes: OrderedDict[str, Any] = OrderedDict()
+        self.facades = load_facades()
+        self.builtins = base_builtins()
+        self.error_classes: dict[str, type[CapabilityError]] = {}
+        self.state: RunState | None = None
+        self.in_script = False
+        self.in_io = False
+        self.cpu_pending = False
+        signal.signal(signal.SIGPROF, self._on_cpu_limit)
+
+    def serve(self) -> None:
+        """Serve run requests until the host closes the socket or says ``exit``."""
+        while True:
+            message = self.channel.receive()
+            if message is None or message[0] == "exit":
+                return
+            if message[0] == "run":
+                self.run(message[1])
+
+    def run(self, request: dict[str, Any]) -> None:
+        """Run one script and send its ``done`` message."""
+        key = request["key"]
+        if request.get("code") is not None:
+            self.codes[key] = marshal.loads(request["code"])  # noqa: S302 - from the host
+            if len(self.codes) > CODE_CACHE_SIZE:
+                self.codes.popitem(last=False)
+        code = self.codes.get(key)
+        if code is None:
+            self.channel.send({"t": "need_code"})
+            return
+        self.codes.move_to_end(key)
+        limits = request["limits"]
+        state = RunState(output_limit=limits["output_bytes"])
+        self.state = state
+        run_globals = self._globals(state, request)
+        failure: dict[str, Any] | None = None
+        returned, value = False, None
+        depth = _stack_depth()
+        started_cpu, started = time.process_time(), time.perf_counter()
+        try:
+            isolation.limit_run(
+                cpu_seconds=limits["cpu_seconds"],
+                memory_soft=self.baseline + limits["memory_bytes"],
+            )
+            sys.setrecursionlimit(depth + limits["recursion_depth"] + 10)
+            signal.setitimer(signal.ITIMER_PROF, limits["cpu_seconds"], CPU_REARM_SECONDS)
+            self.in_script = True
+            try:
+                exec(code, run_globals)  # noqa: S102 - the whole point: policy-compiled code
+            finally:
+                self.in_script = False
+                signal.setitimer(signal.ITIMER_PROF, 0)
+                isolation.release_run()
+                sys.setrecursionlimit(1000)
+        except ScriptReturn as stop:
+            returned, value = True, _json_value(stop.value)
+        except LimitExceeded as exc:
+            state.breach = state.breach or exc.limit
+        except MemoryError:
+            state.breach = state.breach or "memory_bytes"
+        except RecursionError:
+            state.breach = state.breach or "recursion_depth"
+        except BaseException as exc:
+            failure = _describe(exc, request["filename"])
+        self.state = None
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        self.channel.send(
+            {
+                "t": "done",
+                "output": "".join(state.output),
+                "failure": failure,
+                "breach": state.breach,
+                "returned": returned,
+                "value": value,
+                "cpu": time.process_time() - started_cpu,
+                "wall": time.perf_counter() - started,
+                "maxrss_kib": usage.ru_maxrss,
+            }
+        )
+
+    def _globals(self, state: RunState, request: dict[str, Any]) -> dict[str, Any]:
+        guards = make_guards(state)
+        run_builtins = dict(self.builtins)
+        for name in ("getattr", "hasattr", "setattr"):
+            run_builtins[name] = guards.pop(name)
+        run_builtins["__import__"] = make_import(self.facades, {"random": random_facade})
+        run_globals: dict[str, Any] = {"__builtins__": run_builtins, "__name__": "script"}
+        run_globals.update(guards)
+        invoke = self._invoker(state, request["limits"]["capability_calls"])
+        groups: dict[str, set[str]] = {}
+        for name in request.get("capabilities", ()):
+            space, dot, member = name.partition(".")
+            if dot:
+                groups.setdefault(space, set()).add(member)
+            else:
+                run_globals[name] = Capability(name, invoke)
+        for space, members in groups.items():
+            run_globals[space] = Namespace(
+                space, frozenset(members - {"*"}), "*" in members, invoke
+            )
+        for kind in request.get("exceptions", ()):
+            run_globals[kind] = self._error_class(kind)
+        run_globals.update(request.get("globals", {}))
+        return run_globals
+
+    def _error_class(self, kind: str) -> type[CapabilityError]:
+        cls = self.error_classes.get(kind)
+        if cls is None:
+            cls = type(kind, (CapabilityError,), {"__module__": "script"})
+            self.error_classes[kind] = cls
+        return cls
+
+    def _invoker(
+        self, state: RunState, max_calls: int
+    ) -> Callable[[str, tuple[Any, ...], dict[str, Any]], Any]:
+        def invoke(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+            if state.calls >= max_calls:
+                state.exceed("capability_calls")
+            state.calls += 1
+            try:
+                payload = json.dumps(
+                    {"t": "call", "name": name, "args": list(args), "kwargs": kwargs},
+                    separators=(",", ":"),
+                    allow_nan=False,
+                ).encode()
+            except (TypeError, ValueError) as exc:
+                raise TypeError(
+                    f"arguments of {name}() must be JSON data (str, int, float, bool, None, "
+                    f"list, dict): {exc}"
+                ) from None
+            self.in_io = True
+            try:
+                self.channel.sock.sendall(frame(payload))
+                reply = self.channel.receive()
+            finally:
+                self.in_io = False
+            if self.cpu_pending:
+                self.cpu_pending = False
+                state.exceed("cpu_seconds")
+            if reply is None:
+                raise SystemExit(0)
+            if reply[0] == "ret":
+                return reply[1]
+            if reply[0] == "limit":
+                state.exceed(reply[1])
+            kind, message, data = reply[1], reply[2], reply[3]
+            raise self._error_class(kind)(message, kind, data)
+
+        return invoke
+
+    def _on_cpu_limit(self, signum: int, frame_: object) -> None:
+        state = self.state
+        if state is None or not self.in_script:
+            return
+        if self.in_io:
+            self.cpu_pending = True
+            return
+        state.exceed("cpu_seconds")
+
+
+def _stack_depth() -> int:
+    frame_ = sys._getframe()
+    depth = 0
+    while frame_ is not None:
+        depth += 1
+        frame_ = frame_.f_back  # type: ignore[assignment]
+    return depth
+
+
+def _json_value(value: object) -> Any:
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError):
+        return _truncate(repr(value))
+    return value
+
+
+def _truncate(text: str) -> str:
+    return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 3] + "..."
+
+
+def _describe(exc: BaseException, filename: str) -> dict[str, Any]:
+    frames = [
+        [lineno, frame_.f_code.co_name]
+        for frame_, lineno in traceback.walk_tb(exc.__traceback__)
+        if frame_.f_code.co_filename == filename
+    ]
+    try:
+        message = str(exc)
+    except Exception:
+        message = "<unprintable error>"
+    line = getattr(exc, "lineno", None) if isinstance(exc, SyntaxError) else None
+    if line is None and frames:
+        line = frames[-1][0]
+    return {
+        "type": type(exc).__name__,
+        "message": _truncate(message),
+        "line": line,
+        "traceback": frames[-20:],
+    }
+
+
+def main() -> None:
+    """Entry point: ``python -I -c <bootstrap> FD ROOT MAX_MEMORY``."""
+    fd, root, max_memory = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+    for name in PRELOAD:
+        __import__(name)
+    time.localtime()  # read the time zone before the filesystem disappears
+    channel = Channel(socket.socket(fileno=fd))
+    worker = Worker(channel, baseline=0)
+    baseline = isolation.address_space()
+    report = isolation.isolate(root)
+    if baseline:
+        isolation.cap_address_space(baseline + max_memory)
+    worker.baseline = baseline
+    channel.send({"t": "ready", "isolation": report, "baseline": baseline})
+    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+        worker.serve()
