@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from sandbox.policy import CompileIssue, transform
+from sandbox.result import ScriptFailure
 
 MAX_SOURCE_BYTES: Final = 256 * 1024
 DEFAULT_FILENAME: Final = "<script>"
@@ -33,6 +34,14 @@ class Script:
     def ok(self) -> bool:
         """True when the script compiled and can run."""
         return self.code is not None
+
+    def failure(self) -> ScriptFailure | None:
+        """Return the compile errors as a :class:`ScriptFailure` (``None`` if it compiled)."""
+        if not self.issues:
+            return None
+        first = self.issues[0]
+        rest = "".join(f"; {issue.describe()}" for issue in self.issues[1:])
+        return ScriptFailure(first.kind, first.message + rest, first.line, first.column)
 
     def line_text(self, line: int) -> str:
         """Return the stripped text of one line of the author's file (1-based), or ``''``."""
@@ -66,7 +75,9 @@ def compile_script(source: str, *, filename: str = DEFAULT_FILENAME, first_line:
     if first_line < 1:
         raise ValueError("first_line must be 1 or more")
     if len(source.encode("utf-8", "surrogatepass")) > MAX_SOURCE_BYTES:
-        return failed(CompileIssue(f"script is larger than {MAX_SOURCE_BYTES} bytes"))
+        return failed(
+            CompileIssue(f"script is larger than {MAX_SOURCE_BYTES} bytes", kind="SizeError")
+        )
     padded = "\n" * (first_line - 1) + source
     try:
         tree = ast.parse(padded, filename, "exec")
@@ -90,8 +101,7 @@ def compile_script(source: str, *, filename: str = DEFAULT_FILENAME, first_line:
 
 
 def _syntax_issue(exc: SyntaxError) -> CompileIssue:
-    message = f"{type(exc).__name__}: {exc.msg}"
-    return CompileIssue(message, exc.lineno, exc.offset)
+    return CompileIssue(exc.msg, exc.lineno, exc.offset, type(exc).__name__)
 
 
 def _plain(exc: BaseException) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import builtins
 import collections
+import functools
 import operator
 import re
 import string
@@ -255,6 +256,34 @@ def _format_method(obj: Any, name: str) -> Callable[..., str]:
     return bound
 
 
+class PrintCollector:
+    """The ``print`` a script sees: writes to the run's capped output, never to a file."""
+
+    __slots__ = ("parts", "state")
+
+    def __init__(self, state: RunState, _getattr_: object = None) -> None:
+        self.state = state
+        self.parts: list[str] = []
+
+    def _call_print(
+        self,
+        *objects: object,
+        sep: str | None = " ",
+        end: str | None = "\n",
+        file: object = None,
+        flush: bool = False,
+    ) -> None:
+        if file is not None:
+            raise TypeError("print(file=...) is not supported in scripts")
+        text = (" " if sep is None else str(sep)).join(str(o) for o in objects)
+        text += "\n" if end is None else str(end)
+        self.parts.append(text)
+        self.state.write(text)
+
+    def __call__(self) -> str:
+        return "".join(self.parts)
+
+
 def make_guards(state: RunState) -> dict[str, Any]:
     """Return the guard functions RestrictedPython's compiled code expects, bound to ``state``."""
 
@@ -320,32 +349,6 @@ def make_guards(state: RunState) -> dict[str, Any]:
     def script_return(value: object = None) -> None:
         raise ScriptReturn(value)
 
-    class PrintCollector:
-        """The ``print`` a script sees: writes to the run's capped output."""
-
-        __slots__ = ("parts",)
-
-        def __init__(self, _getattr_: object = None) -> None:
-            self.parts: list[str] = []
-
-        def _call_print(
-            self,
-            *objects: object,
-            sep: str | None = " ",
-            end: str | None = "\n",
-            file: object = None,
-            flush: bool = False,
-        ) -> None:
-            if file is not None:
-                raise TypeError("print(file=...) is not supported in scripts")
-            text = (" " if sep is None else str(sep)).join(str(o) for o in objects)
-            text += "\n" if end is None else str(end)
-            self.parts.append(text)
-            state.write(text)
-
-        def __call__(self) -> str:
-            return "".join(self.parts)
-
     return {
         "_getattr_": guarded_getattr,
         "_getitem_": guarded_getitem,
@@ -355,7 +358,7 @@ def make_guards(state: RunState) -> dict[str, Any]:
         "_unpack_sequence_": guarded_unpack_sequence,
         "_inplacevar_": inplace,
         "_apply_": apply,
-        "_print_": PrintCollector,
+        "_print_": functools.partial(PrintCollector, state),
         "__metaclass__": make_class,
         "__script_return__": script_return,
         "getattr": guarded_getattr,

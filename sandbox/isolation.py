@@ -5,7 +5,7 @@ environment and only its socket open; it then moves into a new network namespace
 but a down loopback: no network at all), into an empty root directory (``chroot``, so no files
 are visible), drops to the ``nobody`` user when started as root, sets ``no_new_privs`` and marks
 itself non-dumpable, and takes resource limits: file size 0, few open files, no new processes,
-no core dumps, an address-space cap and a CPU-time cap (see :func:`limit_run`).
+no core dumps, an address-space cap and a CPU-time cap (see :func:`limit_cpu` and :func:`limit_memory`).
 
 What does not hold everywhere: network namespaces and ``chroot`` need either root or
 unprivileged user namespaces. Where the kernel refuses both, the worker still runs with the
@@ -93,23 +93,27 @@ def cap_address_space(limit_bytes: int) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (limit_bytes, limit_bytes))
 
 
-def limit_run(*, cpu_seconds: float, memory_soft: int) -> None:
-    """Arm the per-run kernel limits: a CPU-time kill just past the run's CPU budget.
+def limit_cpu(cpu_seconds: float, current_soft: int) -> int:
+    """Keep a CPU-time kill just past this run's budget; return the soft limit now in force.
 
-    ``RLIMIT_CPU`` counts the process's whole life, so the soft limit is moved to "CPU used so
-    far + budget", rounded up to a whole second, before each run: a script stuck inside C code
-    (a huge power, a catastrophic regex) is killed by ``SIGXCPU`` within a second of its budget.
+    ``RLIMIT_CPU`` counts the process's whole life, so its soft limit must sit between "CPU used
+    so far + budget" and one second more: a script stuck inside C code (a huge power, a
+    catastrophic regex) is then killed by ``SIGXCPU`` within a second of its budget. The limit is
+    only moved when the one in force no longer fits (one ``getrusage`` per run, rarely a
+    ``setrlimit``).
     """
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    used = usage.ru_utime + usage.ru_stime
-    soft = min(math.ceil(used + cpu_seconds), CPU_HARD_SECONDS)
+    floor = usage.ru_utime + usage.ru_stime + cpu_seconds
+    if floor <= current_soft <= floor + 1:
+        return current_soft
+    soft = min(math.ceil(floor), CPU_HARD_SECONDS)
     resource.setrlimit(resource.RLIMIT_CPU, (soft, CPU_HARD_SECONDS))
-    _, hard = resource.getrlimit(resource.RLIMIT_AS)
-    if hard == resource.RLIM_INFINITY or memory_soft <= hard:
-        resource.setrlimit(resource.RLIMIT_AS, (memory_soft, hard))
+    return soft
 
 
-def release_run() -> None:
-    """Lift the per-run address-space limit back to the worker's hard cap."""
+def limit_memory(soft_bytes: int) -> None:
+    """Cap the address space for runs at ``soft_bytes`` (within the worker's hard cap)."""
     _, hard = resource.getrlimit(resource.RLIMIT_AS)
-    resource.setrlimit(resource.RLIMIT_AS, (hard, hard))
+    if hard != resource.RLIM_INFINITY:
+        soft_bytes = min(soft_bytes, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (soft_bytes, hard))

@@ -29,6 +29,7 @@ class CompileIssue:
     message: str
     line: int | None = None
     column: int | None = None
+    kind: str = "PolicyError"
 
     def describe(self) -> str:
         """Return ``'line 3, column 5: message'`` style text."""

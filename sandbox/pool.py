@@ -38,6 +38,7 @@ logger = logging.getLogger(__name__)
 LIMIT_NAMES: Final = frozenset(Limits.__dataclass_fields__)
 MAX_TRACEBACK: Final = 20
 RESPAWN_DELAY: Final = 1.0
+KNOWN_SCRIPTS: Final = 256
 
 
 class WorkerPool:
@@ -74,6 +75,7 @@ class WorkerPool:
         self._started = False
         self._closed = False
         self._drained = asyncio.Event()
+        self._limit_tables: dict[Limits, dict[str, float | int]] = {}
 
     async def __aenter__(self) -> WorkerPool:
         await self.start()
@@ -156,16 +158,7 @@ class WorkerPool:
         if isinstance(script, str):
             script = self.compile(script)
         if not script.ok:
-            issue = script.issues[0]
-            return RunResult(
-                Status.COMPILE_ERROR,
-                error=ScriptFailure(
-                    "CompileError",
-                    "; ".join([issue.message] + [i.describe() for i in script.issues[1:]]),
-                    issue.line,
-                    issue.column,
-                ),
-            )
+            return RunResult(Status.COMPILE_ERROR, error=script.failure())
         limits = limits or self.limits
         names = _check_globals(globals or {}, capabilities or {})
         request = {
@@ -186,6 +179,12 @@ class WorkerPool:
             self._release(worker)
             if self._closed and not self._running:
                 self._drained.set()
+
+    def _limit_table(self, limits: Limits) -> dict[str, float | int]:
+        table = self._limit_tables.get(limits)
+        if table is None:
+            table = self._limit_tables[limits] = limits.as_dict()
+        return table
 
     async def _acquire(self) -> WorkerProcess:
         while True:
@@ -230,6 +229,8 @@ class WorkerPool:
         worker.runs += 1
         if script.key not in worker.known:
             request["code"] = script.code
+            if len(worker.known) >= KNOWN_SCRIPTS:
+                worker.known.clear()  # the worker evicts too; a miss costs one "need_code"
             worker.known.add(script.key)
         calls: list[CapabilityCall] = []
         started = time.perf_counter()

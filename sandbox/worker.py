@@ -146,6 +146,9 @@ class Worker:
         self.in_script = False
         self.in_io = False
         self.cpu_pending = False
+        self.cpu_soft = 0
+        self.memory_soft = 0
+        self.depth = 0
         signal.signal(signal.SIGPROF, self._on_cpu_limit)
 
     def serve(self) -> None:
@@ -175,14 +178,15 @@ class Worker:
         run_globals = self._globals(state, request)
         failure: dict[str, Any] | None = None
         returned, value = False, None
-        depth = _stack_depth()
+        self.depth = self.depth or _stack_depth()
         started_cpu, started = time.process_time(), time.perf_counter()
         try:
-            isolation.limit_run(
-                cpu_seconds=limits["cpu_seconds"],
-                memory_soft=self.baseline + limits["memory_bytes"],
-            )
-            sys.setrecursionlimit(depth + limits["recursion_depth"] + 10)
+            self.cpu_soft = isolation.limit_cpu(limits["cpu_seconds"], self.cpu_soft)
+            memory_soft = self.baseline + limits["memory_bytes"]
+            if memory_soft != self.memory_soft and self.baseline:
+                isolation.limit_memory(memory_soft)
+                self.memory_soft = memory_soft
+            sys.setrecursionlimit(self.depth + limits["recursion_depth"] + 10)
             signal.setitimer(signal.ITIMER_PROF, limits["cpu_seconds"], CPU_REARM_SECONDS)
             self.in_script = True
             try:
@@ -190,7 +194,6 @@ class Worker:
             finally:
                 self.in_script = False
                 signal.setitimer(signal.ITIMER_PROF, 0)
-                isolation.release_run()
                 sys.setrecursionlimit(1000)
         except ScriptReturn as stop:
             returned, value = True, _json_value(stop.value)
