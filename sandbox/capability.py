@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
+from sandbox.compiler import Script
 from sandbox.jsontypes import JSON
 
 
@@ -29,8 +30,24 @@ class CallRequest:
         return self.name.rpartition(".")[2]
 
 
-Handler = Callable[[CallRequest], Awaitable[JSON]]
-"""An async function serving a capability."""
+@dataclass(frozen=True, slots=True)
+class RunInPlace:
+    """A handler's answer meaning "run this script now, inside the calling script".
+
+    The script runs in the same worker, under the same limits (its CPU, output and calls count
+    toward the caller's), with its own ``globals`` and ``capabilities``. Its top-level
+    ``return`` value is what the caller's capability call returns, and an exception it raises
+    propagates into the caller. This is how ``Bot.runCommand`` nests commands.
+    """
+
+    script: Script
+    globals: Mapping[str, JSON]
+    capabilities: Mapping[str, Handler]
+    exceptions: tuple[str, ...] = ()
+
+
+Handler = Callable[[CallRequest], Awaitable["JSON | RunInPlace"]]
+"""An async function serving a capability: returns JSON data, or :class:`RunInPlace`."""
 
 Capabilities = Mapping[str, Handler]
 """The capabilities offered to one run, by name."""

@@ -305,12 +305,11 @@ def make_guards(state: RunState) -> dict[str, Any]:
             return _format_method(obj, name)
         try:
             return getattr(obj, name)
-        except AttributeError:
+        except AttributeError as exc:
             if default is not _MISSING:
                 return default
-            raise AttributeError(
-                f"{type(obj).__name__!r} object has no attribute {name!r}"
-            ) from None
+            # A new exception: the original's .obj and .name point at objects we never hand out.
+            raise AttributeError(str(exc)) from None
 
     def guarded_hasattr(obj: Any, name: Any) -> bool:
         try:

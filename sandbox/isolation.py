@@ -5,7 +5,7 @@ environment and only its socket open; it then moves into a new network namespace
 but a down loopback: no network at all), into an empty root directory (``chroot``, so no files
 are visible), drops to the ``nobody`` user when started as root, sets ``no_new_privs`` and marks
 itself non-dumpable, and takes resource limits: file size 0, few open files, no new processes,
-no core dumps, an address-space cap and a CPU-time cap (see :func:`limit_cpu` and :func:`limit_memory`).
+no core dumps, an address-space cap and a CPU-time cap (:func:`limit_cpu`, :func:`limit_memory`).
 
 What does not hold everywhere: network namespaces and ``chroot`` need either root or
 unprivileged user namespaces. Where the kernel refuses both, the worker still runs with the

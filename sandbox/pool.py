@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import Any, Final
 
-from sandbox.capability import CallRequest, Capabilities, find_handler
+from sandbox.capability import CallRequest, Capabilities, RunInPlace, find_handler
 from sandbox.compiler import Script, ScriptCache
 from sandbox.errors import CapabilityError, Overloaded, PoolClosed, WorkerStartError
 from sandbox.jsontypes import JSON
@@ -233,6 +233,8 @@ class WorkerPool:
                 worker.known.clear()  # the worker evicts too; a miss costs one "need_code"
             worker.known.add(script.key)
         calls: list[CapabilityCall] = []
+        stack = [capabilities]
+        scripts = {script.filename: script}
         started = time.perf_counter()
         try:
             worker.send(("run", request))
@@ -241,9 +243,14 @@ class WorkerPool:
                     message = await worker.receive()
                     kind = message.get("t")
                     if kind == "call":
-                        await self._serve_call(worker, message, capabilities, calls, limits)
+                        nested = await self._serve_call(worker, message, stack[-1], calls, limits)
+                        if nested is not None:
+                            stack.append(nested[0])
+                            scripts.setdefault(nested[1].filename, nested[1])
+                    elif kind == "nested_done" and len(stack) > 1:
+                        stack.pop()
                     elif kind == "done":
-                        return self._finish(worker, script, message, calls, limits, started)
+                        return self._finish(worker, scripts, message, calls, limits, started)
                     elif kind == "need_code":
                         request["code"] = script.code
                         worker.send(("run", request))
@@ -299,14 +306,16 @@ class WorkerPool:
         capabilities: Capabilities,
         calls: list[CapabilityCall],
         limits: Limits,
-    ) -> None:
+    ) -> tuple[Capabilities, Script] | None:
+        """Serve one call; return the capabilities and script of a nested run it started."""
         name, args, kwargs = message.get("name"), message.get("args"), message.get("kwargs")
         if not (isinstance(name, str) and isinstance(args, list) and isinstance(kwargs, dict)):
             raise ProtocolViolation("malformed capability call")
         if len(calls) >= limits.capability_calls:
             worker.send(("limit", "capability_calls"))
-            return
+            return None
         handler = find_handler(capabilities, name)
+        nested: tuple[Capabilities, Script] | None = None
         started = time.perf_counter()
         error: str | None = None
         if handler is None:
@@ -315,7 +324,14 @@ class WorkerPool:
         else:
             try:
                 value = await handler(CallRequest(name, tuple(args), kwargs))
-                reply = ("ret", value)
+                if isinstance(value, RunInPlace):
+                    reply = self._nested(worker, value)
+                    if reply[0] == "err":
+                        error = str(reply[2])
+                    else:
+                        nested = (value.capabilities, value.script)
+                else:
+                    reply = ("ret", value)
             except CapabilityError as exc:
                 error = exc.message
                 reply = ("err", exc.kind, exc.message, exc.data)
@@ -329,11 +345,30 @@ class WorkerPool:
             )
         )
         worker.send(reply)
+        return nested
+
+    def _nested(self, worker: WorkerProcess, run: RunInPlace) -> tuple[Any, ...]:
+        failure = run.script.failure()
+        if failure is not None:
+            return ("err", failure.type, failure.describe(), {})
+        names = _check_globals(run.globals, run.capabilities)
+        worker.known.add(run.script.key)
+        return (
+            "exec",
+            {
+                "key": run.script.key,
+                "code": run.script.code,
+                "filename": run.script.filename,
+                "globals": dict(run.globals),
+                "capabilities": names,
+                "exceptions": list(run.exceptions),
+            },
+        )
 
     def _finish(
         self,
         worker: WorkerProcess,
-        script: Script,
+        scripts: dict[str, Script],
         message: dict[str, Any],
         calls: list[CapabilityCall],
         limits: Limits,
@@ -357,7 +392,7 @@ class WorkerPool:
                 breach=LimitBreach(breach_name, getattr(limits, breach_name)),
             )
         if isinstance(failure, dict):
-            return RunResult(Status.SCRIPT_ERROR, error=_failure(failure, script), **common)
+            return RunResult(Status.SCRIPT_ERROR, error=_failure(failure, scripts), **common)
         value = message.get("value")
         return RunResult(Status.OK, returned=message.get("returned") is True, value=value, **common)
 
@@ -405,17 +440,20 @@ def _float(value: object) -> float:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
 
 
-def _failure(data: dict[str, Any], script: Script) -> ScriptFailure:
+def _failure(data: dict[str, Any], scripts: dict[str, Script]) -> ScriptFailure:
     frames: list[Frame] = []
     raw = data.get("traceback")
     for item in raw[-MAX_TRACEBACK:] if isinstance(raw, list) else ():
         if (
             isinstance(item, list)
-            and len(item) == 2
+            and len(item) == 3
             and isinstance(item[0], int)
             and isinstance(item[1], str)
+            and isinstance(item[2], str)
         ):
-            frames.append(Frame(item[0], item[1][:100], script.line_text(item[0])))
+            source = scripts.get(item[2])
+            text = source.line_text(item[0]) if source is not None else ""
+            frames.append(Frame(item[0], item[1][:100], text, item[2][:200]))
     line = data.get("line")
     return ScriptFailure(
         str(data.get("type", "Error"))[:100],

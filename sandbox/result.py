@@ -25,6 +25,7 @@ class Frame:
     line: int
     function: str
     text: str = ""
+    file: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +109,7 @@ class RunResult:
                 "line": self.error.line,
                 "column": self.error.column,
                 "traceback": [
-                    {"line": f.line, "function": f.function, "text": f.text}
+                    {"file": f.file, "line": f.line, "function": f.function, "text": f.text}
                     for f in self.error.traceback
                 ],
             },

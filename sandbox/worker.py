@@ -30,6 +30,7 @@ from sandbox.modules import load_facades, make_import, random_facade
 from sandbox.protocol import HEADER, frame
 
 CODE_CACHE_SIZE: Final = 512
+MAX_NESTING: Final = 16
 MAX_MESSAGE: Final = 2000
 CPU_REARM_SECONDS: Final = 0.05
 # Modules the standard library imports lazily at call time: loaded before the chroot.
@@ -149,6 +150,9 @@ class Worker:
         self.cpu_soft = 0
         self.memory_soft = 0
         self.depth = 0
+        self.nesting = 0
+        self.filenames: set[str] = set()
+        self.request: dict[str, Any] = {}
         signal.signal(signal.SIGPROF, self._on_cpu_limit)
 
     def serve(self) -> None:
@@ -175,6 +179,8 @@ class Worker:
         limits = request["limits"]
         state = RunState(output_limit=limits["output_bytes"])
         self.state = state
+        self.request = request
+        self.filenames = {request["filename"]}
         run_globals = self._globals(state, request)
         failure: dict[str, Any] | None = None
         returned, value = False, None
@@ -204,7 +210,7 @@ class Worker:
         except RecursionError:
             state.breach = state.breach or "recursion_depth"
         except BaseException as exc:
-            failure = _describe(exc, request["filename"])
+            failure = _describe(exc, self.filenames)
         self.state = None
         usage = resource.getrusage(resource.RUSAGE_SELF)
         self.channel.send(
@@ -246,6 +252,28 @@ class Worker:
         run_globals.update(request.get("globals", {}))
         return run_globals
 
+    def _run_nested(self, state: RunState, nested: dict[str, Any]) -> Any:
+        """Run a script the host asked for in place of a capability's answer (see RunInPlace)."""
+        if self.nesting >= MAX_NESTING:
+            raise RecursionError(f"scripts may nest at most {MAX_NESTING} deep")
+        code = marshal.loads(nested["code"])  # noqa: S302 - from the host
+        request = dict(self.request, **nested)
+        run_globals = self._globals(state, request)
+        self.filenames.add(nested["filename"])
+        self.nesting += 1
+        try:
+            exec(code, run_globals)  # noqa: S102 - policy-compiled code, as in run()
+        except ScriptReturn as stop:
+            return stop.value
+        finally:
+            self.nesting -= 1
+            self.in_io = True
+            try:
+                self.channel.send({"t": "nested_done"})
+            finally:
+                self.in_io = False
+        return None
+
     def _error_class(self, kind: str) -> type[CapabilityError]:
         cls = self.error_classes.get(kind)
         if cls is None:
@@ -286,6 +314,8 @@ class Worker:
                 return reply[1]
             if reply[0] == "limit":
                 state.exceed(reply[1])
+            if reply[0] == "exec":
+                return self._run_nested(state, reply[1])
             kind, message, data = reply[1], reply[2], reply[3]
             raise self._error_class(kind)(message, kind, data)
 
@@ -322,11 +352,11 @@ def _truncate(text: str) -> str:
     return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 3] + "..."
 
 
-def _describe(exc: BaseException, filename: str) -> dict[str, Any]:
+def _describe(exc: BaseException, filenames: set[str]) -> dict[str, Any]:
     frames = [
-        [lineno, frame_.f_code.co_name]
+        [lineno, frame_.f_code.co_name, frame_.f_code.co_filename]
         for frame_, lineno in traceback.walk_tb(exc.__traceback__)
-        if frame_.f_code.co_filename == filename
+        if frame_.f_code.co_filename in filenames
     ]
     try:
         message = str(exc)

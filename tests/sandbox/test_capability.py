@@ -1,0 +1,112 @@
+"""Capabilities: host functions scripts call, including scripts run in place (nesting)."""
+
+from __future__ import annotations
+
+from sandbox import CallRequest, Status
+from sandbox.capability import RunInPlace
+
+
+async def test_a_nested_script_returns_its_value_to_the_caller(pool):
+    """RunInPlace runs another script inside the caller; its top-level return is the result."""
+    inner = pool.compile("print('inner sees', who)\nreturn Api.ping() + 1\n", filename="inner.py")
+
+    async def ping(call: CallRequest) -> int:
+        return 41
+
+    async def nest(call: CallRequest) -> RunInPlace:
+        return RunInPlace(inner, {"who": call.args[0]}, {"Api.ping": ping})
+
+    result = await pool.run(
+        "v = Bot.runCommand('me')\nprint('got', v)", capabilities={"Bot.runCommand": nest}
+    )
+    assert result.ok
+    assert result.output == "inner sees me\ngot 42\n"
+    assert [c.name for c in result.calls] == ["Bot.runCommand", "Api.ping"]
+
+
+async def test_the_caller_keeps_its_own_capabilities_after_a_nested_run(pool):
+    """Capabilities of the nested script apply only while it runs."""
+    inner = pool.compile("x = 1", filename="inner.py")
+
+    async def nest(call: CallRequest) -> RunInPlace:
+        return RunInPlace(inner, {}, {})
+
+    async def ping(call: CallRequest) -> str:
+        return "pong"
+
+    result = await pool.run(
+        "Bot.runCommand()\nprint(Api.ping())",
+        capabilities={"Bot.runCommand": nest, "Api.ping": ping},
+    )
+    assert result.output == "pong\n"
+
+
+async def test_an_error_in_a_nested_script_propagates_with_frames_from_both_files(pool):
+    """A nested failure is the caller's failure, with each frame naming its own file and line."""
+    bad = pool.compile("def f():\n    return 1 / 0\nf()\n", filename="bad.py")
+
+    async def nest(call: CallRequest) -> RunInPlace:
+        return RunInPlace(bad, {}, {})
+
+    result = await pool.run(
+        "print('before')\nBot.runCommand()\n", capabilities={"Bot.runCommand": nest}
+    )
+    assert result.status is Status.SCRIPT_ERROR
+    assert result.error.type == "ZeroDivisionError"
+    assert [(f.file, f.line, f.text) for f in result.error.traceback] == [
+        ("<script>", 2, "Bot.runCommand()"),
+        ("bad.py", 3, "f()"),
+        ("bad.py", 2, "return 1 / 0"),
+    ]
+
+
+async def test_a_nested_script_that_does_not_compile_raises_in_the_caller(pool):
+    """The caller sees a catchable error naming the nested script's compile problem."""
+    broken = pool.compile("x = (", filename="broken.py")
+
+    async def nest(call: CallRequest) -> RunInPlace:
+        return RunInPlace(broken, {}, {})
+
+    result = await pool.run(
+        "try:\n    Bot.runCommand()\nexcept Exception as e:\n    print('caught', e)\n",
+        capabilities={"Bot.runCommand": nest},
+    )
+    assert result.ok
+    assert "caught line 1: SyntaxError" in result.output
+
+
+async def test_endless_nesting_is_stopped(pool):
+    """A script that runs itself forever is stopped by the nesting bound, not by a crash."""
+    loop = pool.compile("Bot.runCommand()", filename="loop.py")
+
+    async def nest(call: CallRequest) -> RunInPlace:
+        return RunInPlace(loop, {}, {"Bot.runCommand": nest})
+
+    result = await pool.run(loop, capabilities={"Bot.runCommand": nest})
+    assert result.status in {Status.LIMIT_EXCEEDED, Status.SCRIPT_ERROR}
+    assert result.status is not Status.CRASHED
+    assert (await pool.run("print(1)")).ok
+
+
+async def test_a_handler_bug_is_a_clean_error_for_the_script(pool):
+    """A host handler that raises an unexpected exception gives the script a generic error."""
+
+    async def broken(call: CallRequest) -> None:
+        raise RuntimeError("database password is hunter2")
+
+    result = await pool.run(
+        "try:\n    Api.x()\nexcept Exception as e:\n    print(e)\n", capabilities={"Api.*": broken}
+    )
+    assert result.output == "Api.x failed inside the host\n"
+    assert "hunter2" not in result.output
+
+
+async def test_a_capability_that_is_not_offered_is_a_catchable_error(pool):
+    """Calling a name the host did not register is an error naming it."""
+
+    async def never(call: CallRequest) -> None:
+        raise AssertionError("not called")
+
+    result = await pool.run("print(Nope.x())", capabilities={"Nope.y": never})
+    assert result.status is Status.SCRIPT_ERROR
+    assert "Nope has no 'x'" in result.error.message
