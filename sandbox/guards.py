@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import builtins
 import collections
+import decimal
 import functools
 import operator
 import re
@@ -24,31 +25,13 @@ from typing import Any, Final
 from RestrictedPython.Guards import guarded_iter_unpack_sequence, guarded_unpack_sequence
 from RestrictedPython.transformer import INSPECT_ATTRIBUTES
 
-BLOCKED_ATTRIBUTES: Final = INSPECT_ATTRIBUTES | frozenset(
-    {"gi_running", "f_lineno", "tb_lasti", "cr_running", "mro", "func_globals", "format_field"}
-)
+from sandbox.policy import EXCEPTION_BLOCKED, RUNTIME_BLOCKED
 
-EXCEPTION_ATTRIBUTES: Final = frozenset(
-    {
-        "args",
-        "name",
-        "value",
-        "msg",
-        "lineno",
-        "offset",
-        "text",
-        "pos",
-        "doc",
-        "colno",
-        "code",
-        "errno",
-        "strerror",
-        "add_note",
-    }
-)
-"""Attributes a script may read on exceptions it did not define (``obj`` and friends leak)."""
+BLOCKED_ATTRIBUTES: Final = INSPECT_ATTRIBUTES | RUNTIME_BLOCKED
 
-WRITABLE_TYPES: Final = (dict, list, bytearray, collections.deque)
+WRITABLE_TYPES: Final = (dict, list, bytearray, collections.deque, decimal.Context)
+"""Plain containers, and decimal contexts (``with localcontext() as ctx: ctx.prec = 4``; the
+worker installs a fresh context before every run, so a change cannot outlive its run)."""
 
 SAFE_BUILTIN_NAMES: Final = frozenset(
     {
@@ -191,6 +174,7 @@ class RunState:
         self.script_classes: set[type] = set()
         self.breach: str | None = None
         self.calls = 0
+        self.closed = False
 
     def write(self, text: str) -> None:
         """Append printed text, ending the run when the output limit is crossed."""
@@ -293,10 +277,9 @@ def make_guards(state: RunState) -> dict[str, Any]:
         if name.startswith("_") or name in BLOCKED_ATTRIBUTES:
             raise AttributeError(f"access to attribute {name!r} is not allowed")
         if (
-            isinstance(obj, BaseException)
-            and name not in EXCEPTION_ATTRIBUTES
+            name in EXCEPTION_BLOCKED
+            and isinstance(obj, BaseException)
             and not state.is_script_object(obj)
-            and name not in getattr(obj, "public_attributes", ())
         ):
             raise AttributeError(f"access to attribute {name!r} of exceptions is not allowed")
         if name in ("format", "format_map") and (

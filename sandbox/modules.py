@@ -272,6 +272,14 @@ ALLOWED_MODULES: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
 """Module name -> the names a script may use from it. Nothing else is importable."""
 
 
+INTERNAL_IMPORTS: Final[Mapping[str, Callable[[], object]]] = MappingProxyType(
+    {
+        "_strptime": lambda: importlib.import_module("_strptime"),
+    }
+)
+"""Helpers that allowed modules import lazily from C, through the caller's ``__import__``."""
+
+
 class ModuleFacade:
     """A read-only stand-in for a module: only the listed names, never the module object."""
 
@@ -329,6 +337,10 @@ def make_import(
     allowed = ", ".join(sorted(ALLOWED_MODULES))
 
     def lookup(name: str) -> ModuleFacade:
+        if name in INTERNAL_IMPORTS:
+            # C code of an allowed module importing its helper (datetime.strptime needs
+            # _strptime); a script cannot ask for it: `_` names do not compile.
+            return INTERNAL_IMPORTS[name]()  # type: ignore[return-value]
         if name in per_run:
             if name not in cache:
                 cache[name] = per_run[name]()

@@ -39,6 +39,7 @@ LIMIT_NAMES: Final = frozenset(Limits.__dataclass_fields__)
 MAX_TRACEBACK: Final = 20
 RESPAWN_DELAY: Final = 1.0
 KNOWN_SCRIPTS: Final = 256
+EXIT_GRACE: Final = 1.0
 
 
 class WorkerPool:
@@ -50,7 +51,7 @@ class WorkerPool:
         *,
         limits: Limits | None = None,
         queue_size: int | None = None,
-        max_runs: int = 1000,
+        max_runs: int = 10_000,
         max_rss_bytes: int = 384 * MIB,
         max_memory_bytes: int = 1024 * MIB,
         start_timeout: float = 30.0,
@@ -214,7 +215,8 @@ class WorkerPool:
                 worker.runs,
                 worker.maxrss_kib,
             )
-            self._spawn(worker.stop(1.0))
+            worker.retiring = True
+            self._spawn(self._recycle(worker))
             return
         self._idle.put_nowait(worker)
 
@@ -274,14 +276,18 @@ class WorkerPool:
         limits: Limits | None = None,
     ) -> RunResult:
         cpu = worker.cpu_seconds()
-        was_alive = worker.alive
+        if breach is None:
+            # The socket closed: the worker is dying on its own (SIGXCPU, a crash). Let it
+            # finish dying so its exit signal tells us why, instead of killing it ourselves.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(EXIT_GRACE):
+                    await worker.process.wait()
         worker.kill()
         await worker.process.wait()
         wall = time.perf_counter() - started
-        if (breach is None and not was_alive) or not worker.killed_by_host:
-            cause = worker.death_cause()
-            if cause is not None and limits is not None:
-                breach = LimitBreach(cause, getattr(limits, cause))
+        cause = worker.death_cause()
+        if breach is None and cause is not None and limits is not None:
+            breach = LimitBreach(cause, getattr(limits, cause))
         worker.killed_by_host = True
         if breach is not None:
             return RunResult(
@@ -408,10 +414,22 @@ class WorkerPool:
         self._idle.put_nowait(worker)
         self._spawn(self._watch(worker))
 
+    async def _recycle(self, worker: WorkerProcess) -> None:
+        """Start the replacement first, then retire the old worker (no gap in capacity)."""
+        try:
+            if not self._closed:
+                self._adopt(await self._start_worker())
+        except WorkerStartError:
+            logger.exception("cannot start a replacement worker; keeping the old one")
+            worker.retiring = False
+            self._idle.put_nowait(worker)
+            return
+        await worker.stop(1.0)
+
     async def _watch(self, worker: WorkerProcess) -> None:
         await worker.wait()
         self._workers.discard(worker)
-        while not self._closed:
+        while not self._closed and not worker.retiring:
             try:
                 self._adopt(await self._start_worker())
                 return

@@ -54,6 +54,7 @@ class WorkerProcess:
         self.maxrss_kib = 0
         self.isolation: dict[str, str] = {}
         self.killed_by_host = False
+        self.retiring = False
 
     @property
     def pid(self) -> int:
@@ -139,7 +140,7 @@ class WorkerProcess:
 
     def kill(self) -> None:
         """Kill the worker at once (it may be stuck inside C code)."""
-        if self.alive:
+        if self.alive and self.process.returncode is None:
             self.killed_by_host = True
             with contextlib.suppress(ProcessLookupError):
                 self.process.kill()

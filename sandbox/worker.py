@@ -12,6 +12,8 @@ beyond well-formed, size-capped JSON, and kills it on any protocol violation.
 from __future__ import annotations
 
 import contextlib
+import decimal
+import gc
 import json
 import marshal
 import resource
@@ -31,6 +33,7 @@ from sandbox.protocol import HEADER, frame
 
 CODE_CACHE_SIZE: Final = 512
 MAX_NESTING: Final = 16
+MAX_CALL_BYTES: Final = 1024 * 1024
 MAX_MESSAGE: Final = 2000
 CPU_REARM_SECONDS: Final = 0.05
 # Modules the standard library imports lazily at call time: loaded before the chroot.
@@ -79,15 +82,12 @@ class Channel:
 class CapabilityError(Exception):
     """Base of the errors a script sees when a host capability refuses a call."""
 
-    public_attributes: frozenset[str] = frozenset({"message", "kind"})
-
     def __init__(self, message: str, kind: str, data: Mapping[str, Any]) -> None:
         super().__init__(message)
         self.message = message
         self.kind = kind
         for key, value in data.items():
             setattr(self, key, value)
-        self.public_attributes = frozenset(data) | {"message", "kind"}
 
 
 class Capability:
@@ -182,35 +182,9 @@ class Worker:
         self.request = request
         self.filenames = {request["filename"]}
         run_globals = self._globals(state, request)
-        failure: dict[str, Any] | None = None
-        returned, value = False, None
         self.depth = self.depth or _stack_depth()
         started_cpu, started = time.process_time(), time.perf_counter()
-        try:
-            self.cpu_soft = isolation.limit_cpu(limits["cpu_seconds"], self.cpu_soft)
-            memory_soft = self.baseline + limits["memory_bytes"]
-            if memory_soft != self.memory_soft and self.baseline:
-                isolation.limit_memory(memory_soft)
-                self.memory_soft = memory_soft
-            sys.setrecursionlimit(self.depth + limits["recursion_depth"] + 10)
-            signal.setitimer(signal.ITIMER_PROF, limits["cpu_seconds"], CPU_REARM_SECONDS)
-            self.in_script = True
-            try:
-                exec(code, run_globals)  # noqa: S102 - the whole point: policy-compiled code
-            finally:
-                self.in_script = False
-                signal.setitimer(signal.ITIMER_PROF, 0)
-                sys.setrecursionlimit(1000)
-        except ScriptReturn as stop:
-            returned, value = True, _json_value(stop.value)
-        except LimitExceeded as exc:
-            state.breach = state.breach or exc.limit
-        except MemoryError:
-            state.breach = state.breach or "memory_bytes"
-        except RecursionError:
-            state.breach = state.breach or "recursion_depth"
-        except BaseException as exc:
-            failure = _describe(exc, self.filenames)
+        failure, returned, value = self._execute(code, run_globals, state, limits)
         self.state = None
         usage = resource.getrusage(resource.RUSAGE_SELF)
         self.channel.send(
@@ -226,6 +200,54 @@ class Worker:
                 "maxrss_kib": usage.ru_maxrss,
             }
         )
+
+    def _arm(self, limits: dict[str, Any]) -> None:
+        """Set the kernel and interpreter limits for one run."""
+        self.cpu_soft = isolation.limit_cpu(limits["cpu_seconds"], self.cpu_soft)
+        memory_soft = self.baseline + limits["memory_bytes"]
+        if memory_soft != self.memory_soft and self.baseline:
+            isolation.limit_memory(memory_soft)
+            self.memory_soft = memory_soft
+        sys.setrecursionlimit(self.depth + limits["recursion_depth"] + 10)
+        signal.setitimer(signal.ITIMER_PROF, limits["cpu_seconds"], CPU_REARM_SECONDS)
+
+    def _execute(
+        self, code: Any, run_globals: dict[str, Any], state: RunState, limits: dict[str, Any]
+    ) -> tuple[dict[str, Any] | None, bool, Any]:
+        """Run the code under its limits; return (failure, returned, value)."""
+        failure: dict[str, Any] | None = None
+        returned, value = False, None
+        decimal.setcontext(decimal.Context())  # a suspended `with localcontext()` cannot leak
+        try:
+            self._arm(limits)
+            self.in_script = True
+            try:
+                try:
+                    exec(code, run_globals)  # noqa: S102 - the whole point: policy-compiled code
+                except ScriptReturn as stop:
+                    returned, value = True, _json_value(stop.value)
+                except LimitExceeded as exc:
+                    state.breach = state.breach or exc.limit
+                except MemoryError:
+                    state.breach = state.breach or "memory_bytes"
+                except RecursionError:
+                    state.breach = state.breach or "recursion_depth"
+                except BaseException as exc:
+                    failure = _describe(exc, self.filenames)
+                # Finalizers of what the script left (a suspended generator's `finally`) run
+                # now, inside this run's limits, rather than during a later run of another bot.
+                run_globals.clear()
+                gc.collect()
+            finally:
+                state.closed = True
+                self.in_script = False
+                signal.setitimer(signal.ITIMER_PROF, 0)
+                sys.setrecursionlimit(1000)
+        except LimitExceeded as exc:
+            state.breach = state.breach or exc.limit
+        except BaseException:  # a limit hit while cleaning up after the script
+            state.breach = state.breach or "cpu_seconds"
+        return failure, returned, value
 
     def _globals(self, state: RunState, request: dict[str, Any]) -> dict[str, Any]:
         guards = make_guards(state)
@@ -285,6 +307,8 @@ class Worker:
         self, state: RunState, max_calls: int
     ) -> Callable[[str, tuple[Any, ...], dict[str, Any]], Any]:
         def invoke(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+            if state.closed:
+                raise RuntimeError("this run has ended; its capabilities are gone")
             if state.calls >= max_calls:
                 state.exceed("capability_calls")
             state.calls += 1
@@ -294,11 +318,15 @@ class Worker:
                     separators=(",", ":"),
                     allow_nan=False,
                 ).encode()
-            except (TypeError, ValueError) as exc:
+            except (TypeError, ValueError, RecursionError) as exc:
                 raise TypeError(
                     f"arguments of {name}() must be JSON data (str, int, float, bool, None, "
                     f"list, dict): {exc}"
                 ) from None
+            if len(payload) > MAX_CALL_BYTES:
+                raise ValueError(
+                    f"arguments of {name}() are {len(payload)} bytes; the limit is {MAX_CALL_BYTES}"
+                )
             self.in_io = True
             try:
                 self.channel.sock.sendall(frame(payload))
@@ -386,6 +414,8 @@ def main() -> None:
     if baseline:
         isolation.cap_address_space(baseline + max_memory)
     worker.baseline = baseline
+    gc.collect()
+    gc.freeze()  # later collections only scan what scripts created: cheap enough per run
     channel.send({"t": "ready", "isolation": report, "baseline": baseline})
     with contextlib.suppress(BrokenPipeError, ConnectionResetError):
         worker.serve()
