@@ -1,0 +1,1 @@
+"""Telegram Bot API support for botbox: the packaged spec and call checking."""

@@ -1,0 +1,1 @@
+"""Test support: a local Telegram Bot API stand-in and payload builders."""
