@@ -1,0 +1,18 @@
+"""Storage for bots: the durable update queue, properties, run logs and reply waits.
+
+:class:`~runtime.store.base.Store` is the Protocol; :class:`~runtime.store.sqlite.SqliteStore`
+is the embedded default. A PostgreSQL store must pass ``tests/runtime/store/test_contract.py``
+unchanged.
+"""
+
+from runtime.store.base import (
+    MISSING,
+    PropertyWrite,
+    QueuedItem,
+    RunRecord,
+    Store,
+    Waiting,
+)
+from runtime.store.sqlite import SqliteStore
+
+__all__ = ["MISSING", "PropertyWrite", "QueuedItem", "RunRecord", "SqliteStore", "Store", "Waiting"]

@@ -1,0 +1,154 @@
+"""The store Protocol and its value types: every backend (SQLite, later PostgreSQL) speaks this.
+
+Design for several server processes (and later machines): every method is one atomic
+operation; queue items are *claimed* with a lease by an owner, so a crashed owner's items are
+picked up again after the lease (processing is at least once); within one ``(bot_id, chat_key)``
+items are handed out strictly in order and one at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Final, Literal, Protocol
+
+from sandbox import JSON
+
+
+class _Missing:
+    """The type of :data:`MISSING`."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING: Final = _Missing()
+"""Returned by :meth:`Store.get_property` when a property is not set."""
+
+Scope = str
+"""Whose property: ``"bot"`` for bot-wide, ``"user:<id>"`` for one user of the bot."""
+
+ItemKind = Literal["update", "run"]
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedItem:
+    """A queue item: a Telegram update (``kind="update"``) or a scheduled run (``"run"``)."""
+
+    bot_id: str
+    seq: int
+    kind: ItemKind
+    chat_key: str
+    payload: JSON
+    update_id: int | None = None
+    attempts: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PropertyWrite:
+    """One buffered property change: a value to set, or ``delete=True``."""
+
+    scope: Scope
+    name: str
+    value: JSON = None
+    delete: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    """A ``need_reply`` command waiting for the next message of a user in a chat."""
+
+    bot_id: str
+    chat_id: int
+    user_id: int
+    command: str
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """One run of a command, as the run log keeps it."""
+
+    bot_id: str
+    command: str
+    trigger: str
+    user_id: int | None
+    chat_id: int | None
+    status: str
+    started_at: float
+    cpu_seconds: float
+    wall_seconds: float
+    output: str = ""
+    calls: Sequence[JSON] = ()
+    error: JSON = None
+    id: int | None = None
+    extra: dict[str, JSON] = field(default_factory=dict)
+
+
+class Store(Protocol):
+    """What the runtime needs from storage. Every method is atomic."""
+
+    async def open(self) -> None:
+        """Create the schema if needed and get ready."""
+
+    async def close(self) -> None:
+        """Release every connection."""
+
+    # -- the queue (updates and scheduled runs) --
+    async def enqueue(
+        self,
+        bot_id: str,
+        kind: ItemKind,
+        chat_key: str,
+        payload: JSON,
+        *,
+        update_id: int | None = None,
+        run_after: float = 0.0,
+    ) -> bool:
+        """Add an item durably; return False (and change nothing) for a duplicate update_id."""
+
+    async def claim(
+        self, owner: str, *, now: float, lease_seconds: float, bot_ids: Sequence[str] | None = None
+    ) -> QueuedItem | None:
+        """Lease the next ready item: oldest first, one at a time per ``(bot_id, chat_key)``."""
+
+    async def finish(self, item: QueuedItem, owner: str, *, failed: bool = False) -> None:
+        """Mark a claimed item done (or failed for good); its chat's next item becomes ready."""
+
+    async def retry(self, item: QueuedItem, owner: str, *, run_after: float) -> None:
+        """Give a claimed item back to the queue, ready again at ``run_after``."""
+
+    async def pending_count(self, bot_id: str | None = None) -> int:
+        """Count items not yet finished."""
+
+    # -- properties --
+    async def get_property(self, bot_id: str, scope: Scope, name: str) -> JSON | _Missing:
+        """Return one property's value, or :data:`MISSING`."""
+
+    async def commit_properties(
+        self, bot_id: str, writes: Sequence[PropertyWrite], *, max_bot_bytes: int
+    ) -> None:
+        """Apply every write atomically; raise QuotaExceeded (writing nothing) past the quota."""
+
+    async def bot_data_bytes(self, bot_id: str) -> int:
+        """Return the bytes a bot's properties take (keys and JSON values)."""
+
+    # -- need_reply waits --
+    async def set_waiting(self, waiting: Waiting) -> None:
+        """Remember that the next message of this user in this chat answers ``command``."""
+
+    async def take_waiting(self, bot_id: str, chat_id: int, user_id: int) -> Waiting | None:
+        """Return and forget the wait for this user in this chat, if any."""
+
+    async def clear_waiting(self, bot_id: str, chat_id: int, user_id: int) -> None:
+        """Forget any wait for this user in this chat."""
+
+    # -- run log --
+    async def record_run(self, record: RunRecord) -> int:
+        """Append a run to the log; return its id."""
+
+    async def list_runs(
+        self, bot_id: str, *, failed_only: bool = False, limit: int = 50
+    ) -> list[RunRecord]:
+        """Return the newest runs first."""

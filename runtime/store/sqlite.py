@@ -1,0 +1,575 @@
+"""The embedded store: the queue, properties, waits and run log in one SQLite file.
+
+Every blocking ``sqlite3`` call runs on one thread the store owns, so the event loop never
+waits on the disk. The file is opened in WAL mode and may be shared by several server
+processes: each read-then-write runs in a ``BEGIN IMMEDIATE`` transaction, which takes the
+write lock up front (waiting up to ``busy_timeout``) instead of failing on upgrade.
+``sqlite3.Error`` becomes :class:`~runtime.errors.StoreError` in ``SqliteStore._submit`` and
+nowhere else.
+
+Queue rows are kept once finished, so a redelivered ``update_id`` is still refused; call
+:meth:`SqliteStore.prune` now and then to drop old ones. Claiming walks the unfinished rows in
+``seq`` order and stops at the first ready one, so it stays cheap however many finished rows
+there are; a very deep backlog in one busy chat, or very many items scheduled far ahead, makes
+each claim scan past them (about 20 ms per 100k such rows).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import functools
+import json
+import logging
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Concatenate, Final, Literal, ParamSpec, TypeVar, cast
+
+from runtime.errors import QuotaExceeded, StoreError
+from runtime.store.base import (
+    MISSING,
+    ItemKind,
+    PropertyWrite,
+    QueuedItem,
+    RunRecord,
+    Scope,
+    Waiting,
+    _Missing,
+)
+from sandbox import JSON
+
+log = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+SCHEMA_VERSION: Final = 1
+"""The schema this code writes; kept in ``PRAGMA user_version``."""
+
+SYNCHRONOUS_MODES: Final = frozenset({"OFF", "NORMAL", "FULL", "EXTRA"})
+"""The values ``PRAGMA synchronous`` accepts."""
+
+# _MIGRATIONS[n] takes a database from user_version n to n + 1.
+_MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
+    (
+        """CREATE TABLE queue (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            bot_id TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('update', 'run')),
+            chat_key TEXT NOT NULL,
+            payload TEXT NOT NULL,  -- JSON
+            update_id INTEGER,
+            run_after REAL NOT NULL,
+            status TEXT NOT NULL DEFAULT 'pending'
+                CHECK (status IN ('pending', 'claimed', 'done', 'failed')),
+            owner TEXT, lease_until REAL,  -- set while claimed; owner kept once finished
+            attempts INTEGER NOT NULL DEFAULT 0,  -- claims so far; fences late finish/retry
+            enqueued_at REAL NOT NULL,
+            finished_at REAL  -- NULL until done or failed
+        )""",
+        # Finished rows stay (until pruned) so a redelivered update_id is still refused.
+        """CREATE UNIQUE INDEX queue_update ON queue (bot_id, update_id)
+            WHERE update_id IS NOT NULL""",
+        # Only unfinished rows: claim walks this in seq order and stops at the first ready one.
+        """CREATE INDEX queue_open ON queue (seq, run_after, status, lease_until)
+            WHERE finished_at IS NULL""",
+        """CREATE INDEX queue_open_bot ON queue (bot_id, seq) WHERE finished_at IS NULL""",
+        # Live leases block their chat; there are only as many as items being worked on.
+        """CREATE INDEX queue_leased ON queue (lease_until, bot_id, chat_key)
+            WHERE status = 'claimed'""",
+        """CREATE INDEX queue_finished ON queue (finished_at) WHERE finished_at IS NOT NULL""",
+        """CREATE TABLE property (
+            bot_id TEXT NOT NULL, scope TEXT NOT NULL, name TEXT NOT NULL,
+            value TEXT NOT NULL,  -- compact JSON
+            size INTEGER NOT NULL,  -- UTF-8 bytes of name and value, summed for the quota
+            PRIMARY KEY (bot_id, scope, name)
+        )""",
+        """CREATE TABLE waiting (
+            bot_id TEXT NOT NULL, chat_id INTEGER NOT NULL, user_id INTEGER NOT NULL,
+            command TEXT NOT NULL,
+            PRIMARY KEY (bot_id, chat_id, user_id)
+        )""",
+        """CREATE TABLE run (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            bot_id TEXT NOT NULL, command TEXT NOT NULL, trigger TEXT NOT NULL,
+            user_id INTEGER, chat_id INTEGER, status TEXT NOT NULL,
+            started_at REAL NOT NULL, cpu_seconds REAL NOT NULL, wall_seconds REAL NOT NULL,
+            output TEXT NOT NULL,
+            calls TEXT NOT NULL, error TEXT NOT NULL, extra TEXT NOT NULL  -- JSON
+        )""",
+        """CREATE INDEX run_bot ON run (bot_id, id)""",
+    ),
+)
+
+_CLAIM_SQL: Final = """
+    SELECT seq, bot_id, kind, chat_key, payload, update_id, attempts, status, owner
+    FROM queue AS q
+    WHERE q.finished_at IS NULL
+      AND q.run_after <= :now
+      AND (q.status = 'pending' OR q.lease_until <= :now)
+      AND (:bots IS NULL OR q.bot_id IN (SELECT value FROM json_each(:bots)))
+      AND (q.bot_id, q.chat_key) NOT IN (
+          SELECT bot_id, chat_key FROM queue WHERE status = 'claimed' AND lease_until > :now)
+    ORDER BY q.seq
+    LIMIT 1
+"""
+_RUN_JSON_FIELDS: Final = ("calls", "error", "extra")
+_RECORD_RUN_SQL: Final = """
+    INSERT INTO run (bot_id, command, trigger, user_id, chat_id, status, started_at, cpu_seconds,
+                     wall_seconds, output, calls, error, extra)
+    VALUES (:bot_id, :command, :trigger, :user_id, :chat_id, :status, :started_at, :cpu_seconds,
+            :wall_seconds, :output, :calls, :error, :extra)
+"""
+_LIST_RUNS_SQL: Final = """
+    SELECT id, bot_id, command, trigger, user_id, chat_id, status, started_at, cpu_seconds,
+           wall_seconds, output, calls, error, extra
+    FROM run
+    WHERE bot_id = :bot_id AND (NOT :failed_only OR status != 'ok')
+    ORDER BY id DESC
+    LIMIT :limit
+"""
+
+
+def _encode(value: object, what: str) -> tuple[str, int]:
+    """Return compact JSON text for a value and its size in UTF-8 bytes."""
+    try:
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        return text, len(text.encode("utf-8"))
+    except (TypeError, ValueError) as exc:  # UnicodeEncodeError is a ValueError
+        raise StoreError(f"{what} is not storable JSON: {exc}") from exc
+
+
+@contextmanager
+def _immediate(conn: sqlite3.Connection) -> Iterator[None]:
+    """Run the block in a ``BEGIN IMMEDIATE`` transaction, rolled back on any error."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        if conn.in_transaction:
+            conn.rollback()
+        raise
+    conn.execute("COMMIT")
+
+
+class SqliteStore:
+    """A :class:`~runtime.store.base.Store` on a SQLite file, safe to share between processes.
+
+    Beyond the Protocol it offers :meth:`prune`, and :attr:`path`.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "FULL") -> None:
+        mode = synchronous.upper()
+        if mode not in SYNCHRONOUS_MODES:
+            raise ValueError(
+                f"synchronous must be one of {sorted(SYNCHRONOUS_MODES)}, not {synchronous!r}"
+            )
+        self.path: Final = Path(path)
+        self._synchronous = mode
+        self._state: Literal["new", "opening", "open", "closed"] = "new"
+        self._executor: ThreadPoolExecutor | None = None
+        self._conn: sqlite3.Connection | None = None  # touched only on the executor's thread
+
+    def __repr__(self) -> str:
+        return f"SqliteStore({str(self.path)!r}, {self._state})"
+
+    # -- lifecycle --
+    async def open(self) -> None:
+        """Create the file (mode 0600) and schema if needed, and connect."""
+        if self._state != "new":
+            raise StoreError(f"{self!r} cannot be opened again")
+        self._state = "opening"
+        executor = self._executor = ThreadPoolExecutor(1, thread_name_prefix="botbox-store")
+        try:
+            await self._submit(self._open_sync, executor)
+        except BaseException:
+            executor.shutdown(wait=True)
+            if self._state == "opening":  # let a failed open be tried again
+                self._executor, self._state = None, "new"
+            raise
+        if self._state != "opening":  # close() ran meanwhile and closed the new connection
+            raise StoreError(f"{self!r} was closed while opening")
+        self._state = "open"
+
+    async def close(self) -> None:
+        """Close the connection and stop the store's thread; later use raises StoreError."""
+        executor, self._executor, self._state = self._executor, None, "closed"
+        if executor is None:
+            return
+        try:
+            # Queued after every operation already submitted, which therefore completes first.
+            await self._submit(self._close_sync, executor)
+        finally:
+            executor.shutdown(wait=True)  # the thread is idle by now: this returns at once
+
+    def _open_sync(self) -> None:
+        """Create, connect, configure and migrate; runs on the store's thread."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # Create the file ourselves so it is never readable by other users, even briefly;
+            # SQLite gives the -wal and -shm files the same mode.
+            os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))
+        except OSError as exc:
+            raise StoreError(f"cannot create the store file {str(self.path)!r}: {exc}") from exc
+        conn = sqlite3.connect(self.path, isolation_level=None, timeout=5.0)
+        try:
+            conn.execute("PRAGMA busy_timeout = 5000")
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if mode != "wal":
+                log.warning("SQLite store %s runs in journal mode %s, not wal", self.path, mode)
+            conn.execute(f"PRAGMA synchronous = {self._synchronous}")  # checked in __init__
+            conn.execute("PRAGMA foreign_keys = ON")
+            self._migrate(conn)
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        """Bring the schema up to :data:`SCHEMA_VERSION`, once, whoever gets there first."""
+        with _immediate(conn):
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{str(self.path)!r} has schema version {version}; this botbox "
+                    f"knows only up to {SCHEMA_VERSION}"
+                )
+            for step in range(version, SCHEMA_VERSION):
+                for statement in _MIGRATIONS[step]:
+                    conn.execute(statement)
+                log.info("SQLite store %s migrated to schema version %d", self.path, step + 1)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def _close_sync(self) -> None:
+        """Close the connection; runs on the store's thread."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    async def _call(
+        self, fn: Callable[Concatenate[sqlite3.Connection, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """Run ``fn(connection, ...)`` on the store's thread, once the store is open."""
+        executor = self._executor
+        if self._state != "open" or executor is None:
+            hint = "; call open() first" if self._state != "closed" else ""
+            raise StoreError(f"{self!r} is not open{hint}")
+
+        def operation(conn: sqlite3.Connection) -> T:
+            return fn(conn, *args, **kwargs)
+
+        return await self._submit(functools.partial(self._with_conn, operation), executor)
+
+    def _with_conn(self, operation: Callable[[sqlite3.Connection], T]) -> T:
+        """Call ``operation`` with the connection; runs on the store's thread."""
+        if self._conn is None:
+            raise StoreError(f"{self!r} has no connection")
+        return operation(self._conn)
+
+    async def _submit(self, job: Callable[[], T], executor: ThreadPoolExecutor) -> T:
+        """Run ``job`` on the store's thread, translating ``sqlite3.Error``: the one boundary."""
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(executor, job)
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLite store {str(self.path)!r}: {exc}") from exc
+
+    # -- the queue --
+    async def enqueue(
+        self,
+        bot_id: str,
+        kind: ItemKind,
+        chat_key: str,
+        payload: JSON,
+        *,
+        update_id: int | None = None,
+        run_after: float = 0.0,
+    ) -> bool:
+        """Add an item durably; return False (and change nothing) for a duplicate update_id."""
+        text, _ = _encode(payload, "the payload")
+        return await self._call(_enqueue, bot_id, kind, chat_key, text, update_id, run_after)
+
+    async def claim(
+        self, owner: str, *, now: float, lease_seconds: float, bot_ids: Sequence[str] | None = None
+    ) -> QueuedItem | None:
+        """Lease the next ready item: oldest first, one at a time per ``(bot_id, chat_key)``."""
+        if bot_ids is not None and not bot_ids:
+            return None
+        bots = None if bot_ids is None else tuple(bot_ids)
+        return await self._call(_claim, owner, now, lease_seconds, bots)
+
+    async def finish(self, item: QueuedItem, owner: str, *, failed: bool = False) -> None:
+        """Mark a claimed item done (or failed for good); a no-op if ``owner`` lost it."""
+        status = "failed" if failed else "done"
+        if not await self._call(_finish, item, owner, status, time.time()):
+            log.warning("finish of seq=%d ignored: %s no longer holds it", item.seq, owner)
+
+    async def retry(self, item: QueuedItem, owner: str, *, run_after: float) -> None:
+        """Give a claimed item back to the queue, ready again at ``run_after``."""
+        if not await self._call(_retry, item, owner, run_after):
+            log.warning("retry of seq=%d ignored: %s no longer holds it", item.seq, owner)
+
+    async def pending_count(self, bot_id: str | None = None) -> int:
+        """Count items not yet finished (including ones scheduled for later)."""
+        return await self._call(_pending_count, bot_id)
+
+    async def prune(self, before: float) -> int:
+        """Delete items finished before ``before`` (epoch seconds); return how many.
+
+        Pruned updates are no longer deduplicated, so keep well past Telegram's redelivery
+        window (it holds updates for 24 hours).
+        """
+        return await self._call(_prune, before)
+
+    # -- properties --
+    async def get_property(self, bot_id: str, scope: Scope, name: str) -> JSON | _Missing:
+        """Return one property's value, or :data:`~runtime.store.base.MISSING`."""
+        text = await self._call(_get_property, bot_id, scope, name)
+        return MISSING if text is None else cast(JSON, json.loads(text))
+
+    async def commit_properties(
+        self, bot_id: str, writes: Sequence[PropertyWrite], *, max_bot_bytes: int
+    ) -> None:
+        """Apply every write atomically; raise QuotaExceeded (writing nothing) past the quota.
+
+        A commit that does not grow the bot's data is accepted even over the quota, so a bot
+        left over it (by a lowered quota) can still delete its way back under.
+        """
+        rows: list[tuple[str, str, str | None, int]] = []
+        for write in writes:
+            if write.delete:
+                rows.append((write.scope, write.name, None, 0))
+            else:
+                text, size = _encode(write.value, f"property {write.name!r}")
+                rows.append((write.scope, write.name, text, size + len(write.name.encode())))
+        if rows:
+            await self._call(_commit_properties, bot_id, rows, max_bot_bytes)
+
+    async def bot_data_bytes(self, bot_id: str) -> int:
+        """Return the bytes a bot's properties take: UTF-8 names plus compact JSON values."""
+        return await self._call(_bot_data_bytes, bot_id)
+
+    # -- need_reply waits --
+    async def set_waiting(self, waiting: Waiting) -> None:
+        """Remember that the next message of this user in this chat answers ``command``."""
+        await self._call(_set_waiting, waiting)
+
+    async def take_waiting(self, bot_id: str, chat_id: int, user_id: int) -> Waiting | None:
+        """Return and forget the wait for this user in this chat, if any."""
+        command = await self._call(_take_waiting, bot_id, chat_id, user_id)
+        return None if command is None else Waiting(bot_id, chat_id, user_id, command)
+
+    async def clear_waiting(self, bot_id: str, chat_id: int, user_id: int) -> None:
+        """Forget any wait for this user in this chat."""
+        await self._call(_clear_waiting, bot_id, chat_id, user_id)
+
+    # -- run log --
+    async def record_run(self, record: RunRecord) -> int:
+        """Append a run to the log (its ``id`` is ignored); return the new id."""
+        row = dataclasses.asdict(record)
+        del row["id"]
+        for name in _RUN_JSON_FIELDS:
+            row[name] = _encode(row[name], f"the run's {name}")[0]
+        return await self._call(_record_run, row)
+
+    async def list_runs(
+        self, bot_id: str, *, failed_only: bool = False, limit: int = 50
+    ) -> list[RunRecord]:
+        """Return up to ``limit`` runs, most recently recorded first; failed: status != 'ok'."""
+        if limit <= 0:
+            return []
+        rows = await self._call(_list_runs, bot_id, failed_only, limit)
+        return [_run_record(row) for row in rows]
+
+
+# -- blocking operations: each runs on the store's thread with its connection --
+def _enqueue(
+    conn: sqlite3.Connection,
+    bot_id: str,
+    kind: str,
+    chat_key: str,
+    payload: str,
+    update_id: int | None,
+    run_after: float,
+) -> bool:
+    """Insert one item unless its update_id is already known for the bot."""
+    cursor = conn.execute(
+        "INSERT INTO queue (bot_id, kind, chat_key, payload, update_id, run_after, enqueued_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        (bot_id, kind, chat_key, payload, update_id, run_after, time.time()),
+    )
+    return cursor.rowcount == 1
+
+
+def _claim(
+    conn: sqlite3.Connection,
+    owner: str,
+    now: float,
+    lease_seconds: float,
+    bot_ids: tuple[str, ...] | None,
+) -> QueuedItem | None:
+    """Find and lease the next ready item in one write transaction."""
+    params = {"now": now, "bots": None if bot_ids is None else json.dumps(bot_ids)}
+    with _immediate(conn):
+        row = conn.execute(_CLAIM_SQL, params).fetchone()
+        if row is None:
+            return None
+        seq, bot_id, kind, chat_key, payload, update_id, attempts, status, previous = row
+        conn.execute(
+            "UPDATE queue SET status = 'claimed', owner = ?, lease_until = ?,"
+            " attempts = attempts + 1 WHERE seq = ?",
+            (owner, now + lease_seconds, seq),
+        )
+    if status == "claimed":
+        log.warning("reclaimed seq=%d: the lease of %s expired", seq, previous)
+    item = QueuedItem(bot_id, seq, kind, chat_key, json.loads(payload), update_id, attempts + 1)
+    return item
+
+
+def _finish(
+    conn: sqlite3.Connection, item: QueuedItem, owner: str, status: str, finished_at: float
+) -> bool:
+    """Finish the item if this owner's claim (this attempt) still holds it."""
+    cursor = conn.execute(
+        "UPDATE queue SET status = ?, finished_at = ?, lease_until = NULL"
+        " WHERE seq = ? AND status = 'claimed' AND owner = ? AND attempts = ?",
+        (status, finished_at, item.seq, owner, item.attempts),
+    )
+    return cursor.rowcount == 1
+
+
+def _retry(conn: sqlite3.Connection, item: QueuedItem, owner: str, run_after: float) -> bool:
+    """Put the item back to pending if this owner's claim still holds it."""
+    cursor = conn.execute(
+        "UPDATE queue SET status = 'pending', owner = NULL, lease_until = NULL, run_after = ?"
+        " WHERE seq = ? AND status = 'claimed' AND owner = ? AND attempts = ?",
+        (run_after, item.seq, owner, item.attempts),
+    )
+    return cursor.rowcount == 1
+
+
+def _pending_count(conn: sqlite3.Connection, bot_id: str | None) -> int:
+    """Count unfinished items, of one bot or all."""
+    if bot_id is None:
+        row = conn.execute("SELECT COUNT(*) FROM queue WHERE finished_at IS NULL").fetchone()
+    else:
+        row = conn.execute(
+            "SELECT COUNT(*) FROM queue WHERE finished_at IS NULL AND bot_id = ?", (bot_id,)
+        ).fetchone()
+    return int(row[0])
+
+
+def _prune(conn: sqlite3.Connection, before: float) -> int:
+    """Delete items finished before a time."""
+    cursor = conn.execute(
+        "DELETE FROM queue WHERE finished_at IS NOT NULL AND finished_at < ?", (before,)
+    )
+    return cursor.rowcount
+
+
+def _get_property(conn: sqlite3.Connection, bot_id: str, scope: str, name: str) -> str | None:
+    """Return a property's JSON text, or None."""
+    row = conn.execute(
+        "SELECT value FROM property WHERE bot_id = ? AND scope = ? AND name = ?",
+        (bot_id, scope, name),
+    ).fetchone()
+    return None if row is None else str(row[0])
+
+
+def _commit_properties(
+    conn: sqlite3.Connection,
+    bot_id: str,
+    rows: Sequence[tuple[str, str, str | None, int]],
+    max_bot_bytes: int,
+) -> None:
+    """Apply the writes in order, then enforce the bot's quota before committing."""
+    with _immediate(conn):
+        before = _bot_data_bytes(conn, bot_id)
+        for scope, name, value, size in rows:
+            if value is None:
+                conn.execute(
+                    "DELETE FROM property WHERE bot_id = ? AND scope = ? AND name = ?",
+                    (bot_id, scope, name),
+                )
+            else:
+                conn.execute(
+                    "INSERT INTO property (bot_id, scope, name, value, size)"
+                    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (bot_id, scope, name)"
+                    " DO UPDATE SET value = excluded.value, size = excluded.size",
+                    (bot_id, scope, name, value, size),
+                )
+        after = _bot_data_bytes(conn, bot_id)
+        if after > max_bot_bytes and after > before:
+            raise QuotaExceeded(
+                f"bot {bot_id!r} data would take {after} bytes, over its "
+                f"max_bot_bytes quota of {max_bot_bytes} bytes"
+            )
+
+
+def _bot_data_bytes(conn: sqlite3.Connection, bot_id: str) -> int:
+    """Sum the sizes of a bot's properties."""
+    row = conn.execute(
+        "SELECT COALESCE(SUM(size), 0) FROM property WHERE bot_id = ?", (bot_id,)
+    ).fetchone()
+    return int(row[0])
+
+
+def _set_waiting(conn: sqlite3.Connection, waiting: Waiting) -> None:
+    """Upsert the wait of one user in one chat."""
+    conn.execute(
+        "INSERT INTO waiting (bot_id, chat_id, user_id, command) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (bot_id, chat_id, user_id) DO UPDATE SET command = excluded.command",
+        (waiting.bot_id, waiting.chat_id, waiting.user_id, waiting.command),
+    )
+
+
+def _take_waiting(conn: sqlite3.Connection, bot_id: str, chat_id: int, user_id: int) -> str | None:
+    """Read and delete a wait in one transaction; return its command."""
+    key = (bot_id, chat_id, user_id)
+    with _immediate(conn):
+        row = conn.execute(
+            "SELECT command FROM waiting WHERE bot_id = ? AND chat_id = ? AND user_id = ?", key
+        ).fetchone()
+        if row is None:
+            return None
+        conn.execute("DELETE FROM waiting WHERE bot_id = ? AND chat_id = ? AND user_id = ?", key)
+    return str(row[0])
+
+
+def _clear_waiting(conn: sqlite3.Connection, bot_id: str, chat_id: int, user_id: int) -> None:
+    """Delete a wait, if any."""
+    conn.execute(
+        "DELETE FROM waiting WHERE bot_id = ? AND chat_id = ? AND user_id = ?",
+        (bot_id, chat_id, user_id),
+    )
+
+
+def _record_run(conn: sqlite3.Connection, row: dict[str, Any]) -> int:
+    """Insert a run row; return its id."""
+    cursor = conn.execute(_RECORD_RUN_SQL, row)
+    if cursor.lastrowid is None:
+        raise StoreError("SQLite returned no id for the recorded run")
+    return cursor.lastrowid
+
+
+def _list_runs(
+    conn: sqlite3.Connection, bot_id: str, failed_only: bool, limit: int
+) -> list[sqlite3.Row]:
+    """Select a bot's newest run rows."""
+    params = {"bot_id": bot_id, "failed_only": failed_only, "limit": limit}
+    cursor = conn.execute(_LIST_RUNS_SQL, params)
+    cursor.row_factory = sqlite3.Row
+    return cursor.fetchall()
+
+
+def _run_record(row: sqlite3.Row) -> RunRecord:
+    """Build a RunRecord from a run row."""
+    fields = dict(zip(row.keys(), row, strict=True))
+    for name in _RUN_JSON_FIELDS:
+        fields[name] = json.loads(fields[name])
+    return RunRecord(**fields | {"calls": tuple(fields["calls"])})

@@ -1,0 +1,1 @@
+"""Tests of the stores: one contract suite for every backend, and backend specifics."""

@@ -1,0 +1,492 @@
+"""The Store contract: every backend must pass this suite unchanged.
+
+To add a backend, add one entry to ``STORE_FACTORIES``: a function building an unopened store
+whose data is empty (for a server backend, a fresh database or schema per test).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+from runtime.errors import QuotaExceeded, StoreError
+from runtime.store import MISSING, PropertyWrite, QueuedItem, RunRecord, SqliteStore, Store, Waiting
+from sandbox import JSON
+
+STORE_FACTORIES: dict[str, Callable[[Path], Store]] = {
+    "sqlite": lambda tmp_path: SqliteStore(tmp_path / "store" / "botbox.sqlite3"),
+}
+
+NOW = 1_000_000.0
+LEASE = 30.0
+BOT = "bot-a"
+OTHER_BOT = "bot-b"
+
+
+@pytest.fixture(params=sorted(STORE_FACTORIES))
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    """An opened, empty store of each implementation, closed after the test."""
+    opened = STORE_FACTORIES[request.param](tmp_path)
+    await opened.open()
+    yield opened
+    await opened.close()
+
+
+def same_json(got: object, expected: object) -> bool:
+    """Whether two values are equal with the same JSON types all the way down."""
+    if type(got) is not type(expected):
+        return False
+    if isinstance(expected, dict):
+        assert isinstance(got, dict)
+        return got.keys() == expected.keys() and all(
+            same_json(got[k], v) for k, v in expected.items()
+        )
+    if isinstance(expected, list):
+        assert isinstance(got, list)
+        return len(got) == len(expected) and all(map(same_json, got, expected))
+    return got == expected
+
+
+async def claim(
+    store: Store, owner: str = "w1", *, now: float = NOW, bot_ids: list[str] | None = None
+) -> QueuedItem | None:
+    """Claim with the suite's default clock and lease."""
+    return await store.claim(owner, now=now, lease_seconds=LEASE, bot_ids=bot_ids)
+
+
+async def claim_one(store: Store, owner: str = "w1", *, now: float = NOW) -> QueuedItem:
+    """Claim an item that must be there."""
+    item = await claim(store, owner, now=now)
+    assert item is not None
+    return item
+
+
+def run_record(status: str = "ok", *, bot_id: str = BOT, started_at: float = NOW) -> RunRecord:
+    """A run record with every field set."""
+    return RunRecord(
+        bot_id=bot_id,
+        command="/start",
+        trigger="message",
+        user_id=7,
+        chat_id=-100,
+        status=status,
+        started_at=started_at,
+        cpu_seconds=0.01,
+        wall_seconds=0.02,
+        output="héllo\n",
+        calls=({"method": "sendMessage", "ok": True},),
+        error=None if status == "ok" else {"line": 3, "message": "boom"},
+        extra={"attempt": 1, "tags": ["a"]},
+    )
+
+
+class TestStoreContract:
+    """Behaviour every Store implementation shares."""
+
+    # -- enqueue and deduplication --
+    async def test_duplicate_update_is_refused_and_changes_nothing(self, store: Store) -> None:
+        """A second enqueue of the same (bot, update_id) returns False and adds nothing."""
+        assert await store.enqueue(BOT, "update", "c1", {"n": 1}, update_id=10)
+        assert not await store.enqueue(BOT, "update", "c2", {"n": 2}, update_id=10)
+        assert await store.pending_count(BOT) == 1
+        item = await claim_one(store)
+        assert (item.chat_key, item.payload) == ("c1", {"n": 1})
+
+    async def test_duplicate_is_refused_even_after_the_item_finished(self, store: Store) -> None:
+        """A finished update still dedupes a redelivery of its update_id."""
+        await store.enqueue(BOT, "update", "c1", {}, update_id=10)
+        await store.finish(await claim_one(store), "w1")
+        assert not await store.enqueue(BOT, "update", "c1", {}, update_id=10)
+        assert await store.pending_count() == 0
+
+    async def test_same_update_id_in_another_bot_is_not_a_duplicate(self, store: Store) -> None:
+        """Update ids are per bot."""
+        assert await store.enqueue(BOT, "update", "c1", {}, update_id=10)
+        assert await store.enqueue(OTHER_BOT, "update", "c1", {}, update_id=10)
+        assert await store.pending_count() == 2
+
+    async def test_runs_without_update_id_are_never_duplicates(self, store: Store) -> None:
+        """Items enqueued with update_id None are all kept."""
+        for _ in range(3):
+            assert await store.enqueue(BOT, "run", "c1", {"command": "/tick"})
+        assert await store.pending_count(BOT) == 3
+
+    async def test_claim_returns_the_item_with_payload_and_first_attempt(
+        self, store: Store
+    ) -> None:
+        """A claimed item carries its fields, its JSON payload decoded and attempts == 1."""
+        payload: JSON = {"message": {"text": "hi ✓", "chat": {"id": -5}}, "n": [1, 2.5, None]}
+        await store.enqueue(BOT, "update", "chat:-5", payload, update_id=99)
+        item = await claim_one(store)
+        assert (item.bot_id, item.kind, item.chat_key, item.update_id, item.attempts) == (
+            BOT,
+            "update",
+            "chat:-5",
+            99,
+            1,
+        )
+        assert same_json(item.payload, payload)
+
+    async def test_claim_on_an_empty_queue_returns_none(self, store: Store) -> None:
+        """Nothing to claim gives None."""
+        assert await claim(store) is None
+
+    # -- ordering and leases --
+    async def test_seq_increases_in_enqueue_order(self, store: Store) -> None:
+        """Items get increasing sequence numbers."""
+        for chat in ("c1", "c2", "c3"):
+            await store.enqueue(BOT, "update", chat, {})
+        seqs = [(await claim_one(store)).seq for _ in range(3)]
+        assert seqs == sorted(seqs) and len(set(seqs)) == 3
+
+    async def test_items_are_claimed_oldest_first_across_chats(self, store: Store) -> None:
+        """With no chat busy, claims follow enqueue order."""
+        for n, chat in enumerate(["c2", "c1", "c3", "c1"]):
+            await store.enqueue(BOT, "update", chat, {"n": n})
+        claimed = [await claim_one(store) for _ in range(3)]
+        assert [i.payload for i in claimed] == [{"n": 0}, {"n": 1}, {"n": 2}]
+        assert await claim(store) is None
+
+    async def test_next_update_of_a_chat_waits_until_the_first_finishes(self, store: Store) -> None:
+        """A chat's second item is not claimable while its first is leased."""
+        await store.enqueue(BOT, "update", "c1", {"n": 1}, update_id=1)
+        await store.enqueue(BOT, "update", "c1", {"n": 2}, update_id=2)
+        first = await claim_one(store, "w1")
+        assert await claim(store, "w2") is None
+        await store.finish(first, "w1")
+        second = await claim_one(store, "w2")
+        assert second.payload == {"n": 2}
+
+    async def test_other_chats_proceed_while_one_is_claimed(self, store: Store) -> None:
+        """A busy chat does not hold up items of other chats or other bots."""
+        await store.enqueue(BOT, "update", "c1", {"n": 1})
+        await store.enqueue(BOT, "update", "c1", {"n": 2})
+        await store.enqueue(BOT, "update", "c2", {"n": 3})
+        await store.enqueue(OTHER_BOT, "update", "c1", {"n": 4})
+        claimed = [await claim_one(store, f"w{n}") for n in range(3)]
+        assert [(i.bot_id, i.payload) for i in claimed] == [
+            (BOT, {"n": 1}),
+            (BOT, {"n": 3}),
+            (OTHER_BOT, {"n": 4}),
+        ]
+        assert await claim(store, "w9") is None
+
+    async def test_failed_finish_also_releases_the_chat(self, store: Store) -> None:
+        """An item finished as failed counts as finished and unblocks its chat."""
+        await store.enqueue(BOT, "update", "c1", {"n": 1})
+        await store.enqueue(BOT, "update", "c1", {"n": 2})
+        await store.finish(await claim_one(store), "w1", failed=True)
+        assert (await claim_one(store)).payload == {"n": 2}
+        assert await store.pending_count(BOT) == 1
+
+    async def test_expired_lease_is_reclaimed_with_attempts_incremented(self, store: Store) -> None:
+        """An item whose owner's lease ran out goes to the next claimer, attempts + 1."""
+        await store.enqueue(BOT, "update", "c1", {}, update_id=1)
+        first = await claim_one(store, "crashed", now=NOW)
+        assert await claim(store, "w2", now=NOW + LEASE - 1) is None
+        again = await claim_one(store, "w2", now=NOW + LEASE + 1)
+        assert (again.seq, again.attempts) == (first.seq, 2)
+
+    async def test_expired_item_is_reclaimed_before_later_items_of_its_chat(
+        self, store: Store
+    ) -> None:
+        """After a crash the chat resumes with the same item, not the one behind it."""
+        await store.enqueue(BOT, "update", "c1", {"n": 1})
+        await store.enqueue(BOT, "update", "c1", {"n": 2})
+        first = await claim_one(store, "crashed")
+        again = await claim_one(store, "w2", now=NOW + LEASE + 1)
+        assert again.seq == first.seq
+        assert await claim(store, "w3", now=NOW + LEASE + 2) is None
+
+    async def test_finish_by_a_non_owner_changes_nothing(self, store: Store) -> None:
+        """Only the owner holding the item can finish it."""
+        await store.enqueue(BOT, "update", "c1", {"n": 1})
+        await store.enqueue(BOT, "update", "c1", {"n": 2})
+        item = await claim_one(store, "w1")
+        await store.finish(item, "intruder")
+        assert await store.pending_count(BOT) == 2
+        assert await claim(store, "w2") is None
+
+    async def test_finish_by_an_owner_whose_item_was_reclaimed_changes_nothing(
+        self, store: Store
+    ) -> None:
+        """A late finish from an owner that lost its lease does not end the new attempt."""
+        await store.enqueue(BOT, "update", "c1", {})
+        stale = await claim_one(store, "w1")
+        fresh = await claim_one(store, "w2", now=NOW + LEASE + 1)
+        await store.finish(stale, "w1")
+        assert await store.pending_count(BOT) == 1
+        await store.finish(fresh, "w2")
+        assert await store.pending_count(BOT) == 0
+
+    async def test_retry_by_a_non_owner_changes_nothing(self, store: Store) -> None:
+        """Only the owner can give an item back."""
+        await store.enqueue(BOT, "update", "c1", {})
+        item = await claim_one(store, "w1")
+        await store.retry(item, "intruder", run_after=NOW)
+        assert await claim(store, "w2") is None
+
+    async def test_retry_in_the_future_is_not_claimable_until_then(self, store: Store) -> None:
+        """A retried item comes back at its run_after, with attempts counted on."""
+        await store.enqueue(BOT, "update", "c1", {"n": 1})
+        item = await claim_one(store)
+        await store.retry(item, "w1", run_after=NOW + 60)
+        assert await store.pending_count(BOT) == 1
+        assert await claim(store, now=NOW + 59) is None
+        again = await claim_one(store, now=NOW + 60)
+        assert (again.seq, again.attempts) == (item.seq, 2)
+
+    async def test_a_future_scheduled_run_does_not_block_its_chat(self, store: Store) -> None:
+        """Items still waiting for their run_after let later items of the same chat pass."""
+        await store.enqueue(BOT, "run", "c1", {"command": "/later"}, run_after=NOW + 3600)
+        await store.enqueue(BOT, "update", "c1", {"n": 1}, update_id=1)
+        item = await claim_one(store)
+        assert item.payload == {"n": 1}
+        await store.finish(item, "w1")
+        assert await claim(store) is None
+        assert (await claim_one(store, now=NOW + 3600)).payload == {"command": "/later"}
+
+    async def test_claim_takes_only_the_given_bots(self, store: Store) -> None:
+        """bot_ids restricts claims to those bots; an empty list claims nothing."""
+        await store.enqueue(BOT, "update", "c1", {})
+        await store.enqueue(OTHER_BOT, "update", "c1", {})
+        assert await claim(store, bot_ids=[]) is None
+        item = await claim(store, bot_ids=[OTHER_BOT, "bot-z"])
+        assert item is not None and item.bot_id == OTHER_BOT
+        assert await claim(store, bot_ids=[OTHER_BOT]) is None
+
+    async def test_pending_count_counts_unfinished_items_per_bot(self, store: Store) -> None:
+        """Pending, claimed and scheduled items count; finished ones do not."""
+        await store.enqueue(BOT, "update", "c1", {})
+        await store.enqueue(BOT, "update", "c2", {})
+        await store.enqueue(BOT, "run", "c3", {}, run_after=NOW + 999)
+        await store.enqueue(OTHER_BOT, "update", "c1", {})
+        await store.finish(await claim_one(store), "w1")
+        await claim_one(store)
+        assert (await store.pending_count(BOT), await store.pending_count(OTHER_BOT)) == (2, 1)
+        assert await store.pending_count() == 3
+        assert await store.pending_count("nobody") == 0
+
+    # -- properties --
+    @pytest.mark.parametrize(
+        "value",
+        [
+            pytest.param(0, id="zero"),
+            pytest.param(-42, id="negative-int"),
+            pytest.param(2**62, id="big-int"),
+            pytest.param(1.0, id="float-stays-float"),
+            pytest.param(0.1, id="inexact-float"),
+            pytest.param(-1.5e-300, id="tiny-float"),
+            pytest.param(True, id="true"),
+            pytest.param(False, id="false"),
+            pytest.param(None, id="null"),
+            pytest.param("", id="empty-string"),
+            pytest.param("héllo wörld ✓ 日本語 🎉", id="unicode"),
+            pytest.param('quote " backslash \\ newline \n tab \t', id="escapes"),
+            pytest.param([], id="empty-list"),
+            pytest.param({}, id="empty-dict"),
+            pytest.param([1, 1.0, "1", True, None], id="mixed-list"),
+            pytest.param({"ключ": {"nested": [{"deep": [[]]}]}, "n": 3}, id="nested"),
+        ],
+    )
+    async def test_property_values_round_trip_with_their_json_types(
+        self, store: Store, value: JSON
+    ) -> None:
+        """A stored value comes back equal and with the same JSON types."""
+        await store.commit_properties(
+            BOT, [PropertyWrite("bot", "key", value)], max_bot_bytes=10_000
+        )
+        assert same_json(await store.get_property(BOT, "bot", "key"), value)
+
+    async def test_missing_property_is_missing(self, store: Store) -> None:
+        """An unset property reads as MISSING, not None."""
+        assert await store.get_property(BOT, "bot", "nothing") is MISSING
+
+    async def test_later_write_to_the_same_key_wins(self, store: Store) -> None:
+        """Within one commit, the last write of a key is what stays."""
+        await store.commit_properties(
+            BOT,
+            [
+                PropertyWrite("bot", "k", 1),
+                PropertyWrite("bot", "k", delete=True),
+                PropertyWrite("bot", "k", 3),
+            ],
+            max_bot_bytes=1000,
+        )
+        assert await store.get_property(BOT, "bot", "k") == 3
+
+    async def test_delete_removes_a_property(self, store: Store) -> None:
+        """A delete write removes the key; deleting an absent key is fine."""
+        await store.commit_properties(BOT, [PropertyWrite("bot", "k", "v")], max_bot_bytes=1000)
+        await store.commit_properties(
+            BOT,
+            [PropertyWrite("bot", "k", delete=True), PropertyWrite("bot", "absent", delete=True)],
+            max_bot_bytes=1000,
+        )
+        assert await store.get_property(BOT, "bot", "k") is MISSING
+        assert await store.bot_data_bytes(BOT) == 0
+
+    async def test_scopes_are_separate(self, store: Store) -> None:
+        """The same name in the bot scope and a user scope are different properties."""
+        await store.commit_properties(
+            BOT,
+            [PropertyWrite("bot", "k", "bot-wide"), PropertyWrite("user:7", "k", "user-7")],
+            max_bot_bytes=1000,
+        )
+        assert await store.get_property(BOT, "bot", "k") == "bot-wide"
+        assert await store.get_property(BOT, "user:7", "k") == "user-7"
+        assert await store.get_property(BOT, "user:8", "k") is MISSING
+
+    async def test_bot_data_bytes_counts_utf8_names_and_compact_json(self, store: Store) -> None:
+        """Size is UTF-8 bytes of each name plus its compact JSON value."""
+        await store.commit_properties(
+            BOT,
+            [
+                PropertyWrite("bot", "ab", {"a": [1, 2]}),  # 2 + len('{"a":[1,2]}') == 2 + 11
+                PropertyWrite("user:1", "é", "✓"),  # 2 + len('"✓"'.encode()) == 2 + 5
+            ],
+            max_bot_bytes=1000,
+        )
+        assert await store.bot_data_bytes(BOT) == 20
+        assert await store.bot_data_bytes(OTHER_BOT) == 0
+
+    async def test_commit_exactly_at_the_quota_is_accepted(self, store: Store) -> None:
+        """The quota is inclusive."""
+        await store.commit_properties(BOT, [PropertyWrite("bot", "k", "xyz")], max_bot_bytes=6)
+        assert await store.bot_data_bytes(BOT) == 6
+
+    async def test_commit_over_the_quota_raises_and_writes_nothing(self, store: Store) -> None:
+        """A commit that ends over the quota is rolled back whole, naming quota and size."""
+        await store.commit_properties(BOT, [PropertyWrite("bot", "keep", 1)], max_bot_bytes=100)
+        with pytest.raises(QuotaExceeded, match=r"max_bot_bytes.*100|100.*max_bot_bytes") as info:
+            await store.commit_properties(
+                BOT,
+                [
+                    PropertyWrite("bot", "keep", delete=True),
+                    PropertyWrite("bot", "small", 2),
+                    PropertyWrite("bot", "big", "x" * 200),
+                ],
+                max_bot_bytes=100,
+            )
+        assert "211" in str(info.value)
+        assert await store.get_property(BOT, "bot", "keep") == 1
+        assert await store.get_property(BOT, "bot", "small") is MISSING
+        assert await store.bot_data_bytes(BOT) == 5
+
+    async def test_quota_exceeded_is_a_store_error(self, store: Store) -> None:
+        """Callers catching StoreError also catch quota failures."""
+        with pytest.raises(StoreError):
+            await store.commit_properties(
+                BOT, [PropertyWrite("bot", "k", "x" * 50)], max_bot_bytes=10
+            )
+
+    async def test_commits_that_do_not_grow_data_pass_even_over_the_quota(
+        self, store: Store
+    ) -> None:
+        """A bot over a lowered quota can still shrink its data."""
+        await store.commit_properties(
+            BOT,
+            [PropertyWrite("bot", "a", "x" * 50), PropertyWrite("bot", "b", "y" * 50)],
+            max_bot_bytes=1000,
+        )
+        await store.commit_properties(
+            BOT, [PropertyWrite("bot", "a", delete=True)], max_bot_bytes=10
+        )
+        assert await store.get_property(BOT, "bot", "a") is MISSING
+        with pytest.raises(QuotaExceeded):
+            await store.commit_properties(BOT, [PropertyWrite("bot", "c", 1)], max_bot_bytes=10)
+
+    async def test_bots_never_see_each_others_properties(self, store: Store) -> None:
+        """Properties, deletes and sizes are per bot."""
+        await store.commit_properties(BOT, [PropertyWrite("bot", "k", "mine")], max_bot_bytes=1000)
+        await store.commit_properties(
+            OTHER_BOT, [PropertyWrite("bot", "k", delete=True)], max_bot_bytes=1000
+        )
+        assert await store.get_property(OTHER_BOT, "bot", "k") is MISSING
+        assert await store.get_property(BOT, "bot", "k") == "mine"
+        assert await store.bot_data_bytes(OTHER_BOT) == 0
+
+    async def test_a_value_that_is_not_json_is_refused(self, store: Store) -> None:
+        """Non-JSON values raise StoreError and write nothing."""
+        with pytest.raises(StoreError, match="JSON"):
+            await store.commit_properties(
+                BOT,
+                [PropertyWrite("bot", "ok", 1), PropertyWrite("bot", "k", float("nan"))],
+                max_bot_bytes=1000,
+            )
+        assert await store.get_property(BOT, "bot", "ok") is MISSING
+
+    # -- need_reply waits --
+    async def test_take_waiting_returns_the_wait_once(self, store: Store) -> None:
+        """A wait is returned by the first take and gone for the second."""
+        wait = Waiting(BOT, chat_id=-100, user_id=7, command="/name")
+        await store.set_waiting(wait)
+        assert await store.take_waiting(BOT, -100, 7) == wait
+        assert await store.take_waiting(BOT, -100, 7) is None
+
+    async def test_set_waiting_replaces_the_earlier_wait(self, store: Store) -> None:
+        """Per bot, chat and user, the latest wait wins."""
+        await store.set_waiting(Waiting(BOT, -100, 7, "/first"))
+        await store.set_waiting(Waiting(BOT, -100, 7, "/second"))
+        assert await store.take_waiting(BOT, -100, 7) == Waiting(BOT, -100, 7, "/second")
+
+    async def test_waits_are_per_bot_chat_and_user(self, store: Store) -> None:
+        """Another bot, chat or user does not take someone else's wait."""
+        await store.set_waiting(Waiting(BOT, -100, 7, "/name"))
+        assert await store.take_waiting(OTHER_BOT, -100, 7) is None
+        assert await store.take_waiting(BOT, -101, 7) is None
+        assert await store.take_waiting(BOT, -100, 8) is None
+        assert await store.take_waiting(BOT, -100, 7) is not None
+
+    async def test_clear_waiting_forgets_the_wait(self, store: Store) -> None:
+        """A cleared wait is not taken; clearing nothing is fine."""
+        await store.set_waiting(Waiting(BOT, -100, 7, "/name"))
+        await store.clear_waiting(BOT, -100, 7)
+        await store.clear_waiting(BOT, -100, 7)
+        assert await store.take_waiting(BOT, -100, 7) is None
+
+    # -- run log --
+    async def test_runs_round_trip_with_their_ids(self, store: Store) -> None:
+        """A recorded run is listed with every field and the id record_run returned."""
+        record = run_record("script_error")
+        run_id = await store.record_run(record)
+        [listed] = await store.list_runs(BOT)
+        assert listed.id == run_id
+        assert (
+            listed.command,
+            listed.trigger,
+            listed.user_id,
+            listed.chat_id,
+            listed.status,
+            listed.started_at,
+            listed.cpu_seconds,
+            listed.wall_seconds,
+            listed.output,
+        ) == ("/start", "message", 7, -100, "script_error", NOW, 0.01, 0.02, "héllo\n")
+        assert list(listed.calls) == list(record.calls)
+        assert (listed.error, listed.extra) == (record.error, record.extra)
+
+    async def test_runs_are_listed_newest_first(self, store: Store) -> None:
+        """list_runs returns the most recent runs first, up to limit."""
+        ids = [await store.record_run(run_record(started_at=NOW + n)) for n in range(5)]
+        assert ids == sorted(ids) and len(set(ids)) == 5
+        assert [r.id for r in await store.list_runs(BOT)] == ids[::-1]
+        assert [r.id for r in await store.list_runs(BOT, limit=2)] == ids[:-3:-1]
+
+    async def test_failed_only_lists_runs_whose_status_is_not_ok(self, store: Store) -> None:
+        """failed_only keeps every non-ok status, newest first."""
+        statuses = ["ok", "script_error", "ok", "timeout", "ok"]
+        for status in statuses:
+            await store.record_run(run_record(status))
+        assert [r.status for r in await store.list_runs(BOT, failed_only=True)] == [
+            "timeout",
+            "script_error",
+        ]
+
+    async def test_runs_of_other_bots_are_not_listed(self, store: Store) -> None:
+        """The run log is per bot."""
+        await store.record_run(run_record(bot_id=OTHER_BOT))
+        assert await store.list_runs(BOT) == []
+        assert len(await store.list_runs(OTHER_BOT)) == 1
