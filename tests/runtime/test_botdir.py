@@ -1,0 +1,380 @@
+"""Bot folders: bot.yaml, the command files, and every problem reported at its file and line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from runtime.botdir import BotConfig, PropertyLimits, check_bot, load_bot, parse_config
+from runtime.dispatch import find
+from runtime.errors import BotFolderError, Problem
+from sandbox import Limits
+from sandbox.limits import KIB, MIB
+
+FIXTURES = Path(__file__).parent / "fixtures"
+GOOD_CONFIG = "token_env: BOT_TOKEN\n"
+
+
+def make_bot(root: Path, files: dict[str, str | bytes], name: str = "mybot") -> Path:
+    """Write a bot folder under ``root`` and return it."""
+    folder = root / name
+    folder.mkdir()
+    for filename, content in files.items():
+        path = folder / filename
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content, encoding="utf-8")
+    return folder
+
+
+def located(problems: list[Problem]) -> list[tuple[str | None, int | None, str]]:
+    """The problems as (file, line, message) triples."""
+    return [(problem.file, problem.line, problem.message) for problem in problems]
+
+
+def config_problems(text: str) -> list[tuple[int | None, str]]:
+    """Parse bot.yaml text that must fail; return each problem's line and message."""
+    config, problems = parse_config(text, "mybot")
+    assert config is None
+    assert problems
+    assert all(problem.file == "bot.yaml" for problem in problems)
+    return [(problem.line, problem.message) for problem in problems]
+
+
+def test_the_good_example_bot_loads_with_everything_converted() -> None:
+    """The example bot loads: config values, converted limits, and its commands."""
+    bot = load_bot(FIXTURES / "goodbot")
+    assert bot.folder == FIXTURES / "goodbot"
+    assert bot.config == BotConfig(
+        id="goodbot",
+        token_env="GOODBOT_TOKEN",
+        name="Good Bot",
+        username="GoodBot",
+        limits=Limits(
+            cpu_seconds=0.5, wall_seconds=5.0, memory_bytes=64 * MIB, output_bytes=16 * KIB
+        ),
+        properties=PropertyLimits(max_value_bytes=1024, max_bot_bytes=10 * MIB),
+        webhook={"allowed_updates": ["message", "callback_query"]},
+        settings={"greeting": "Hello", "admins": [1001]},
+    )
+    assert [c.name for c in bot.commands.commands] == ["*", "/help", "/start"]
+    start = find(bot.commands, "/start")
+    assert start is not None
+    assert (start.aliases, start.first_line, start.path) == (("/begin", "hi"), 6, "start.py")
+    help_command = find(bot.commands, "/help")
+    assert help_command is not None
+    assert help_command.answer == "<b>/start</b> greets you.\n<b>/help</b> shows this.\n"
+    assert not help_command.has_code
+    assert bot.commands.fallback is not None and bot.commands.fallback.path == "fallback.py"
+
+
+def test_the_good_example_bot_has_no_problems() -> None:
+    """check_bot on a valid folder returns nothing."""
+    assert check_bot(FIXTURES / "goodbot") == []
+
+
+BAD_PROBLEMS = [
+    ("bot.yaml", 3, 'unknown setting "webhok" (did you mean "webhook"?)'),
+    ("bot.yaml", 6, 'unknown limit "cpu_secs" (did you mean "cpu_seconds"?)'),
+    ("bot.yaml", 7, "limit \"memory_mb\" must be a number, not 'lots'"),
+    ("bot.yaml", 9, "this looks like a Telegram bot token"),
+    ("badyaml.py", 3, "bad YAML: while parsing a flow sequence started on line 3"),
+    ("dup_b.py", None, '"/dup" is already used by dup_a.py'),
+    ("noanswer.py", None, 'command "/silent" has neither code nor answer'),
+    ("policy.py", 4, 'PolicyError: "__class__" is an invalid attribute name'),
+    ("syntax.py", 6, "SyntaxError: expected ':'"),
+    ("types.py", 3, 'header field "need_reply" must be true or false'),
+    ("typo.py", 2, 'unknown header field "anwser" (did you mean "answer"?)'),
+]
+
+
+@pytest.mark.parametrize(
+    ("file", "line", "fragment"),
+    BAD_PROBLEMS,
+    ids=[
+        "unknown-setting",
+        "unknown-limit",
+        "bad-limit-value",
+        "token-in-bot-yaml",
+        "bad-header-yaml",
+        "duplicate-name",
+        "neither-code-nor-answer",
+        "policy-violation",
+        "syntax-error",
+        "wrong-type",
+        "unknown-header-field",
+    ],
+)
+def test_the_broken_example_bot_reports_each_problem_at_its_file_and_line(
+    file: str, line: int | None, fragment: str
+) -> None:
+    """Each planted problem is reported with the right file and line."""
+    found = located(check_bot(FIXTURES / "badbot"))
+    assert any(f == file and n == line and fragment in m for f, n, m in found), found
+
+
+def test_the_broken_example_bot_reports_nothing_else() -> None:
+    """Exactly the planted problems: ignored files (``_x.py``, ``.x.py``, ``*.txt``) add none."""
+    assert len(check_bot(FIXTURES / "badbot")) == len(BAD_PROBLEMS)
+
+
+def test_loading_a_broken_bot_raises_with_every_problem() -> None:
+    """load_bot raises BotFolderError listing the same problems as check_bot."""
+    with pytest.raises(BotFolderError) as caught:
+        load_bot(FIXTURES / "badbot")
+    assert list(caught.value.problems) == check_bot(FIXTURES / "badbot")
+    assert "typo.py:2:" in str(caught.value)
+
+
+def test_a_leaked_token_is_not_repeated_in_the_problem() -> None:
+    """The problem names the line, never the secret itself."""
+    problems = check_bot(FIXTURES / "badbot")
+    assert not any("this-is-not-a-real-token" in problem.describe() for problem in problems)
+
+
+def test_only_python_files_directly_in_the_folder_are_commands(tmp_path: Path) -> None:
+    """Subfolders, other extensions, ``_private`` and ``.hidden`` files are ignored."""
+    folder = make_bot(
+        tmp_path,
+        {
+            "bot.yaml": GOOD_CONFIG,
+            "start.py": "# command: /start\n# answer: hi\n",
+            "_lib.py": "broken (",
+            ".swap.py": "broken (",
+            "notes.md": "# command: /notes\n",
+        },
+    )
+    (folder / "sub").mkdir()
+    (folder / "sub" / "deep.py").write_text("broken (", encoding="utf-8")
+    (folder / "dir.py").mkdir()
+    bot = load_bot(folder)
+    assert [c.name for c in bot.commands.commands] == ["/start"]
+
+
+def test_a_command_without_a_header_is_named_after_its_file(tmp_path: Path) -> None:
+    """No ``command`` field: the file stem is the name."""
+    bot = load_bot(make_bot(tmp_path, {"bot.yaml": GOOD_CONFIG, "menu.py": "shown = 1\n"}))
+    assert find(bot.commands, "menu") is not None
+
+
+@pytest.mark.parametrize(
+    ("files", "expected"),
+    [
+        (
+            {"a.py": "# command: /x\n# answer: a\n", "b.py": "# command: /X\n# answer: b\n"},
+            '"/X" is already used by a.py',
+        ),
+        (
+            {
+                "a.py": "# command: /x\n# answer: a\n",
+                "b.py": "# command: /y\n# aliases: /x\n# answer: b\n",
+            },
+            '"/x" is already used by a.py',
+        ),
+        (
+            {
+                "a.py": "# command: /x\n# aliases: /z\n# answer: a\n",
+                "b.py": "# command: /y\n# aliases: /z\n# answer: b\n",
+            },
+            '"/z" is already used by a.py',
+        ),
+    ],
+    ids=["name-twice", "alias-equals-a-name", "alias-twice"],
+)
+def test_duplicate_names_and_aliases_name_both_files(
+    tmp_path: Path, files: dict[str, str], expected: str
+) -> None:
+    """The second file using a name or alias is reported, naming the first."""
+    problems = check_bot(make_bot(tmp_path, {"bot.yaml": GOOD_CONFIG, **files}))
+    assert located(problems) == [("b.py", None, expected)]
+
+
+def test_compile_errors_are_at_the_lines_of_the_file(tmp_path: Path) -> None:
+    """Compile errors below either header form point at the author's lines."""
+    folder = make_bot(
+        tmp_path,
+        {
+            "bot.yaml": GOOD_CONFIG,
+            "doc.py": '"""\ncommand: /doc\n"""\n\nok = 1\nbad = x._secret\n',
+            "hash.py": "# command: /hash\n\nok = (\n",
+        },
+    )
+    found = located(check_bot(folder))
+    assert [(f, n) for f, n, _ in found] == [("doc.py", 6), ("hash.py", 3)]
+    assert "SyntaxError" in found[1][2]
+
+
+def test_a_script_is_compiled_even_when_its_header_is_broken(tmp_path: Path) -> None:
+    """Header problems and compile errors of one file are all reported."""
+    folder = make_bot(
+        tmp_path, {"bot.yaml": GOOD_CONFIG, "x.py": "# command: /x\n# colour: red\n\ny = (\n"}
+    )
+    assert [(f, n) for f, n, _ in located(check_bot(folder))] == [("x.py", 2), ("x.py", 4)]
+
+
+def test_a_file_that_is_not_utf8_is_reported_at_the_bad_line(tmp_path: Path) -> None:
+    """Latin-1 bytes are a problem on the line where they are."""
+    folder = make_bot(
+        tmp_path, {"bot.yaml": GOOD_CONFIG, "caf.py": b"# answer: ok\n\nx = 'caf\xe9'\n"}
+    )
+    assert located(check_bot(folder)) == [("caf.py", 3, "the file is not UTF-8 text (byte 22)")]
+
+
+def test_a_byte_order_mark_is_ignored(tmp_path: Path) -> None:
+    """Editors that write a UTF-8 BOM do not break the header."""
+    folder = make_bot(
+        tmp_path, {"bot.yaml": GOOD_CONFIG, "a.py": "\ufeff# command: /a\n# answer: hi\n"}
+    )
+    assert find(load_bot(folder).commands, "/a") is not None
+
+
+@pytest.mark.skipif(not Path("/proc/self/mem").is_file(), reason="needs Linux procfs")
+def test_a_file_that_cannot_be_read_is_a_problem(tmp_path: Path) -> None:
+    """A read error is reported for that file (here a link to memory that cannot be read at 0)."""
+    folder = make_bot(tmp_path, {"bot.yaml": GOOD_CONFIG})
+    (folder / "mem.py").symlink_to("/proc/self/mem")
+    [(file, line, message)] = located(check_bot(folder))
+    assert (file, line) == ("mem.py", None)
+    assert message.startswith("cannot read the file")
+
+
+def test_a_huge_file_is_refused_without_reading_it_all(tmp_path: Path) -> None:
+    """Command files over the size limit are a problem, not a memory spike."""
+    folder = make_bot(tmp_path, {"bot.yaml": GOOD_CONFIG, "big.py": "x = 1\n" * 100_000})
+    [(file, _, message)] = located(check_bot(folder))
+    assert file == "big.py"
+    assert "larger than" in message
+
+
+def test_a_missing_bot_yaml_is_a_problem(tmp_path: Path) -> None:
+    """A folder without bot.yaml is not a bot."""
+    folder = make_bot(tmp_path, {"start.py": "# answer: hi\n"})
+    assert located(check_bot(folder)) == [("bot.yaml", None, "the file is missing")]
+
+
+def test_a_path_that_is_not_a_folder_is_a_problem(tmp_path: Path) -> None:
+    """check_bot on a file or a missing path says so."""
+    [problem] = check_bot(tmp_path / "nope")
+    assert "is not a directory" in problem.message
+
+
+def test_the_id_defaults_to_the_folder_name(tmp_path: Path) -> None:
+    """Without ``id``, the folder's name is the bot's id, and its name."""
+    bot = load_bot(make_bot(tmp_path, {"bot.yaml": GOOD_CONFIG}, name="shop-bot_2"))
+    assert (bot.config.id, bot.config.name) == ("shop-bot_2", "shop-bot_2")
+
+
+def test_a_folder_name_that_is_not_an_id_needs_an_explicit_id(tmp_path: Path) -> None:
+    """A folder named ``My Bot`` must say its id in bot.yaml."""
+    problems = check_bot(make_bot(tmp_path, {"bot.yaml": GOOD_CONFIG}, name="My Bot"))
+    assert "set id in bot.yaml" in problems[0].message
+    explicit = make_bot(tmp_path, {"bot.yaml": "id: my-bot\n" + GOOD_CONFIG}, name="My Other Bot")
+    assert load_bot(explicit).config.id == "my-bot"
+
+
+def test_limits_use_friendly_units_and_defaults_for_the_rest() -> None:
+    """``memory_mb`` and ``output_kb`` become bytes; unset limits keep the sandbox defaults."""
+    config, problems = parse_config(
+        GOOD_CONFIG + "limits:\n  memory_mb: 0.5\n  output_kb: 2\n", "b"
+    )
+    assert problems == []
+    assert config is not None
+    assert config.limits == Limits(memory_bytes=MIB // 2, output_bytes=2 * KIB)
+
+
+def test_a_username_may_be_written_with_its_at_sign() -> None:
+    """``username: "@MyBot"`` is stored without the ``@``."""
+    config, _ = parse_config(GOOD_CONFIG + 'username: "@MyBot"\n', "b")
+    assert config is not None and config.username == "MyBot"
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "fragment"),
+    [
+        ("", None, "token_env is required"),
+        ("name: x\n", None, "token_env is required"),
+        ("token_env:\n", 1, "token_env is required"),
+        ("token_env: 12\n", 1, '"token_env" must be text'),
+        ("token_env: MY-TOKEN\n", 1, "is not an environment variable name"),
+        ("- a\n- b\n", 1, "must be a mapping"),
+        ("token_env: T\ntoken_env: U\n", 2, '"token_env" is given twice'),
+        ("token_env: T\nlimits: [1]\n", 2, '"limits" must be a mapping'),
+        ("token_env: T\nid: Bad Id\n", 2, "id 'Bad Id' must be a-z"),
+        ("token_env: T\nusername: no spaces\n", 2, "is not a Telegram username"),
+        ("token_env: T\nnane: x\n", 2, 'unknown setting "nane" (did you mean "name"?)'),
+        ("token_env: T\nlimits:\n  cpu_seconds: -1\n", 2, "limits: cpu_seconds must be a positive"),
+        (
+            "token_env: T\nlimits:\n  cpu_seconds: 5\n  wall_seconds: 2\n",
+            2,
+            "cannot be larger than",
+        ),
+        ("token_env: T\nlimits:\n  capability_calls: 2.5\n", 3, "must be a whole number"),
+        ("token_env: T\nlimits:\n  recursion_depth: true\n", 3, "must be a whole number"),
+        ("token_env: T\nlimits:\n  wall_seconds: .inf\n", 3, "must be a number"),
+        (
+            "token_env: T\nlimits:\n  memory_bytes: 5\n",
+            3,
+            'unknown limit "memory_bytes" (did you mean "memory_mb"?)',
+        ),
+        ("token_env: T\nproperties:\n  max_value_bytes: 0\n", 3, "must be a positive whole number"),
+        ("token_env: T\nproperties:\n  max_values: 5\n", 3, '(did you mean "max_value_bytes"?)'),
+        ("token_env: T\nsettings:\n  launch: 2024-01-01\n", 3, '"settings.launch" holds a date'),
+        ("token_env: T\nsettings:\n  ratio: .nan\n", 3, "which JSON cannot"),
+        ("token_env: T\nsettings:\n  1: one\n", 3, "key 1, which is not text"),
+        ("token_env: T\nwebhook: yes\n", 2, '"webhook" must be a mapping'),
+        ("token_env: T\nname: [x]\n", 2, '"name" must be text'),
+        ("token_env: [oops\n", 1, "bad YAML"),
+        (
+            "token_env: T\nsecret: 987654321:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n",
+            2,
+            "looks like a Telegram bot token",
+        ),
+    ],
+    ids=[
+        "empty-file",
+        "no-token-env",
+        "null-token-env",
+        "token-env-number",
+        "token-env-not-a-variable-name",
+        "not-a-mapping",
+        "repeated-key",
+        "limits-not-mapping",
+        "bad-id",
+        "bad-username",
+        "unknown-setting",
+        "negative-limit",
+        "cpu-above-wall",
+        "fractional-count",
+        "boolean-limit",
+        "infinite-limit",
+        "limit-in-the-wrong-unit",
+        "zero-property-limit",
+        "unknown-property-limit",
+        "date-in-settings",
+        "nan-in-settings",
+        "non-text-key-in-settings",
+        "webhook-not-mapping",
+        "name-not-text",
+        "bad-yaml",
+        "token-anywhere",
+    ],
+)
+def test_bot_yaml_problems_are_reported_at_their_line(
+    text: str, line: int | None, fragment: str
+) -> None:
+    """Each bad bot.yaml is refused with a problem at the right line."""
+    found = config_problems(text)
+    assert any(n == line and fragment in m for n, m in found), found
+
+
+def test_a_yaml_alias_bomb_in_settings_is_refused() -> None:
+    """Anchors that expand to millions of values are refused, not walked."""
+    lines = ["token_env: T", "a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 8)]
+    text = (
+        "\n".join(lines[:1]) + "\nsettings:\n" + "\n".join("  " + line for line in lines[1:]) + "\n"
+    )
+    found = config_problems(text)
+    assert any("too large" in message for _, message in found), found
