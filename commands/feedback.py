@@ -1,0 +1,11 @@
+"""
+command: /feedback
+description: Asks a question; the user's next message answers it
+answer: What do you think of botbox? Reply with one message.
+need_reply: true
+"""
+if message and message != "/feedback":
+    feedback = Bot.getProperty("feedback", [])
+    feedback.append({"user": user["id"], "text": message[:500]})
+    Bot.setProperty("feedback", feedback[-50:])
+    Bot.sendMessage("Thank you, noted.")

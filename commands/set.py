@@ -1,0 +1,5 @@
+"""
+command: /set
+description: Explains the /set commands
+"""
+Bot.sendMessage("Try /set name Ada")

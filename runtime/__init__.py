@@ -1,0 +1,1 @@
+"""The botbox runtime: what user bot scripts run against."""

@@ -1,0 +1,54 @@
+"""A command's ``answer`` and ``keyboard`` header fields, rendered for Telegram (pure)."""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Mapping
+from typing import Any, Final
+
+PLACEHOLDER: Final = re.compile(r"\{\{\s*([A-Za-z_][\w.]*)\s*\}\}")
+MARKDOWN_V2_SPECIAL: Final = re.compile(r"([_*\[\]()~`>#+\-=|{}.!\\])")
+MARKDOWN_SPECIAL: Final = re.compile(r"([_*`\[])")
+
+
+def escape(text: str, parse_mode: str | None) -> str:
+    """Escape ``text`` so Telegram shows it literally under ``parse_mode``."""
+    if parse_mode is None:
+        return text
+    mode = parse_mode.lower()
+    if mode == "html":
+        return html.escape(text, quote=False)
+    if mode == "markdownv2":
+        return MARKDOWN_V2_SPECIAL.sub(r"\\\1", text)
+    if mode == "markdown":
+        return MARKDOWN_SPECIAL.sub(r"\\\1", text)
+    return text
+
+
+def _lookup(context: Mapping[str, Any], path: str) -> str:
+    value: Any = context
+    for part in path.split("."):
+        if isinstance(value, Mapping) and part in value:
+            value = value[part]
+        else:
+            return ""
+    return "" if value is None else str(value)
+
+
+def render_answer(template: str, context: Mapping[str, Any], parse_mode: str | None) -> str:
+    """Fill ``{{user.first_name}}``-style placeholders, each value escaped for ``parse_mode``.
+
+    Unknown placeholders become empty text; the template's own markup is kept as written.
+    """
+    return PLACEHOLDER.sub(lambda m: escape(_lookup(context, m.group(1)), parse_mode), template)
+
+
+def reply_keyboard(layout: str) -> dict[str, Any]:
+    """Turn ``"A,B\\nC"`` into a ReplyKeyboardMarkup with rows [A, B] and [C]."""
+    rows = []
+    for line in layout.splitlines():
+        buttons = [{"text": label.strip()} for label in line.split(",") if label.strip()]
+        if buttons:
+            rows.append(buttons)
+    return {"keyboard": rows, "resize_keyboard": True}

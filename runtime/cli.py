@@ -1,0 +1,201 @@
+"""``python run.py ...``: serve, check a bot folder, read run logs, register webhooks."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from runtime.botdir import check_bot, load_bot
+from runtime.errors import BotboxError, ConfigError
+from runtime.keys import load_master_key
+from runtime.registry import bot_folders, derive_secret
+from runtime.settings import Settings
+from runtime.store import RunRecord, SqliteStore
+from runtime.telegram.client import TelegramClient
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the command-line parser."""
+    parser = argparse.ArgumentParser(
+        prog="python run.py", description="botbox: Telegram bots in a Python sandbox"
+    )
+    commands = parser.add_subparsers(dest="command")
+    serve = commands.add_parser("serve", help="start the server (the default)")
+    serve.add_argument(
+        "--poll",
+        action="store_true",
+        help="long-poll Telegram (getUpdates) instead of waiting for webhooks",
+    )
+    check = commands.add_parser("check", help="validate a bot folder")
+    check.add_argument("folder", type=Path)
+    logs = commands.add_parser("logs", help="show a bot's run log, newest first")
+    logs.add_argument("bot")
+    logs.add_argument("--failed", action="store_true", help="only failed runs")
+    logs.add_argument("--json", action="store_true", help="one JSON document per line")
+    logs.add_argument("--limit", type=int, default=20)
+    hook = commands.add_parser("set-webhook", help="register the bot's webhook with Telegram")
+    hook.add_argument("bot")
+    return parser
+
+
+def run_check(folder: Path) -> int:
+    """Print every problem of a bot folder; exit status 1 if there is any."""
+    problems = check_bot(folder)
+    for problem in problems:
+        print(problem.describe())
+    if problems:
+        print(f"{len(problems)} problem(s) in {folder}")
+        return 1
+    print(f"{folder}: ok")
+    return 0
+
+
+def format_record(record: RunRecord) -> str:
+    """One run log entry as readable lines."""
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record.started_at))
+    lines = [
+        f"#{record.id} {when} {record.command} [{record.status}] trigger={record.trigger} "
+        f"user={record.user_id} chat={record.chat_id} "
+        f"cpu={record.cpu_seconds * 1000:.1f}ms wall={record.wall_seconds * 1000:.1f}ms"
+    ]
+    if isinstance(record.error, dict):
+        where = f"line {record.error.get('line')}: " if record.error.get("line") else ""
+        lines.append(f"  error: {where}{record.error.get('type')}: {record.error.get('message')}")
+    for call in record.calls:
+        if isinstance(call, dict):
+            mark = "ok" if call.get("ok") else f"failed: {call.get('error')}"
+            lines.append(f"  call {call.get('name')} {mark}")
+    if record.output:
+        lines.extend(f"  | {line}" for line in record.output.rstrip("\n").splitlines()[:20])
+    return "\n".join(lines)
+
+
+async def show_logs(
+    settings: Settings, bot: str, *, failed: bool, as_json: bool, limit: int
+) -> int:
+    """Print a bot's newest runs."""
+    if not settings.database.exists():
+        print(f"no store at {settings.database} yet: start the server first")
+        return 1
+    store = SqliteStore(settings.database)
+    await store.open()
+    try:
+        records = await store.list_runs(bot, failed_only=failed, limit=limit)
+    finally:
+        await store.close()
+    for record in records:
+        if as_json:
+            print(
+                json.dumps(
+                    {
+                        "id": record.id,
+                        "command": record.command,
+                        "trigger": record.trigger,
+                        "status": record.status,
+                        "user_id": record.user_id,
+                        "chat_id": record.chat_id,
+                        "started_at": record.started_at,
+                        "output": record.output,
+                        "calls": record.calls,
+                        "error": record.error,
+                        "cpu_seconds": record.cpu_seconds,
+                        "wall_seconds": record.wall_seconds,
+                    },
+                    ensure_ascii=False,
+                )
+            )
+        else:
+            print(format_record(record))
+    if not records and not as_json:
+        print(f"no {'failed ' if failed else ''}runs for bot {bot!r}")
+    return 0
+
+
+async def set_webhook(settings: Settings, bot_id: str) -> int:
+    """Call setWebhook for a bot with its URL and derived secret."""
+    folder = find_folder(settings, bot_id)
+    definition = load_bot(folder)
+    token = os.environ.get(definition.config.token_env)
+    if not token:
+        print(f"set {definition.config.token_env} to the bot's token first")
+        return 1
+    secret = derive_secret(load_master_key(settings.key_file), "telegram-webhook-secret", bot_id)
+    client = TelegramClient(settings.telegram_api)
+    try:
+        await client.call(
+            token,
+            "setWebhook",
+            {"url": f"{settings.base_url}/telegram/{bot_id}", "secret_token": secret},
+        )
+    finally:
+        await client.close()
+    print(f"webhook set: {settings.base_url}/telegram/{bot_id}")
+    return 0
+
+
+def find_folder(settings: Settings, bot_id: str) -> Path:
+    """Return the folder of a bot by id (the demo or one under BOTBOX_BOTS_DIR)."""
+    for folder in bot_folders(settings.bots_dir, settings.demo_dir if settings.demo else None):
+        if load_bot(folder).config.id == bot_id:
+            return folder
+    raise ConfigError(f"no bot {bot_id!r} on this server")
+
+
+def serve(settings: Settings, *, poll: bool) -> int:
+    """Start the Sanic server (one process, or several with BOTBOX_SERVER_WORKERS)."""
+    # Imported here so that `check` and `logs` start fast and do not need the web stack.
+    from sanic import Sanic  # noqa: PLC0415
+    from sanic.worker.loader import AppLoader  # noqa: PLC0415
+
+    from runtime.app import Parts, create_app  # noqa: PLC0415
+
+    factory = partial(create_app, settings, parts=Parts(env=dict(os.environ), poll=poll))
+    loader = AppLoader(factory=factory)
+    app: Sanic[Any, Any] = loader.load()
+    single = settings.server_workers == 1
+    app.prepare(
+        host=settings.host,
+        port=settings.port,
+        workers=settings.server_workers,
+        single_process=single,
+        access_log=False,
+        motd=False,
+    )
+    if single:
+        Sanic.serve_single(primary=app)
+    else:
+        Sanic.serve(primary=app, app_loader=loader)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_os_env()
+        logging.basicConfig(
+            level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+        if args.command == "check":
+            return run_check(args.folder)
+        if args.command == "logs":
+            return asyncio.run(
+                show_logs(
+                    settings, args.bot, failed=args.failed, as_json=args.json, limit=args.limit
+                )
+            )
+        if args.command == "set-webhook":
+            return asyncio.run(set_webhook(settings, args.bot))
+        return serve(settings, poll=getattr(args, "poll", False))
+    except BotboxError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 2

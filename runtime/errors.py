@@ -1,0 +1,96 @@
+"""The runtime's exception tree. Foreign errors are translated once, at the edge that meets them.
+
+::
+
+    BotboxError
+    ├── ConfigError            bad settings or bot.yaml (``problems`` lists each one)
+    ├── BotFolderError         a bot folder with problems (``problems``: file, line, message)
+    ├── NotFound               unknown bot or command (HTTP 404)
+    ├── StoreError             the store failed (``sqlite3.Error`` is translated in the store)
+    │   └── QuotaExceeded      a property value or a bot's data is over its size limit
+    └── TelegramError          talking to the Bot API failed
+        ├── ApiError           Telegram refused a call (``code``, ``description``, ``retry_after``)
+        ├── CallRefused        a call failed the spec check before it was sent
+        └── TransportError     the network failed (``httpx.HTTPError`` is translated in the client)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One problem in a bot folder or configuration, located where possible."""
+
+    message: str
+    file: str | None = None
+    line: int | None = None
+
+    def describe(self) -> str:
+        """Return ``'file:line: message'`` style text."""
+        where = self.file or ""
+        if self.line is not None:
+            where += f":{self.line}"
+        return f"{where}: {self.message}" if where else self.message
+
+
+class BotboxError(Exception):
+    """Base class of every runtime error."""
+
+
+class ConfigError(BotboxError):
+    """Settings or a bot's configuration are invalid."""
+
+    def __init__(self, problems: Sequence[Problem] | str) -> None:
+        if isinstance(problems, str):
+            problems = [Problem(problems)]
+        self.problems = tuple(problems)
+        super().__init__("; ".join(p.describe() for p in self.problems))
+
+
+class BotFolderError(ConfigError):
+    """A bot folder has problems (bad YAML, unknown fields, duplicates, compile errors)."""
+
+
+class NotFound(BotboxError):
+    """An unknown bot or command."""
+
+
+class StoreError(BotboxError):
+    """The store could not do what was asked."""
+
+
+class QuotaExceeded(StoreError):
+    """A property value, or a bot's total data, is over its size limit."""
+
+
+class TelegramError(BotboxError):
+    """Talking to the Telegram Bot API failed."""
+
+
+class ApiError(TelegramError):
+    """Telegram answered a call with ``ok: false``."""
+
+    def __init__(
+        self, method: str, code: int, description: str, retry_after: float | None = None
+    ) -> None:
+        super().__init__(f"{method}: {code} {description}")
+        self.method = method
+        self.code = code
+        self.description = description
+        self.retry_after = retry_after
+
+
+class CallRefused(TelegramError):
+    """A call was refused before sending: unknown method or fields (see ``problems``)."""
+
+    def __init__(self, method: str, problems: Sequence[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.method = method
+        self.problems = tuple(problems)
+
+
+class TransportError(TelegramError):
+    """The Bot API could not be reached, or answered with something that is not its JSON."""

@@ -1,0 +1,310 @@
+"""Carrying out updates and runs: dispatch, the ``@`` / command / ``!`` / ``@@`` pipeline,
+``answer`` and ``need_reply``, commits, and the run log.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from runtime import dispatch
+from runtime.answer import render_answer, reply_keyboard
+from runtime.command import Command
+from runtime.errors import NotFound, QuotaExceeded
+from runtime.registry import LiveBot
+from runtime.session import Context, Services, Session, Transaction, call_telegram, commit
+from runtime.store import QueuedItem, RunRecord, Waiting
+from runtime.update import IncomingUpdate, parse_update
+from sandbox import JSON, CapabilityError, Handler, RunResult, ScriptFailure, Status
+
+logger = logging.getLogger(__name__)
+
+MAX_LOGGED_ARGS: Final = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a pipeline did: the main command's result (None when it had no code)."""
+
+    result: RunResult | None
+    stopped_by_before: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """True unless the main command failed."""
+        return self.result is None or self.result.ok
+
+
+def error_global(command: Command, result: RunResult) -> dict[str, JSON]:
+    """The ``error`` global the ``!`` command sees."""
+    failure = result.error
+    return {
+        "command": command.name,
+        "status": str(result.status),
+        "type": failure.type if failure else "LimitExceeded",
+        "message": failure.message if failure else result.describe(),
+        "line": failure.line if failure else None,
+    }
+
+
+def _calls_for_log(result: RunResult) -> list[JSON]:
+    logged: list[JSON] = []
+    for call in result.calls:
+        params = json.dumps(
+            {"args": list(call.args), "kwargs": call.kwargs}, ensure_ascii=False, default=str
+        )
+        logged.append(
+            {
+                "name": call.name,
+                "ok": call.ok,
+                "error": call.error,
+                "seconds": round(call.seconds, 6),
+                "params": params[:MAX_LOGGED_ARGS],
+            }
+        )
+    return logged
+
+
+def _error_for_log(failure: ScriptFailure | None, result: RunResult) -> JSON:
+    if failure is None:
+        return (
+            None
+            if result.breach is None
+            else {"type": "LimitExceeded", "message": result.breach.describe()}
+        )
+    return {
+        "type": failure.type,
+        "message": failure.message,
+        "line": failure.line,
+        "traceback": [
+            {"file": f.file, "line": f.line, "function": f.function, "text": f.text}
+            for f in failure.traceback
+        ],
+    }
+
+
+class Runner:
+    """Runs commands for bots and records every run."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    @staticmethod
+    def find_command(bot: LiveBot, name: str) -> Command:
+        """Return a bot's command by exact name, or raise a CapabilityError naming it."""
+        command = dispatch.find(bot.definition.commands, name)
+        if command is None:
+            raise CapabilityError(f"bot {bot.id!r} has no command {name!r}")
+        return command
+
+    async def handle_item(self, bot: LiveBot, item: QueuedItem) -> None:
+        """Carry out one queue item: a Telegram update or a scheduled run."""
+        if item.kind == "update":
+            raw = item.payload if isinstance(item.payload, dict) else None
+            await self.handle_update(
+                bot, parse_update(item.payload), f"update:{item.update_id}", raw=raw
+            )
+            return
+        payload = item.payload if isinstance(item.payload, dict) else {}
+        name = payload.get("command")
+        command = dispatch.find(bot.definition.commands, name) if isinstance(name, str) else None
+        if command is None:
+            logger.warning("bot %s: scheduled command %r no longer exists", bot.id, name)
+            return
+        user, chat = payload.get("user"), payload.get("chat")
+        context = Context(
+            bot,
+            command,
+            f"run:{item.seq}",
+            user=user if isinstance(user, dict) else None,
+            chat=chat if isinstance(chat, dict) else None,
+            options=payload.get("options"),
+        )
+        await self.run_pipeline(context)
+
+    async def handle_update(
+        self,
+        bot: LiveBot,
+        update: IncomingUpdate,
+        trigger: str,
+        *,
+        raw: dict[str, Any] | None = None,
+    ) -> None:
+        """Dispatch one update to its command (or its ``need_reply`` wait) and run it."""
+        table = bot.definition.commands
+        store = self.services.store
+        command: Command | None = None
+        params = ""
+        replying = False
+        user_id, chat_id = update.user_id, update.chat_id
+        if update.text is not None and user_id is not None and chat_id is not None:
+            if dispatch.is_command_text(
+                table, update.text, update, bot_username=bot.definition.config.username
+            ):
+                await store.clear_waiting(bot.id, chat_id, user_id)
+            else:
+                waiting = await store.take_waiting(bot.id, chat_id, user_id)
+                if waiting is not None:
+                    command = dispatch.find(table, waiting.command)
+                    replying = command is not None
+        if command is None:
+            match = dispatch.match(table, update, bot_username=bot.definition.config.username)
+            if match is None:
+                return
+            command, params = match.command, match.params
+        context = Context(
+            bot,
+            command,
+            trigger,
+            user=update.user,
+            chat=update.chat,
+            update=raw,
+            update_type=update.type,
+            request=update.request,
+            message=update.message,
+            params=params,
+        )
+        await self.run_pipeline(context, replying=replying)
+
+    async def run_pipeline(
+        self,
+        context: Context,
+        *,
+        extra: Mapping[str, Handler] | None = None,
+        extra_globals: Mapping[str, JSON] | None = None,
+        replying: bool = False,
+    ) -> Outcome:
+        """Run ``@``, the answer, the command, ``!`` on failure, then ``@@``.
+
+        ``replying`` marks the message that answers a ``need_reply`` command: its script runs
+        again with that message, without sending the answer or waiting again.
+        """
+        table = context.bot.definition.commands
+        if table.before is not None:
+            before = await self.run_one(context.for_command(table.before), extra, extra_globals)
+            if not before.ok:
+                await self.on_error(context.for_command(table.before), before)
+                return Outcome(before)
+            if before.returned:
+                return Outcome(None, stopped_by_before=True)
+        if not replying:
+            await self.send_answer(context)
+        result: RunResult | None = None
+        if context.command.has_code:
+            result = await self.run_one(context, extra, extra_globals)
+            if not result.ok:
+                await self.on_error(context, result)
+        if (
+            not replying
+            and context.command.need_reply
+            and (result is None or result.ok)
+            and context.user_id is not None
+            and context.chat_id is not None
+        ):
+            await self.services.store.set_waiting(
+                Waiting(context.bot.id, context.chat_id, context.user_id, context.command.name)
+            )
+        if table.after is not None:
+            await self.run_one(context.for_command(table.after), extra, extra_globals)
+        return Outcome(result)
+
+    async def on_error(self, context: Context, result: RunResult) -> None:
+        """Run the bot's ``!`` command with the ``error`` global, if it has one."""
+        handler = context.bot.definition.commands.on_error
+        if handler is None or context.command is handler:
+            return
+        await self.run_one(
+            context.for_command(handler, error=error_global(context.command, result))
+        )
+
+    async def send_answer(self, context: Context) -> None:
+        """Send a command's ``answer`` (and ``keyboard``) to the current chat, if any."""
+        command = context.command
+        if command.answer is None or context.chat_id is None:
+            return
+        params: dict[str, Any] = {
+            "chat_id": context.chat_id,
+            "text": render_answer(
+                command.answer,
+                {"user": context.user or {}, "chat": context.chat or {}, "params": context.params},
+                command.parse_mode,
+            ),
+        }
+        if command.parse_mode:
+            params["parse_mode"] = command.parse_mode
+        if command.keyboard:
+            params["reply_markup"] = reply_keyboard(command.keyboard)
+        try:
+            await call_telegram(self.services, context.bot, "sendMessage", params)
+        except CapabilityError as exc:
+            logger.warning(
+                "bot %s: answer of %s was not sent: %s", context.bot.id, command.name, exc.message
+            )
+
+    async def run_one(
+        self,
+        context: Context,
+        extra: Mapping[str, Handler] | None = None,
+        extra_globals: Mapping[str, JSON] | None = None,
+    ) -> RunResult:
+        """Run one command's script, commit its writes if it succeeded, and log the run."""
+        bot = context.bot
+        tx = Transaction()
+        session = Session(self.services, context, tx, self)
+        capabilities = session.capabilities()
+        if extra:
+            capabilities.update(extra)
+        run_globals = context.globals()
+        if extra_globals:
+            run_globals.update(extra_globals)
+        started = self.services.clock()
+        result = await self.services.pool.run(
+            bot.script_of(context.command),
+            globals=run_globals,
+            capabilities=capabilities,
+            exceptions=("ApiError",),
+            limits=bot.definition.config.limits,
+        )
+        if result.ok:
+            try:
+                await commit(self.services, bot, tx)
+            except QuotaExceeded as exc:
+                result = RunResult(
+                    Status.SCRIPT_ERROR,
+                    output=result.output,
+                    error=ScriptFailure("QuotaExceeded", str(exc)),
+                    cpu_seconds=result.cpu_seconds,
+                    wall_seconds=result.wall_seconds,
+                    calls=result.calls,
+                )
+        await self.record(context, result, started)
+        return result
+
+    async def record(self, context: Context, result: RunResult, started: float) -> None:
+        """Append a run to the run log."""
+        await self.services.store.record_run(
+            RunRecord(
+                bot_id=context.bot.id,
+                command=context.command.name,
+                trigger=context.trigger,
+                user_id=context.user_id,
+                chat_id=context.chat_id,
+                status=str(result.status),
+                started_at=started,
+                cpu_seconds=result.cpu_seconds,
+                wall_seconds=result.wall_seconds,
+                output=result.output,
+                calls=_calls_for_log(result),
+                error=_error_for_log(result.error, result),
+                extra={
+                    "breach": result.breach.limit if result.breach else None,
+                    "depth": context.depth,
+                },
+            )
+        )
+
+
+__all__ = ["NotFound", "Outcome", "Runner", "error_global"]

@@ -1,0 +1,399 @@
+"""One run's world: who it is for (:class:`Context`), its pending writes (:class:`Transaction`),
+and the capabilities a script gets (:class:`Session`): ``Api``, ``Bot`` and ``User``.
+
+Everything a script does to the outside goes through here, in the server process: Telegram
+calls (checked against the spec, spaced by the bot's flood gate), property reads and writes
+(buffered, committed together when the run ends well), and scheduled runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import json
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Final
+
+from runtime.command import Command
+from runtime.errors import ApiError, CallRefused, QuotaExceeded, TelegramError, TransportError
+from runtime.registry import LiveBot
+from runtime.store import MISSING, PropertyWrite, Store
+from runtime.telegram.client import TelegramClient
+from sandbox import JSON, CallRequest, CapabilityError, Handler, WorkerPool
+from sandbox.capability import RunInPlace
+
+if TYPE_CHECKING:
+    from runtime.runner import Runner
+
+MAX_DEPTH: Final = 6
+MAX_RETRY_AFTER: Final = 5.0
+MAX_SCHEDULED: Final = 20
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """Who and where one run is for, and what it was given."""
+
+    bot: LiveBot
+    command: Command
+    trigger: str
+    user: dict[str, Any] | None = None
+    chat: dict[str, Any] | None = None
+    update: dict[str, Any] | None = None
+    update_type: str | None = None
+    request: dict[str, Any] | None = None
+    message: str | None = None
+    params: str = ""
+    options: JSON = None
+    error: JSON = None
+    depth: int = 0
+
+    @property
+    def user_id(self) -> int | None:
+        """The current user's id, if the run has a user."""
+        return self.user.get("id") if self.user else None
+
+    @property
+    def chat_id(self) -> int | None:
+        """The current chat's id, if the run has a chat."""
+        return self.chat.get("id") if self.chat else None
+
+    def globals(self) -> dict[str, JSON]:
+        """The JSON globals a script sees."""
+        return {
+            "update": self.update,
+            "update_type": self.update_type,
+            "message": self.message,
+            "request": self.request,
+            "user": self.user,
+            "chat": self.chat,
+            "params": self.params,
+            "options": self.options,
+            "error": self.error,
+        }
+
+    def for_command(self, command: Command, **changes: Any) -> Context:
+        """The same context for another command (``@``, ``@@``, ``!``, or a nested one)."""
+        return replace(self, command=command, **changes)
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduledRun:
+    """A ``Bot.run`` request, enqueued when the run that asked for it commits."""
+
+    command: str
+    user: dict[str, Any] | None
+    chat: dict[str, Any] | None
+    options: JSON
+    run_after: float
+
+
+@dataclass(slots=True)
+class Transaction:
+    """A run's buffered property writes and scheduled runs: all or nothing."""
+
+    writes: dict[tuple[str, str], PropertyWrite] = field(default_factory=dict)
+    scheduled: list[ScheduledRun] = field(default_factory=list)
+
+    def write(self, change: PropertyWrite) -> None:
+        """Buffer a write (a later write to the same property replaces it)."""
+        self.writes[(change.scope, change.name)] = change
+
+    async def read(self, store: Store, bot_id: str, scope: str, name: str) -> JSON | object:
+        """Read a property, seeing this run's own writes first."""
+        pending = self.writes.get((scope, name))
+        if pending is not None:
+            return MISSING if pending.delete else pending.value
+        return await store.get_property(bot_id, scope, name)
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """What sessions need from the server: the pool, the store, Telegram, and a clock."""
+
+    pool: WorkerPool
+    store: Store
+    telegram: TelegramClient
+    clock: Callable[[], float] = time.time
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+
+
+def api_error(
+    method: str, code: int, description: str, retry_after: float | None = None
+) -> CapabilityError:
+    """The error a script sees when a Bot API call fails: ``ApiError`` with code and text."""
+    data: dict[str, JSON] = {"method": method, "code": code, "description": description}
+    if retry_after is not None:
+        data["retry_after"] = retry_after
+    return CapabilityError(f"{method}: {description}", kind="ApiError", data=data)
+
+
+async def call_telegram(
+    services: Services, bot: LiveBot, method: str, params: Mapping[str, Any]
+) -> JSON:
+    """Make one Bot API call for a bot: spec check, flood gate, one retry on a short 429."""
+    if bot.token is None:
+        raise api_error(
+            method,
+            401,
+            f"this bot has no Telegram token (set {bot.definition.config.token_env} on the server)",
+        )
+    for attempt in (1, 2):
+        await bot.flood.wait(method, params.get("chat_id"))
+        try:
+            return await services.telegram.call(bot.token, method, params)
+        except CallRefused as exc:
+            raise api_error(method, 400, "; ".join(exc.problems)) from None
+        except ApiError as exc:
+            short = exc.retry_after is not None and exc.retry_after <= MAX_RETRY_AFTER
+            if exc.code == 429 and exc.retry_after is not None:
+                bot.flood.pause(exc.retry_after)
+            if exc.code == 429 and short and attempt == 1:
+                await services.sleep(exc.retry_after or 0)
+                continue
+            raise api_error(exc.method, exc.code, exc.description, exc.retry_after) from None
+        except TransportError as exc:
+            raise api_error(method, 502, str(exc)) from None
+        except TelegramError as exc:  # pragma: no cover - every subclass is handled above
+            raise api_error(method, 500, str(exc)) from None
+    raise api_error(method, 429, "Too Many Requests")  # pragma: no cover - loop always returns
+
+
+class Session:
+    """The capabilities of one run, bound to its context and transaction."""
+
+    def __init__(
+        self, services: Services, context: Context, transaction: Transaction, runner: Runner
+    ) -> None:
+        self.services = services
+        self.context = context
+        self.tx = transaction
+        self.runner = runner
+
+    def capabilities(self) -> dict[str, Handler]:
+        """The handlers, by the names scripts call them."""
+        return {
+            "Api.*": self.api,
+            "Bot.sendMessage": self.send_message,
+            "Bot.inspect": self.inspect,
+            "Bot.runCommand": self.run_command,
+            "Bot.run": self.schedule,
+            "Bot.setProperty": self.set_bot_property,
+            "Bot.getProperty": self.get_bot_property,
+            "Bot.deleteProperty": self.delete_bot_property,
+            "User.setProperty": self.set_user_property,
+            "User.getProperty": self.get_user_property,
+            "User.deleteProperty": self.delete_user_property,
+        }
+
+    # -- Telegram --
+    async def api(self, call: CallRequest) -> JSON:
+        """``Api.<method>(**params)``, ``Api.<method>({...})`` or ``Api.call(name, {...})``."""
+        method, args = call.method, list(call.args)
+        if method == "call":
+            first = args[0] if args else None
+            if not isinstance(first, str):
+                raise api_error(
+                    "call",
+                    400,
+                    "Api.call needs the method name first, as in "
+                    "Api.call('sendMessage', {'text': 'hi'})",
+                )
+            method = first
+            args = args[1:]
+        single = args[0] if len(args) == 1 else None
+        if args and (not isinstance(single, dict) or call.kwargs):
+            raise api_error(method, 400, f"Api.{method} takes keyword arguments or one dict")
+        params: dict[str, Any] = dict(single) if isinstance(single, dict) else dict(call.kwargs)
+        spec = self.services.telegram.spec.methods.get(method)
+        if (
+            spec is not None
+            and "chat_id" in spec.fields
+            and "chat_id" not in params
+            and self.context.chat_id is not None
+        ):
+            params["chat_id"] = self.context.chat_id
+        return await call_telegram(self.services, self.context.bot, method, params)
+
+    async def send_message(self, call: CallRequest) -> JSON:
+        """``Bot.sendMessage(text, **params)`` to the current chat."""
+        if not call.args and "text" not in call.kwargs:
+            raise api_error("sendMessage", 400, "Bot.sendMessage needs the text to send")
+        params = dict(call.kwargs)
+        if call.args:
+            params["text"] = call.args[0]
+        if "chat_id" not in params:
+            if self.context.chat_id is None:
+                raise api_error("sendMessage", 400, "this run has no chat; pass chat_id")
+            params["chat_id"] = self.context.chat_id
+        return await call_telegram(self.services, self.context.bot, "sendMessage", params)
+
+    async def inspect(self, call: CallRequest) -> JSON:
+        """``Bot.inspect(value)``: send the value, pretty-printed, to the current chat."""
+        value = call.args[0] if call.args else call.kwargs.get("value")
+        text = json.dumps(value, indent=2, ensure_ascii=False, default=str)[:3900]
+        if self.context.chat_id is None:
+            return None
+        await call_telegram(
+            self.services,
+            self.context.bot,
+            "sendMessage",
+            {
+                "chat_id": self.context.chat_id,
+                "parse_mode": "HTML",
+                "text": f"<pre>{html.escape(text)}</pre>",
+            },
+        )
+        return None
+
+    # -- running other commands --
+    async def run_command(self, call: CallRequest) -> RunInPlace:
+        """``Bot.runCommand(name, options=None)``: run now, in this run, nesting at most 6."""
+        name = call.args[0] if call.args else call.kwargs.get("name", call.kwargs.get("command"))
+        options = call.args[1] if len(call.args) > 1 else call.kwargs.get("options")
+        if not isinstance(name, str):
+            raise CapabilityError("Bot.runCommand needs a command name")
+        if self.context.depth >= MAX_DEPTH:
+            raise CapabilityError(f"Bot.runCommand nests at most {MAX_DEPTH} deep")
+        command = self.runner.find_command(self.context.bot, name)
+        nested = self.context.for_command(
+            command, depth=self.context.depth + 1, options=options, params=""
+        )
+        session = Session(self.services, nested, self.tx, self.runner)
+        await self.runner.send_answer(nested)
+        return RunInPlace(
+            self.context.bot.script_of(command),
+            nested.globals(),
+            session.capabilities(),
+            ("ApiError",),
+        )
+
+    async def schedule(self, call: CallRequest) -> JSON:
+        """``Bot.run(command=..., user_id=..., chat_id=..., options=..., run_after=0)``."""
+        args = dict(call.kwargs)
+        if call.args:
+            args.setdefault("command", call.args[0])
+        name = args.get("command")
+        if not isinstance(name, str):
+            raise CapabilityError("Bot.run needs command=...")
+        self.runner.find_command(self.context.bot, name)
+        if len(self.tx.scheduled) >= MAX_SCHEDULED:
+            raise CapabilityError(f"a run may schedule at most {MAX_SCHEDULED} runs")
+        delay = args.get("run_after", 0)
+        if not isinstance(delay, int | float) or isinstance(delay, bool) or delay < 0:
+            raise CapabilityError("run_after must be a number of seconds, 0 or more")
+        user = self.context.user if "user_id" not in args else _who(args["user_id"])
+        chat = self.context.chat if "chat_id" not in args else _who(args["chat_id"])
+        self.tx.scheduled.append(
+            ScheduledRun(
+                name, user, chat, args.get("options"), self.services.clock() + float(delay)
+            )
+        )
+        return None
+
+    # -- properties --
+    def _user_scope(self, call: CallRequest) -> str:
+        user_id = call.kwargs.get("user_id", self.context.user_id)
+        if not isinstance(user_id, int) or isinstance(user_id, bool):
+            raise CapabilityError("this run has no user; pass user_id=...")
+        return f"user:{user_id}"
+
+    async def _set(self, scope: str, call: CallRequest) -> JSON:
+        if len(call.args) < 2 and "value" not in call.kwargs:
+            raise CapabilityError("setProperty needs a name and a value")
+        name = call.args[0] if call.args else call.kwargs.get("name")
+        value = call.args[1] if len(call.args) > 1 else call.kwargs.get("value")
+        _check_name(name)
+        size = len(json.dumps(value, ensure_ascii=False).encode())
+        limit = self.context.bot.definition.config.properties.max_value_bytes
+        if size > limit:
+            raise CapabilityError(f"property {name!r} is {size} bytes; the limit is {limit}")
+        self.tx.write(PropertyWrite(scope, str(name), value))
+        return None
+
+    async def _get(self, scope: str, call: CallRequest) -> JSON:
+        name = call.args[0] if call.args else call.kwargs.get("name")
+        default = call.args[1] if len(call.args) > 1 else call.kwargs.get("default")
+        _check_name(name)
+        value = await self.tx.read(self.services.store, self.context.bot.id, scope, str(name))
+        return default if value is MISSING else value  # type: ignore[return-value]
+
+    async def _delete(self, scope: str, call: CallRequest) -> JSON:
+        name = call.args[0] if call.args else call.kwargs.get("name")
+        _check_name(name)
+        self.tx.write(PropertyWrite(scope, str(name), delete=True))
+        return None
+
+    async def set_bot_property(self, call: CallRequest) -> JSON:
+        """``Bot.setProperty(name, value)``."""
+        return await self._set("bot", call)
+
+    async def get_bot_property(self, call: CallRequest) -> JSON:
+        """``Bot.getProperty(name, default=None)``."""
+        return await self._get("bot", call)
+
+    async def delete_bot_property(self, call: CallRequest) -> JSON:
+        """``Bot.deleteProperty(name)``."""
+        return await self._delete("bot", call)
+
+    async def set_user_property(self, call: CallRequest) -> JSON:
+        """``User.setProperty(name, value, user_id=None)``."""
+        return await self._set(self._user_scope(call), call)
+
+    async def get_user_property(self, call: CallRequest) -> JSON:
+        """``User.getProperty(name, default=None, user_id=None)``."""
+        return await self._get(self._user_scope(call), call)
+
+    async def delete_user_property(self, call: CallRequest) -> JSON:
+        """``User.deleteProperty(name, user_id=None)``."""
+        return await self._delete(self._user_scope(call), call)
+
+
+def _check_name(name: object) -> None:
+    if not isinstance(name, str) or not 1 <= len(name) <= 128:
+        raise CapabilityError("a property name must be text of 1 to 128 characters")
+
+
+def _who(value: object) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise CapabilityError("user_id and chat_id must be whole numbers")
+    return {"id": value}
+
+
+async def commit(services: Services, bot: LiveBot, tx: Transaction) -> None:
+    """Apply a run's writes and enqueue its scheduled runs (raises QuotaExceeded)."""
+    if tx.writes:
+        await services.store.commit_properties(
+            bot.id,
+            list(tx.writes.values()),
+            max_bot_bytes=bot.definition.config.properties.max_bot_bytes,
+        )
+    for run in tx.scheduled:
+        chat_key = (
+            f"chat:{run.chat['id']}"
+            if run.chat
+            else (f"user:{run.user['id']}" if run.user else "global")
+        )
+        await services.store.enqueue(
+            bot.id,
+            "run",
+            chat_key,
+            {"command": run.command, "user": run.user, "chat": run.chat, "options": run.options},
+            run_after=run.run_after,
+        )
+
+
+__all__ = [
+    "Context",
+    "QuotaExceeded",
+    "ScheduledRun",
+    "Services",
+    "Session",
+    "Transaction",
+    "call_telegram",
+    "commit",
+]
