@@ -5,9 +5,16 @@ It knows nothing of bots. A host compiles a script (:func:`compile_script`), the
 :class:`RunResult` back. See ``README.md`` (the sandbox section) for what scripts can do.
 """
 
-from sandbox.capability import CallRequest, Capabilities, Handler
+from sandbox.capability import CallRequest, Capabilities, Handler, RunInPlace
 from sandbox.compiler import Script, ScriptCache, compile_script
-from sandbox.errors import CapabilityError, Overloaded, PoolClosed, SandboxError, WorkerStartError
+from sandbox.errors import (
+    CapabilityError,
+    Overloaded,
+    PoolClosed,
+    SandboxError,
+    StopScript,
+    WorkerStartError,
+)
 from sandbox.jsontypes import JSON
 from sandbox.limits import Limits
 from sandbox.modules import ALLOWED_MODULES
@@ -29,12 +36,14 @@ __all__ = [
     "Limits",
     "Overloaded",
     "PoolClosed",
+    "RunInPlace",
     "RunResult",
     "SandboxError",
     "Script",
     "ScriptCache",
     "ScriptFailure",
     "Status",
+    "StopScript",
     "WorkerPool",
     "WorkerStartError",
     "compile_script",

@@ -6,7 +6,8 @@
     ├── Overloaded          the pool's queue is full; retry later (carries ``retry_after``)
     ├── PoolClosed          the pool was shut down, or was never started
     ├── WorkerStartError    a worker process could not be started or did not say it was ready
-    └── CapabilityError     raised by a host capability to fail the script's call cleanly
+    ├── CapabilityError     raised by a host capability to fail the script's call cleanly
+    └── StopScript          raised by a host capability to end the script (as a top-level return)
 
 Problems with an author's script are never exceptions on the host side: they come back as data
 in a :class:`sandbox.result.RunResult` (see :class:`sandbox.result.Status`).
@@ -53,3 +54,15 @@ class CapabilityError(SandboxError):
         self.message = message
         self.kind = kind
         self.data: dict[str, JSON] = dict(data or {})
+
+
+class StopScript(SandboxError):
+    """Raised by a host capability handler to end the calling script, like a ``return``.
+
+    The run ends with status ok, ``returned`` true and ``value`` as given (``res.json(...)``
+    sends a response and ends the script this way).
+    """
+
+    def __init__(self, value: JSON = None) -> None:
+        super().__init__("the script was ended by the host")
+        self.value = value

@@ -20,7 +20,13 @@ from typing import Any, Final
 
 from sandbox.capability import CallRequest, Capabilities, RunInPlace, find_handler
 from sandbox.compiler import Script, ScriptCache
-from sandbox.errors import CapabilityError, Overloaded, PoolClosed, WorkerStartError
+from sandbox.errors import (
+    CapabilityError,
+    Overloaded,
+    PoolClosed,
+    StopScript,
+    WorkerStartError,
+)
 from sandbox.jsontypes import JSON
 from sandbox.limits import MIB, Limits
 from sandbox.process import ProtocolViolation, WorkerProcess, log_isolation
@@ -341,6 +347,8 @@ class WorkerPool:
             except CapabilityError as exc:
                 error = exc.message
                 reply = ("err", exc.kind, exc.message, exc.data)
+            except StopScript as exc:
+                reply = ("stop", exc.value)
             except Exception:
                 logger.exception("capability %s failed", name)
                 error = f"{name} failed inside the host"

@@ -40,6 +40,7 @@ CPU_REARM_SECONDS: Final = 0.05
 PRELOAD: Final = (
     "_strptime",
     "encodings.idna",
+    "encodings.punycode",
     "encodings.latin_1",
     "encodings.ascii",
     "encodings.utf_16",
@@ -342,6 +343,8 @@ class Worker:
                 return reply[1]
             if reply[0] == "limit":
                 state.exceed(reply[1])
+            if reply[0] == "stop":
+                raise ScriptReturn(reply[1])
             if reply[0] == "exec":
                 return self._run_nested(state, reply[1])
             kind, message, data = reply[1], reply[2], reply[3]

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from sandbox import CallRequest, Status
-from sandbox.capability import RunInPlace
+from sandbox import CallRequest, RunInPlace, Status, StopScript
 
 
 async def test_a_nested_script_returns_its_value_to_the_caller(pool):
@@ -110,3 +109,18 @@ async def test_a_capability_that_is_not_offered_is_a_catchable_error(pool):
     result = await pool.run("print(Nope.x())", capabilities={"Nope.y": never})
     assert result.status is Status.SCRIPT_ERROR
     assert "Nope has no 'x'" in result.error.message
+
+
+async def test_a_handler_can_end_the_script_like_a_return(pool):
+    """StopScript from a handler ends the script at once, as ok with the given value."""
+
+    async def finish(call: CallRequest) -> None:
+        raise StopScript({"sent": call.args[0]})
+
+    result = await pool.run(
+        "print('before')\nres.json('body')\nprint('after')", capabilities={"res.json": finish}
+    )
+    assert result.ok
+    assert result.output == "before\n"
+    assert result.returned
+    assert result.value == {"sent": "body"}
