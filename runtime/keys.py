@@ -1,19 +1,32 @@
-"""The server's master key: read from its file, or created there (mode 0600) on first start.
+"""Keys: the server's master key, and the key ring that signs user webhook links.
 
-Per-bot secrets (the Telegram webhook secret, link-signing keys) are derived from it with
-HMAC-SHA256, so nothing per bot needs to be stored or configured.
+The master key (``master.key``, 32 random bytes, mode 0600) derives per-bot secrets such as
+Telegram's webhook secret. The key ring (``keys.json``, mode 0600) holds link-signing keys, each
+``active`` (signs and verifies; exactly one), ``verifying`` (verifies only: the overlap after a
+rotation) or ``retired`` (refused). It also holds each bot's link *epoch*: revoking a bot's links
+bumps it, and every link signed under an older epoch stops verifying.
+
+Per-bot link keys are derived, never stored: ``HMAC(key, "link" 0 bot_id 0 epoch)``. Keys never
+leave the server process: scripts receive finished URLs.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import os
 import secrets
+import time
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Final
+from typing import Final, Literal
 
 from runtime.errors import ConfigError
 
 KEY_BYTES: Final = 32
+KeyState = Literal["active", "verifying", "retired"]
+KEY_STATES: Final = ("active", "verifying", "retired")
 
 
 def load_master_key(path: Path) -> bytes:
@@ -21,11 +34,8 @@ def load_master_key(path: Path) -> bytes:
     try:
         text = path.read_text(encoding="ascii").strip()
     except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
         key = secrets.token_bytes(KEY_BYTES)
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w", encoding="ascii") as handle:
-            handle.write(key.hex() + "\n")
+        _write_private(path, key.hex() + "\n")
         return key
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read the master key file {path}: {exc}") from exc
@@ -36,3 +46,174 @@ def load_master_key(path: Path) -> bytes:
     if len(key) < 16:
         raise ConfigError(f"the master key in {path} is shorter than 16 bytes")
     return key
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically with mode 0600."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="ascii") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+
+
+@dataclass(frozen=True, slots=True)
+class SigningKey:
+    """One link-signing key."""
+
+    id: str
+    secret: bytes
+    state: KeyState
+    created: float
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRing:
+    """The link-signing keys and every bot's link epoch (a pure value; see the load/save)."""
+
+    keys: tuple[SigningKey, ...]
+    epochs: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def active(self) -> SigningKey:
+        """The key that signs new links."""
+        return next(k for k in self.keys if k.state == "active")
+
+    def find(self, key_id: str) -> SigningKey | None:
+        """A key that may verify (active or verifying) by id, or None."""
+        for key in self.keys:
+            if key.id == key_id and key.state != "retired":
+                return key
+        return None
+
+    def epoch(self, bot_id: str) -> int:
+        """The bot's current link epoch (0 until its links are first revoked)."""
+        return self.epochs.get(bot_id, 0)
+
+    def bot_key(self, key: SigningKey, bot_id: str) -> bytes:
+        """The per-bot link key derived from ``key`` under the bot's current epoch."""
+        message = f"link\x00{bot_id}\x00{self.epoch(bot_id)}".encode()
+        return hmac.new(key.secret, message, hashlib.sha256).digest()
+
+    def rotated(self, now: float) -> KeyRing:
+        """A new active key; the old active key keeps verifying."""
+        number = 1 + max(
+            (int(k.id.removeprefix("k")) for k in self.keys if k.id.removeprefix("k").isdigit()),
+            default=0,
+        )
+        demoted = tuple(
+            replace(k, state="verifying") if k.state == "active" else k for k in self.keys
+        )
+        fresh = SigningKey(f"k{number}", secrets.token_bytes(KEY_BYTES), "active", now)
+        return replace(self, keys=(*demoted, fresh))
+
+    def retired(self, key_id: str) -> KeyRing:
+        """The ring with a verifying key retired (its links stop working)."""
+        key = next((k for k in self.keys if k.id == key_id), None)
+        if key is None:
+            raise ConfigError(f"no key {key_id!r}")
+        if key.state == "active":
+            raise ConfigError(f"key {key_id} is active: rotate first, then retire it")
+        return replace(
+            self,
+            keys=tuple(replace(k, state="retired") if k.id == key_id else k for k in self.keys),
+        )
+
+    def revoked(self, bot_id: str) -> KeyRing:
+        """The ring with every existing link of ``bot_id`` revoked."""
+        return replace(self, epochs={**self.epochs, bot_id: self.epoch(bot_id) + 1})
+
+    def to_json(self) -> str:
+        """The ring as the JSON document ``keys.json`` holds."""
+        return (
+            json.dumps(
+                {
+                    "keys": [
+                        {
+                            "id": k.id,
+                            "secret": k.secret.hex(),
+                            "state": k.state,
+                            "created": k.created,
+                        }
+                        for k in self.keys
+                    ],
+                    "epochs": self.epochs,
+                },
+                indent=2,
+            )
+            + "\n"
+        )
+
+    @classmethod
+    def from_json(cls, text: str, *, where: str = "keys.json") -> KeyRing:
+        """Parse ``keys.json``; raise ConfigError naming what is wrong."""
+        try:
+            data = json.loads(text)
+            keys = tuple(
+                SigningKey(
+                    str(k["id"]), bytes.fromhex(k["secret"]), k["state"], float(k["created"])
+                )
+                for k in data["keys"]
+            )
+            epochs = {str(b): int(e) for b, e in data.get("epochs", {}).items()}
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ConfigError(f"{where} is not a valid key ring: {exc!r}") from None
+        if any(k.state not in KEY_STATES for k in keys):
+            raise ConfigError(f"{where}: a key state is not one of {', '.join(KEY_STATES)}")
+        if sum(k.state == "active" for k in keys) != 1:
+            raise ConfigError(f"{where} must have exactly one active key")
+        if any(len(k.secret) < 16 for k in keys):
+            raise ConfigError(f"{where}: a key is shorter than 16 bytes")
+        return cls(keys, epochs)
+
+    @classmethod
+    def new(cls, now: float) -> KeyRing:
+        """A ring with one fresh active key."""
+        return cls((SigningKey("k1", secrets.token_bytes(KEY_BYTES), "active", now),))
+
+
+class KeyFile:
+    """The key ring on disk, re-read when the file changes (so CLI rotations reach servers)."""
+
+    def __init__(self, path: Path, *, check_every: float = 1.0) -> None:
+        self.path = path
+        self.check_every = check_every
+        self._ring: KeyRing | None = None
+        self._stamp: tuple[int, int] | None = None
+        self._checked = 0.0
+
+    def load(self) -> KeyRing:
+        """Read the ring, creating the file with one key if it does not exist."""
+        if not self.path.exists():
+            _write_private(self.path, KeyRing.new(time.time()).to_json())
+        try:
+            stat = self.path.stat()
+            ring = KeyRing.from_json(self.path.read_text(encoding="utf-8"), where=str(self.path))
+        except OSError as exc:
+            raise ConfigError(f"cannot read the key ring {self.path}: {exc}") from exc
+        self._ring, self._stamp = ring, (stat.st_mtime_ns, stat.st_size)
+        self._checked = time.monotonic()
+        return ring
+
+    def current(self) -> KeyRing:
+        """The ring, re-read at most every ``check_every`` seconds if the file changed."""
+        now = time.monotonic()
+        if self._ring is None:
+            return self.load()
+        if now - self._checked >= self.check_every:
+            self._checked = now
+            try:
+                stat = self.path.stat()
+            except OSError:
+                return self._ring
+            if (stat.st_mtime_ns, stat.st_size) != self._stamp:
+                return self.load()
+        return self._ring
+
+    def save(self, ring: KeyRing) -> None:
+        """Write the ring (atomically, mode 0600)."""
+        _write_private(self.path, ring.to_json())
+        self._ring = None

@@ -86,6 +86,16 @@ class RunRecord:
     extra: dict[str, JSON] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class RateHit:
+    """One rate-limited thing being used once: at most ``limit`` uses per ``period`` seconds."""
+
+    key: str
+    limit: int
+    period: float
+    name: str = ""
+
+
 class Store(Protocol):
     """What the runtime needs from storage. Every method is atomic."""
 

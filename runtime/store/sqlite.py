@@ -31,11 +31,13 @@ from pathlib import Path
 from typing import Any, Concatenate, Final, Literal, ParamSpec, TypeVar, cast
 
 from runtime.errors import QuotaExceeded, StoreError
+from runtime.store import counters
 from runtime.store.base import (
     MISSING,
     ItemKind,
     PropertyWrite,
     QueuedItem,
+    RateHit,
     RunRecord,
     Scope,
     Waiting,
@@ -48,7 +50,7 @@ log = logging.getLogger(__name__)
 P = ParamSpec("P")
 T = TypeVar("T")
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 """The schema this code writes; kept in ``PRAGMA user_version``."""
 
 SYNCHRONOUS_MODES: Final = frozenset({"OFF", "NORMAL", "FULL", "EXTRA"})
@@ -104,6 +106,7 @@ _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         )""",
         """CREATE INDEX run_bot ON run (bot_id, id)""",
     ),
+    counters.MIGRATION,
 )
 
 _CLAIM_SQL: Final = """
@@ -174,6 +177,7 @@ class SqliteStore:
         self._state: Literal["new", "opening", "open", "closed"] = "new"
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None  # touched only on the executor's thread
+        self._fast: sqlite3.Connection | None = None  # the same file, synchronous = OFF
 
     def __repr__(self) -> str:
         return f"SqliteStore({str(self.path)!r}, {self._state})"
@@ -225,10 +229,13 @@ class SqliteStore:
             conn.execute(f"PRAGMA synchronous = {self._synchronous}")  # checked in __init__
             conn.execute("PRAGMA foreign_keys = ON")
             self._migrate(conn)
+            fast = sqlite3.connect(self.path, isolation_level=None, timeout=5.0)
+            fast.execute("PRAGMA busy_timeout = 5000")
+            fast.execute("PRAGMA synchronous = OFF")
         except BaseException:
             conn.close()
             raise
-        self._conn = conn
+        self._conn, self._fast = conn, fast
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         """Bring the schema up to :data:`SCHEMA_VERSION`, once, whoever gets there first."""
@@ -247,6 +254,9 @@ class SqliteStore:
 
     def _close_sync(self) -> None:
         """Close the connection; runs on the store's thread."""
+        if self._fast is not None:
+            self._fast.close()
+            self._fast = None
         if self._conn is not None:
             self._conn.close()
             self._conn = None
@@ -263,13 +273,20 @@ class SqliteStore:
         def operation(conn: sqlite3.Connection) -> T:
             return fn(conn, *args, **kwargs)
 
-        return await self._submit(functools.partial(self._with_conn, operation), executor)
+        fast = fn in _FAST_OPERATIONS
+        return await self._submit(functools.partial(self._with_conn, operation, fast), executor)
 
-    def _with_conn(self, operation: Callable[[sqlite3.Connection], T]) -> T:
-        """Call ``operation`` with the connection; runs on the store's thread."""
-        if self._conn is None:
+    def _with_conn(self, operation: Callable[[sqlite3.Connection], T], fast: bool) -> T:
+        """Call ``operation`` with a connection; runs on the store's thread.
+
+        The fast connection skips the fsync at commit: for leases, finishes, rate counters and
+        the run log, whose last moments may be lost to a power cut (never to a crash of the
+        process); enqueued updates, properties and nonces always go through the synced one.
+        """
+        conn = self._fast if fast else self._conn
+        if conn is None:
             raise StoreError(f"{self!r} has no connection")
-        return operation(self._conn)
+        return operation(conn)
 
     async def _submit(self, job: Callable[[], T], executor: ThreadPoolExecutor) -> T:
         """Run ``job`` on the store's thread, translating ``sqlite3.Error``: the one boundary."""
@@ -371,11 +388,21 @@ class SqliteStore:
     # -- run log --
     async def record_run(self, record: RunRecord) -> int:
         """Append a run to the log (its ``id`` is ignored); return the new id."""
-        row = dataclasses.asdict(record)
-        del row["id"]
-        for name in _RUN_JSON_FIELDS:
-            row[name] = _encode(row[name], f"the run's {name}")[0]
-        return await self._call(_record_run, row)
+        return await self._call(_record_run, _run_row(record))
+
+    async def record_runs(self, records: Sequence[RunRecord]) -> None:
+        """Append several runs in one transaction."""
+        rows = [_run_row(record) for record in records]
+        await self._call(_record_runs, rows)
+
+    # -- links --
+    async def claim_nonce(self, bot_id: str, nonce: str, *, expires_at: float, now: float) -> bool:
+        """Claim a one-time link's nonce; True exactly once, across every server process."""
+        return await self._call(counters.claim_nonce, bot_id, nonce, expires_at, now)
+
+    async def hit_rates(self, hits: Sequence[RateHit], *, now: float) -> RateHit | None:
+        """Count one use of each key; return the first over its limit (None when all fit)."""
+        return await self._call(counters.hit_rates, hits, now)
 
     async def list_runs(
         self, bot_id: str, *, failed_only: bool = False, limit: int = 50
@@ -549,6 +576,26 @@ def _clear_waiting(conn: sqlite3.Connection, bot_id: str, chat_id: int, user_id:
     )
 
 
+def _run_row(record: RunRecord) -> dict[str, Any]:
+    """The run table row of a record (JSON fields encoded)."""
+    row = dataclasses.asdict(record)
+    del row["id"]
+    for name in _RUN_JSON_FIELDS:
+        row[name] = _encode(row[name], f"the run's {name}")[0]
+    return row
+
+
+def _record_runs(conn: sqlite3.Connection, rows: list[dict[str, Any]]) -> None:
+    """Insert run rows in one transaction."""
+    conn.execute("BEGIN")
+    try:
+        conn.executemany(_RECORD_RUN_SQL, rows)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
 def _record_run(conn: sqlite3.Connection, row: dict[str, Any]) -> int:
     """Insert a run row; return its id."""
     cursor = conn.execute(_RECORD_RUN_SQL, row)
@@ -573,3 +620,9 @@ def _run_record(row: sqlite3.Row) -> RunRecord:
     for name in _RUN_JSON_FIELDS:
         fields[name] = json.loads(fields[name])
     return RunRecord(**fields | {"calls": tuple(fields["calls"])})
+
+
+_FAST_OPERATIONS: Final = frozenset(
+    {_claim, _finish, _retry, _record_run, _record_runs, counters.hit_rates}
+)
+"""Operations that run on the connection without fsync at commit (see ``_with_conn``)."""
