@@ -18,7 +18,7 @@ from sanic.exceptions import SanicException
 from sanic.response import json as json_response
 
 from runtime.errors import NotFound
-from runtime.keys import load_master_key
+from runtime.keys import KeyFile, load_master_key
 from runtime.polling import Poller
 from runtime.processor import Processor
 from runtime.registry import Registry, bot_folders
@@ -29,6 +29,7 @@ from runtime.settings import Settings
 from runtime.store import SqliteStore, Store
 from runtime.telegram.client import TelegramClient
 from runtime.update import parse_update
+from runtime.webhook import handle_click
 from sandbox import WorkerPool
 
 logger = logging.getLogger(__name__)
@@ -60,6 +61,7 @@ def create_app(settings: Settings, *, parts: Parts | None = None) -> App:
     app.error_handler.add(Exception, on_error)
     app.add_route(health, "/health", methods=["GET"])
     app.add_route(telegram_update, "/telegram/<bot_id:str>", methods=["POST"])
+    app.add_route(handle_click, "/webhook/<bot_id:str>", methods=["GET", "POST", "HEAD", "OPTIONS"])
     return app
 
 
@@ -82,7 +84,9 @@ async def start_services(app: App) -> None:
         master_key=master_key,
         cache=pool.cache,
     )
-    services = Services(pool, store, telegram)
+    keys = KeyFile(settings.keys_file)
+    keys.load()
+    services = Services(pool, store, telegram, keys, settings.base_url)
     runner = Runner(services)
     processor = Processor(
         registry,

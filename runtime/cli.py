@@ -14,13 +14,17 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from runtime import dispatch
 from runtime.botdir import check_bot, load_bot
-from runtime.errors import BotboxError, ConfigError
-from runtime.keys import load_master_key
+from runtime.errors import BotboxError, ConfigError, LinkError
+from runtime.keys import KeyFile, load_master_key
+from runtime.links import WebhookSettings, make_link, signature, url_of
 from runtime.registry import bot_folders, derive_secret
 from runtime.settings import Settings
 from runtime.store import RunRecord, SqliteStore
 from runtime.telegram.client import TelegramClient
+
+DEMO_USER = 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,6 +48,36 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("--limit", type=int, default=20)
     hook = commands.add_parser("set-webhook", help="register the bot's webhook with Telegram")
     hook.add_argument("bot")
+    url = commands.add_parser("url", help="print a signed link that runs a command")
+    url.add_argument("bot")
+    url.add_argument("command_name", metavar="COMMAND")
+    who = url.add_mutually_exclusive_group(required=True)
+    who.add_argument("--user", type=int, help="the user the link runs for")
+    who.add_argument(
+        "--global",
+        dest="global_link",
+        action="store_true",
+        help="a link with no user (for services and cron)",
+    )
+    url.add_argument("--options", help="JSON options the command sees as `options`")
+    url.add_argument(
+        "--params",
+        nargs="*",
+        default=[],
+        metavar="K=V",
+        help="signed query parameters the command sees as `params`",
+    )
+    url.add_argument("--redirect", help="where to send the browser after the command ran")
+    url.add_argument("--expires-in", type=float, help="seconds until the link expires")
+    url.add_argument("--once", action="store_true", help="the link works only once")
+    keys = commands.add_parser("keys", help="list, rotate and retire link-signing keys")
+    key_commands = keys.add_subparsers(dest="action", required=True)
+    key_commands.add_parser("list", help="show the keys and their states")
+    key_commands.add_parser("rotate", help="make a new signing key; the old one verifies on")
+    retire = key_commands.add_parser("retire", help="stop accepting links signed by a key")
+    retire.add_argument("key_id")
+    revoke = key_commands.add_parser("revoke", help="invalidate every link of one bot")
+    revoke.add_argument("bot")
     return parser
 
 
@@ -56,6 +90,92 @@ def run_check(folder: Path) -> int:
         print(f"{len(problems)} problem(s) in {folder}")
         return 1
     print(f"{folder}: ok")
+    return 0
+
+
+def mint_url(
+    settings: Settings,
+    bot_id: str,
+    command: str,
+    *,
+    user_id: int | None,
+    options: object = None,
+    params: object = None,
+    redirect: str | None = None,
+    expires_in: float | None = None,
+    once: bool = False,
+) -> str:
+    """Sign a link for a command of a bot on this server."""
+    definition = load_bot(find_folder(settings, bot_id))
+    if dispatch.find(definition.commands, command) is None:
+        raise ConfigError(f"bot {bot_id!r} has no command {command!r}")
+    try:
+        webhook = WebhookSettings.from_config(definition.config.webhook)
+        link = make_link(
+            command,
+            user_id=user_id,
+            options=options,
+            params=params,
+            redirect=redirect,
+            expires_in=expires_in,
+            once=once,
+            now=time.time(),
+            allow_http_redirects=webhook.allow_http_redirects,
+        )
+    except LinkError as exc:
+        raise ConfigError(exc.message) from None
+    ring = KeyFile(settings.keys_file).current()
+    return url_of(settings.base_url, bot_id, link, signature(ring, bot_id, link))
+
+
+def run_url(settings: Settings, args: argparse.Namespace) -> int:
+    """Print one signed link."""
+    try:
+        options = None if args.options is None else json.loads(args.options)
+    except ValueError as exc:
+        raise ConfigError(f"--options is not JSON: {exc}") from None
+    params: dict[str, str] = {}
+    for pair in args.params:
+        name, equals, value = pair.partition("=")
+        if not equals:
+            raise ConfigError(f"--params takes NAME=VALUE pairs, not {pair!r}")
+        params[name] = value
+    print(
+        mint_url(
+            settings,
+            args.bot,
+            args.command_name,
+            user_id=None if args.global_link else args.user,
+            options=options,
+            params=params,
+            redirect=args.redirect,
+            expires_in=args.expires_in,
+            once=args.once,
+        )
+    )
+    return 0
+
+
+def run_keys(settings: Settings, args: argparse.Namespace) -> int:
+    """List, rotate, retire keys, or revoke a bot's links."""
+    keyfile = KeyFile(settings.keys_file)
+    ring = keyfile.current()
+    if args.action == "rotate":
+        ring = ring.rotated(time.time())
+        print(f"new signing key {ring.active.id}; older keys keep verifying until retired")
+    elif args.action == "retire":
+        ring = ring.retired(args.key_id)
+        print(f"key {args.key_id} retired: links it signed are refused from now on")
+    elif args.action == "revoke":
+        ring = ring.revoked(args.bot)
+        print(f"every existing link of bot {args.bot} is revoked (epoch {ring.epoch(args.bot)})")
+    if args.action != "list":
+        keyfile.save(ring)
+    for key in ring.keys:
+        created = time.strftime("%Y-%m-%d %H:%M", time.localtime(key.created))
+        print(f"{key.id}\t{key.state}\tcreated {created}")
+    for bot, epoch in sorted(ring.epochs.items()):
+        print(f"bot {bot}: links revoked {epoch} time(s)")
     return 0
 
 
@@ -158,6 +278,15 @@ def serve(settings: Settings, *, poll: bool) -> int:
 
     from runtime.app import Parts, create_app  # noqa: PLC0415
 
+    if settings.demo:
+        link = mint_url(
+            settings, "demo", "dashboard", user_id=DEMO_USER, params={"from": "quick-start"}
+        )
+        print(
+            f"\nbotbox is starting on {settings.base_url}\n"
+            f"Open this signed link for demo user {DEMO_USER}:\n\n  {link}\n",
+            flush=True,
+        )
     factory = partial(create_app, settings, parts=Parts(env=dict(os.environ), poll=poll))
     loader = AppLoader(factory=factory)
     app: Sanic[Any, Any] = loader.load()
@@ -195,6 +324,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         if args.command == "set-webhook":
             return asyncio.run(set_webhook(settings, args.bot))
+        if args.command == "url":
+            return run_url(settings, args)
+        if args.command == "keys":
+            return run_keys(settings, args)
         return serve(settings, poll=getattr(args, "poll", False))
     except BotboxError as exc:
         sys.stderr.write(f"error: {exc}\n")

@@ -6,6 +6,7 @@
     ├── ConfigError            bad settings or bot.yaml (``problems`` lists each one)
     ├── BotFolderError         a bot folder with problems (``problems``: file, line, message)
     ├── NotFound               unknown bot or command (HTTP 404)
+    ├── LinkError              a webhook link that cannot be minted or is refused (``status``)
     ├── StoreError             the store failed (``sqlite3.Error`` is translated in the store)
     │   └── QuotaExceeded      a property value or a bot's data is over its size limit
     └── TelegramError          talking to the Bot API failed
@@ -56,6 +57,15 @@ class BotFolderError(ConfigError):
 
 class NotFound(BotboxError):
     """An unknown bot or command."""
+
+
+class LinkError(BotboxError):
+    """A signed link was refused (``status`` is the HTTP status) or cannot be minted."""
+
+    def __init__(self, message: str, *, status: int = 400) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
 
 
 class StoreError(BotboxError):

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from runtime.botdir import BotDefinition, load_bot
 from runtime.command import Command
-from runtime.errors import BotFolderError, ConfigError, NotFound, Problem
+from runtime.errors import BotFolderError, ConfigError, LinkError, NotFound, Problem
+from runtime.links import WebhookSettings
 from runtime.telegram.flood import FloodGate
 from sandbox import Script, ScriptCache
 
@@ -30,6 +31,7 @@ class LiveBot:
     scripts: Mapping[str, Script]
     token: str | None
     webhook_secret: str
+    webhook: WebhookSettings = field(default_factory=WebhookSettings)
     flood: FloodGate = field(default_factory=FloodGate)
 
     @property
@@ -84,8 +86,12 @@ class Registry:
             try:
                 definition = load_bot(folder)
                 scripts = compile_bot(definition, cache)
+                webhook = WebhookSettings.from_config(definition.config.webhook)
             except ConfigError as exc:
                 problems.extend(exc.problems)
+                continue
+            except LinkError as exc:
+                problems.append(Problem(exc.message, str(folder / "bot.yaml")))
                 continue
             bot_id = definition.config.id
             if bot_id in registry._bots:
@@ -105,6 +111,7 @@ class Registry:
                 scripts,
                 token,
                 derive_secret(master_key, "telegram-webhook-secret", bot_id),
+                webhook,
             )
         if problems:
             raise ConfigError(problems)

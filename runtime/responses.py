@@ -13,6 +13,7 @@ from runtime.errors import BotboxError, ConfigError, NotFound, QuotaExceeded
 from sandbox import Overloaded
 
 TITLES: Final = {
+    200: "botbox",
     400: "Bad request",
     403: "Forbidden",
     404: "Not found",

@@ -17,7 +17,16 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Final
 
 from runtime.command import Command
-from runtime.errors import ApiError, CallRefused, QuotaExceeded, TelegramError, TransportError
+from runtime.errors import (
+    ApiError,
+    CallRefused,
+    LinkError,
+    QuotaExceeded,
+    TelegramError,
+    TransportError,
+)
+from runtime.keys import KeyFile
+from runtime.links import Link, make_link, signature, url_of
 from runtime.registry import LiveBot
 from runtime.store import MISSING, PropertyWrite, Store
 from runtime.telegram.client import TelegramClient
@@ -45,7 +54,7 @@ class Context:
     update_type: str | None = None
     request: dict[str, Any] | None = None
     message: str | None = None
-    params: str = ""
+    params: JSON = ""
     options: JSON = None
     error: JSON = None
     depth: int = 0
@@ -111,13 +120,20 @@ class Transaction:
 
 @dataclass(frozen=True, slots=True)
 class Services:
-    """What sessions need from the server: the pool, the store, Telegram, and a clock."""
+    """What sessions need from the server: pool, store, Telegram, link keys, and a clock."""
 
     pool: WorkerPool
     store: Store
     telegram: TelegramClient
+    keys: KeyFile
+    base_url: str
     clock: Callable[[], float] = time.time
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+
+    def mint(self, bot: LiveBot, link: Link) -> str:
+        """Sign a link for a bot with the active key; return its URL."""
+        ring = self.keys.current()
+        return url_of(self.base_url, bot.id, link, signature(ring, bot.id, link))
 
 
 def api_error(
@@ -186,6 +202,9 @@ class Session:
             "User.setProperty": self.set_user_property,
             "User.getProperty": self.get_user_property,
             "User.deleteProperty": self.delete_user_property,
+            "Webhook.getUrl": self.get_url,
+            "Webhook.getUrlFor": self.get_url_for,
+            "Webhook.getGlobalUrl": self.get_global_url,
         }
 
     # -- Telegram --
@@ -292,6 +311,73 @@ class Session:
             )
         )
         return None
+
+    # -- signed links --
+    def _link_args(self, call: CallRequest, *, with_user: bool) -> dict[str, Any]:
+        allowed = {"command", "options", "params", "redirect", "expires_in", "once"}
+        if with_user:
+            allowed.add("user_id")
+        args: dict[str, Any] = dict(call.kwargs)
+        positional = list(call.args)
+        if len(positional) == 1 and isinstance(positional[0], dict) and not args:
+            args = dict(positional[0])
+        elif positional:
+            names = ["command", "options", "params", "redirect", "expires_in", "once"]
+            if with_user:
+                names.insert(0, "user_id")
+            if len(positional) > len(names):
+                raise CapabilityError("too many arguments for a link")
+            for name, value in zip(names, positional, strict=False):
+                if name in args:
+                    raise CapabilityError(f"{name} given twice")
+                args[name] = value
+        unknown = set(args) - allowed
+        if unknown:
+            raise CapabilityError(
+                f"unknown link argument(s): {', '.join(sorted(unknown))}; "
+                f"links take {', '.join(sorted(allowed))}"
+            )
+        return args
+
+    def _mint(self, args: dict[str, Any], user_id: int | None) -> str:
+        bot = self.context.bot
+        name = args.get("command")
+        if not isinstance(name, str):
+            raise CapabilityError("a link needs the command it runs")
+        self.runner.find_command(bot, name)
+        try:
+            link = make_link(
+                name,
+                user_id=user_id,
+                options=args.get("options"),
+                params=args.get("params"),
+                redirect=args.get("redirect"),
+                expires_in=args.get("expires_in"),
+                once=args.get("once", False),
+                now=self.services.clock(),
+                allow_http_redirects=bot.webhook.allow_http_redirects,
+            )
+        except LinkError as exc:
+            raise CapabilityError(exc.message, kind="LinkError") from None
+        return self.services.mint(bot, link)
+
+    async def get_url(self, call: CallRequest) -> JSON:
+        """``Webhook.getUrl(command, options=None, params=None, redirect=None, ...)``."""
+        if self.context.user_id is None:
+            raise CapabilityError("this run has no user: use getUrlFor or getGlobalUrl")
+        return self._mint(self._link_args(call, with_user=False), self.context.user_id)
+
+    async def get_url_for(self, call: CallRequest) -> JSON:
+        """``Webhook.getUrlFor(user_id=..., command=..., ...)``: a link for a given user."""
+        args = self._link_args(call, with_user=True)
+        user_id = args.pop("user_id", None)
+        if not isinstance(user_id, int) or isinstance(user_id, bool):
+            raise CapabilityError("getUrlFor needs user_id, a whole number")
+        return self._mint(args, user_id)
+
+    async def get_global_url(self, call: CallRequest) -> JSON:
+        """``Webhook.getGlobalUrl(command, ...)``: a link with no user (services, cron)."""
+        return self._mint(self._link_args(call, with_user=False), None)
 
     # -- properties --
     def _user_scope(self, call: CallRequest) -> str:

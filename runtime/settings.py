@@ -103,6 +103,11 @@ class Settings:
         """The master signing key file (``BOTBOX_MASTER_KEY_FILE``, default in data dir)."""
         return self.master_key_file or self.data_dir / "master.key"
 
+    @property
+    def keys_file(self) -> Path:
+        """The link-signing key ring (``keys.json`` in the data directory)."""
+        return self.data_dir / "keys.json"
+
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
         """Build settings from ``BOTBOX_*`` keys; raise ConfigError naming every bad key."""

@@ -9,10 +9,20 @@ from runtime.store.base import (
     MISSING,
     PropertyWrite,
     QueuedItem,
+    RateHit,
     RunRecord,
     Store,
     Waiting,
 )
 from runtime.store.sqlite import SqliteStore
 
-__all__ = ["MISSING", "PropertyWrite", "QueuedItem", "RunRecord", "SqliteStore", "Store", "Waiting"]
+__all__ = [
+    "MISSING",
+    "PropertyWrite",
+    "QueuedItem",
+    "RateHit",
+    "RunRecord",
+    "SqliteStore",
+    "Store",
+    "Waiting",
+]

@@ -429,16 +429,16 @@ def _closest(name: str, candidates: Iterable[str]) -> str | None:
 
 
 def _as_mapping(value: object, where: str) -> Mapping[str, object]:
-    """``value`` as a string-keyed mapping, or a ValueError naming ``where``."""
+    """``value`` as a string-keyed mapping, or a TypeError naming ``where``."""
     if not isinstance(value, Mapping):
-        raise ValueError(f"bot API spec: {where} must be an object")
+        raise TypeError(f"bot API spec: {where} must be an object")
     return value
 
 
 def _as_str_tuple(value: object, where: str) -> tuple[str, ...]:
-    """``value`` as a tuple of strings, or a ValueError naming ``where``."""
+    """``value`` as a tuple of strings, or a TypeError naming ``where``."""
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise ValueError(f"bot API spec: {where} must be a list of strings")
+        raise TypeError(f"bot API spec: {where} must be a list of strings")
     return tuple(value)
 
 
