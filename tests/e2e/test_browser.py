@@ -15,7 +15,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None,
-    reason="Debian's chromium is not installed here (.ci/run installs it: apt-get install chromium)",
+    reason="Debian's chromium is not installed (.ci/run installs it: apt-get install chromium)",
 )
 
 
