@@ -5,9 +5,11 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
-from types import ModuleType
+from types import MappingProxyType, ModuleType
+from typing import Final
 
 import pytest
 
@@ -21,13 +23,9 @@ from runtime.telegram.spec import (
 
 SPEC = load_spec()
 REPO_ROOT = Path(__file__).resolve().parents[3]
-PLAUSIBLE_SCALARS: dict[str, object] = {
-    "Integer": 7,
-    "Float": 1.5,
-    "String": "text",
-    "Boolean": True,
-    "InputFile": b"\x89PNG",
-}
+PLAUSIBLE_SCALARS: Final[Mapping[str, object]] = MappingProxyType(
+    {"Integer": 7, "Float": 1.5, "String": "text", "Boolean": True, "InputFile": b"\x89PNG"}
+)
 
 
 def plausible(type_str: str) -> object:
@@ -117,8 +115,8 @@ def test_generator_drops_descriptions_and_sorts_keys() -> None:
 
 
 def test_from_json_rejects_a_malformed_document() -> None:
-    """A document without a methods object is refused with a ValueError naming it."""
-    with pytest.raises(ValueError, match="methods"):
+    """A document without a methods object is refused with a TypeError naming it."""
+    with pytest.raises(TypeError, match="methods"):
         BotApiSpec.from_json({"version": "x", "methods": [], "types": {}})
 
 

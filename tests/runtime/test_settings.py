@@ -1,0 +1,63 @@
+"""Settings.from_env: the one place configuration is read."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from runtime.errors import ConfigError
+from runtime.settings import Settings
+
+
+def test_defaults_need_no_environment():
+    """With no BOTBOX_ variables the server listens locally and keeps data in ./data."""
+    settings = Settings.from_env({"HOME": "/root", "PATH": "/bin"})
+    assert (settings.host, settings.port) == ("127.0.0.1", 8080)
+    assert settings.base_url == "http://127.0.0.1:8080"
+    assert settings.database == Path("data") / "botbox.sqlite3"
+    assert settings.demo is True
+
+
+def test_values_are_parsed_and_the_public_url_drives_links():
+    """Typed values are parsed; BOTBOX_PUBLIC_URL replaces host:port in links."""
+    settings = Settings.from_env(
+        {
+            "BOTBOX_PORT": "9000",
+            "BOTBOX_DEMO": "off",
+            "BOTBOX_PUBLIC_URL": "https://b.example/",
+            "BOTBOX_SANDBOX_WORKERS": "3",
+            "BOTBOX_SQLITE_SYNCHRONOUS": "normal",
+            "BOTBOX_LEASE_SECONDS": "2.5",
+            "BOTBOX_BOTS_DIR": "/srv/bots",
+        }
+    )
+    assert settings.port == 9000
+    assert settings.demo is False
+    assert settings.base_url == "https://b.example"
+    assert settings.sandbox_workers == 3
+    assert settings.sqlite_synchronous == "NORMAL"
+    assert settings.lease_seconds == 2.5
+    assert settings.bots_dir == Path("/srv/bots")
+
+
+def test_every_bad_key_is_named_in_one_error():
+    """Bad values and unknown BOTBOX_ keys are all reported together."""
+    with pytest.raises(ConfigError) as error:
+        Settings.from_env(
+            {
+                "BOTBOX_PORT": "99999",
+                "BOTBOX_DEMO": "maybe",
+                "BOTBOX_PUBLIC_URL": "ftp://x",
+                "BOTBOX_TYPO": "1",
+            }
+        )
+    message = str(error.value)
+    for fragment in (
+        "BOTBOX_PORT",
+        "BOTBOX_DEMO",
+        "BOTBOX_PUBLIC_URL",
+        "unknown setting BOTBOX_TYPO",
+    ):
+        assert fragment in message
+    assert len(error.value.problems) == 4
