@@ -6,13 +6,23 @@ whose data is empty (for a server backend, a fresh database or schema per test).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
 
 from runtime.errors import QuotaExceeded, StoreError
-from runtime.store import MISSING, PropertyWrite, QueuedItem, RunRecord, SqliteStore, Store, Waiting
+from runtime.store import (
+    MISSING,
+    PropertyWrite,
+    QueuedItem,
+    RateHit,
+    RunRecord,
+    SqliteStore,
+    Store,
+    Waiting,
+)
 from sandbox import JSON
 
 STORE_FACTORIES: dict[str, Callable[[Path], Store]] = {
@@ -490,3 +500,46 @@ class TestStoreContract:
         await store.record_run(run_record(bot_id=OTHER_BOT))
         assert await store.list_runs(BOT) == []
         assert len(await store.list_runs(OTHER_BOT)) == 1
+
+    async def test_record_runs_appends_a_batch_in_order(self, store: Store) -> None:
+        """A batch of runs lands together, in order, newest listed first."""
+        await store.record_runs([run_record(started_at=NOW + n) for n in range(3)])
+        assert [r.started_at for r in await store.list_runs(BOT)] == [NOW + 2, NOW + 1, NOW]
+
+    # -- links --
+    async def test_a_nonce_is_claimed_exactly_once(self, store: Store) -> None:
+        """The first claim of a one-time nonce wins; every later one loses."""
+        first = await store.claim_nonce(BOT, "n" * 16, expires_at=NOW + 60, now=NOW)
+        second = await store.claim_nonce(BOT, "n" * 16, expires_at=NOW + 60, now=NOW)
+        assert (first, second) == (True, False)
+
+    async def test_nonces_are_per_bot(self, store: Store) -> None:
+        """The same nonce in another bot is another link."""
+        assert await store.claim_nonce(BOT, "m" * 16, expires_at=NOW + 60, now=NOW)
+        assert await store.claim_nonce(OTHER_BOT, "m" * 16, expires_at=NOW + 60, now=NOW)
+
+    async def test_concurrent_nonce_claims_have_one_winner(self, store: Store) -> None:
+        """Ten simultaneous claims of one nonce: exactly one succeeds."""
+        results = await asyncio.gather(
+            *(store.claim_nonce(BOT, "c" * 16, expires_at=NOW + 60, now=NOW) for _ in range(10))
+        )
+        assert sorted(results) == [False] * 9 + [True]
+
+    async def test_rate_hits_pass_until_the_limit_then_name_it(self, store: Store) -> None:
+        """Three uses fit a 3-per-minute limit; the fourth is reported as over it."""
+        hit = RateHit("link:x", 3, 60.0, "link")
+        results = [await store.hit_rates([hit], now=NOW) for _ in range(4)]
+        assert results == [None, None, None, hit]
+
+    async def test_rate_windows_reset_after_their_period(self, store: Store) -> None:
+        """A new window starts fresh."""
+        hit = RateHit("user:y", 1, 10.0, "user")
+        assert await store.hit_rates([hit], now=NOW) is None
+        assert await store.hit_rates([hit], now=NOW + 1) == hit
+        assert await store.hit_rates([hit], now=NOW + 20) is None
+
+    async def test_the_first_exceeded_of_several_limits_is_reported(self, store: Store) -> None:
+        """Hits count against every key; the first over its limit is returned."""
+        wide, narrow = RateHit("bot:z", 100, 60.0, "bot"), RateHit("link:z", 1, 60.0, "link")
+        assert await store.hit_rates([wide, narrow], now=NOW) is None
+        assert await store.hit_rates([wide, narrow], now=NOW) == narrow
