@@ -38,6 +38,7 @@ CONFIG_KEYS: Final = (
     "limits",
     "properties",
     "webhook",
+    "telegram",
     "settings",
 )
 MAX_CONFIG_BYTES: Final = 64 * KIB
@@ -89,6 +90,7 @@ class BotConfig:
     limits: Limits = field(default_factory=Limits)
     properties: PropertyLimits = field(default_factory=PropertyLimits)
     webhook: dict[str, JSON] = field(default_factory=dict)
+    telegram: dict[str, JSON] = field(default_factory=dict)
     settings: dict[str, JSON] = field(default_factory=dict)
 
 
@@ -148,6 +150,9 @@ def parse_config(text: str, folder_name: str) -> tuple[BotConfig | None, list[Pr
     limits = _limits(raw.get("limits"), check)
     properties = _properties(raw.get("properties"), check)
     webhook = check.json_mapping(raw, "webhook")
+    telegram = check.json_mapping(raw, "telegram")
+    if set(telegram) - {"flood_limits"} or not isinstance(telegram.get("flood_limits", True), bool):
+        check.problem("telegram takes only flood_limits: true or false", "telegram")
     settings = check.json_mapping(raw, "settings")
     name = check.text(raw, "name")
     if problems or token_env is None or limits is None or properties is None:
@@ -160,6 +165,7 @@ def parse_config(text: str, folder_name: str) -> tuple[BotConfig | None, list[Pr
         limits=limits,
         properties=properties,
         webhook=webhook,
+        telegram=telegram,
         settings=settings,
     )
     return config, []

@@ -16,7 +16,7 @@ from typing import Any
 
 from runtime import dispatch
 from runtime.botdir import check_bot, load_bot
-from runtime.errors import BotboxError, ConfigError, LinkError
+from runtime.errors import BotboxError, ConfigError, LinkError, Problem
 from runtime.keys import KeyFile, load_master_key
 from runtime.links import WebhookSettings, make_link, signature, url_of
 from runtime.registry import bot_folders, derive_secret
@@ -84,6 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
 def run_check(folder: Path) -> int:
     """Print every problem of a bot folder; exit status 1 if there is any."""
     problems = check_bot(folder)
+    if not problems:
+        try:
+            WebhookSettings.from_config(load_bot(folder).config.webhook)
+        except LinkError as exc:
+            problems.append(Problem(exc.message, "bot.yaml"))
     for problem in problems:
         print(problem.describe())
     if problems:

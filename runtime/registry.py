@@ -112,6 +112,7 @@ class Registry:
                 token,
                 derive_secret(master_key, "telegram-webhook-secret", bot_id),
                 webhook,
+                FloodGate(enabled=definition.config.telegram.get("flood_limits", True) is True),
             )
         if problems:
             raise ConfigError(problems)

@@ -73,3 +73,12 @@ def test_retry_after_pauses_every_call_of_the_bot():
     assert gate.delay("getMe", None) == pytest.approx(5.0)
     clock.now += 5
     assert gate.delay("getMe", None) == 0.0
+
+
+def test_a_disabled_gate_never_waits_but_still_honours_retry_after():
+    """flood_limits: false (for local Bot API servers and benchmarks) skips the spacing only."""
+    clock = Clock()
+    gate = FloodGate(clock=clock, enabled=False)
+    assert [gate.delay("sendMessage", 1) for _ in range(50)] == [0.0] * 50
+    gate.pause(2)
+    assert gate.delay("sendMessage", 1) == pytest.approx(2.0)
