@@ -159,7 +159,7 @@ class KeyRing:
                 for k in data["keys"]
             )
             epochs = {str(b): int(e) for b, e in data.get("epochs", {}).items()}
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ConfigError(f"{where} is not a valid key ring: {exc!r}") from None
         if any(k.state not in KEY_STATES for k in keys):
             raise ConfigError(f"{where}: a key state is not one of {', '.join(KEY_STATES)}")
