@@ -290,6 +290,7 @@ class WorkerPool:
                     await worker.process.wait()
         worker.kill()
         await worker.process.wait()
+        worker.writer.close()
         wall = time.perf_counter() - started
         cause = worker.death_cause()
         if breach is None and cause is not None and limits is not None:

@@ -121,7 +121,7 @@ async def test_workers_are_recycled_when_their_memory_grows():
         old = next(iter(pool._workers)).pid
         assert (await pool.run("x = 'a' * (80 * 1024 * 1024)\nprint(len(x))")).ok
         assert (await pool.run("print(1)")).ok
-        for _ in range(100):  # the replacement starts first; the old worker then stops
+        for _ in range(400):  # the replacement starts first; the old worker then stops
             if old not in {w.pid for w in pool._workers}:
                 break
             await asyncio.sleep(0.05)
