@@ -9,6 +9,7 @@ server processes through the store, allow it (429); a one-time link is claimed a
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from dataclasses import dataclass, field
@@ -301,7 +302,10 @@ async def handle_click(request: Request, bot_id: str) -> HTTPResponse:
         options=options,
     )
     reply = Reply()
-    outcome = await ctx.runner.run_pipeline(context, extra=res_capabilities(reply))
+    # A click runs to its end even if the browser hangs up meanwhile: the command's effects
+    # (messages, properties) are all or nothing, never cut off by a closed connection.
+    outcome = await asyncio.shield(
+        asyncio.ensure_future(ctx.runner.run_pipeline(context, extra=res_capabilities(reply))))
     if not outcome.ok:
         raise HttpError(500, "the bot's command failed; its author can see why in the run log")
     if reply.body is not None or reply.location is not None or reply.status is not None:

@@ -181,6 +181,12 @@ class WorkerPool:
         self._running += 1
         try:
             return await self._execute(worker, script, request, capabilities or {}, limits)
+        except asyncio.CancelledError:
+            # The caller gave up mid-run (a client hung up). The worker may still be inside
+            # the script or waiting for a capability's answer: it must never serve another
+            # run in that state, so it is killed and replaced.
+            worker.kill()
+            raise
         finally:
             self._running -= 1
             self._release(worker)

@@ -170,3 +170,26 @@ async def test_invalid_global_names_are_refused_before_running(pool):
     """Host globals must be plain identifiers: an underscore name could shadow a guard."""
     with pytest.raises(ValueError, match="_getattr_"):
         await pool.run("x = 1", globals={"_getattr_": 1})
+
+
+async def test_a_cancelled_run_never_leaks_into_the_next_one():
+    """A caller cancelled mid-run (a client hung up) does not leave its worker half-way."""
+    async with WorkerPool(1) as pool:
+        entered = asyncio.Event()
+
+        async def slow(call: CallRequest) -> str:
+            entered.set()
+            await asyncio.sleep(0.5)
+            return "first run's answer"
+
+        async def mine(call: CallRequest) -> str:
+            return "second run's answer"
+
+        first = asyncio.create_task(pool.run("print(ask())", capabilities={"ask": slow}))
+        await entered.wait()
+        first.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        second = await pool.run("print(ask())", capabilities={"ask": mine})
+        assert second.ok, second.describe()
+        assert second.output == "second run's answer\n"
