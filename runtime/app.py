@@ -23,6 +23,7 @@ from runtime.polling import Poller
 from runtime.processor import Processor
 from runtime.registry import Registry, bot_folders
 from runtime.responses import HttpError, error_response, to_http
+from runtime.runlog import RunLog
 from runtime.runner import Runner
 from runtime.session import Services
 from runtime.settings import Settings
@@ -86,7 +87,7 @@ async def start_services(app: App) -> None:
     )
     keys = KeyFile(settings.keys_file)
     keys.load()
-    services = Services(pool, store, telegram, keys, settings.base_url)
+    services = Services(pool, store, telegram, keys, settings.base_url, RunLog(store))
     runner = Runner(services)
     processor = Processor(
         registry,
@@ -115,6 +116,8 @@ async def stop_services(app: App) -> None:
         await ctx.processor.stop()
     if hasattr(ctx, "pool"):
         await ctx.pool.close()
+    if hasattr(ctx, "services"):
+        await ctx.services.runlog.close()
     if hasattr(ctx, "telegram") and ctx.parts.telegram is None:
         await ctx.telegram.close()
     if hasattr(ctx, "store"):

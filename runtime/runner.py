@@ -284,8 +284,8 @@ class Runner:
         return result
 
     async def record(self, context: Context, result: RunResult, started: float) -> None:
-        """Append a run to the run log."""
-        await self.services.store.record_run(
+        """Append a run to the run log (written behind, in batches)."""
+        self.services.runlog.add(
             RunRecord(
                 bot_id=context.bot.id,
                 command=context.command.name,

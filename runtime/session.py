@@ -28,6 +28,7 @@ from runtime.errors import (
 from runtime.keys import KeyFile
 from runtime.links import Link, make_link, signature, url_of
 from runtime.registry import LiveBot
+from runtime.runlog import RunLog
 from runtime.store import MISSING, PropertyWrite, Store
 from runtime.telegram.client import TelegramClient
 from sandbox import JSON, CallRequest, CapabilityError, Handler, WorkerPool
@@ -127,6 +128,7 @@ class Services:
     telegram: TelegramClient
     keys: KeyFile
     base_url: str
+    runlog: RunLog
     clock: Callable[[], float] = time.time
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
 

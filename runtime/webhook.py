@@ -305,7 +305,8 @@ async def handle_click(request: Request, bot_id: str) -> HTTPResponse:
     # A click runs to its end even if the browser hangs up meanwhile: the command's effects
     # (messages, properties) are all or nothing, never cut off by a closed connection.
     outcome = await asyncio.shield(
-        asyncio.ensure_future(ctx.runner.run_pipeline(context, extra=res_capabilities(reply))))
+        asyncio.ensure_future(ctx.runner.run_pipeline(context, extra=res_capabilities(reply)))
+    )
     if not outcome.ok:
         raise HttpError(500, "the bot's command failed; its author can see why in the run log")
     if reply.body is not None or reply.location is not None or reply.status is not None:

@@ -31,7 +31,7 @@ def _compact_fields(fields: Sequence[Mapping[str, object]]) -> dict[str, object]
         name = str(field["name"])
         types = field.get("types", [])
         if not isinstance(types, list) or not all(isinstance(t, str) for t in types):
-            raise ValueError(f"field {name!r} has malformed types: {types!r}")
+            raise TypeError(f"field {name!r} has malformed types: {types!r}")
         compact[name] = {"types": list(types), "required": bool(field.get("required", False))}
     return compact
 
@@ -41,7 +41,7 @@ def compact_spec(source: Mapping[str, object]) -> dict[str, object]:
     methods_in = source["methods"]
     types_in = source["types"]
     if not isinstance(methods_in, Mapping) or not isinstance(types_in, Mapping):
-        raise ValueError("spec must have 'methods' and 'types' objects")
+        raise TypeError("spec must have 'methods' and 'types' objects")
     methods: dict[str, object] = {}
     for name, method in methods_in.items():
         methods[str(name)] = {

@@ -158,6 +158,16 @@ class Store(Protocol):
     async def record_run(self, record: RunRecord) -> int:
         """Append a run to the log; return its id."""
 
+    async def record_runs(self, records: Sequence[RunRecord]) -> None:
+        """Append several runs in one transaction (the run log is written behind, in batches)."""
+
+    # -- signed links --
+    async def claim_nonce(self, bot_id: str, nonce: str, *, expires_at: float, now: float) -> bool:
+        """Claim a one-time link's nonce: True exactly once, across every server process."""
+
+    async def hit_rates(self, hits: Sequence[RateHit], *, now: float) -> RateHit | None:
+        """Count one use of each key; return the first over its limit (None when all fit)."""
+
     async def list_runs(
         self, bot_id: str, *, failed_only: bool = False, limit: int = 50
     ) -> list[RunRecord]:

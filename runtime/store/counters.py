@@ -1,7 +1,8 @@
 """SQL for rate-limit windows and one-time link nonces, used by :class:`SqliteStore`.
 
 Both are shared by every server process through the store file. Rate windows are fixed
-windows (``floor(now / period)``), counted with one upsert per key in a single transaction.
+windows (``floor(now / period)``), counted with one upsert per key; a batch of clicks is counted
+in one transaction (see :mod:`runtime.store.batch`).
 """
 
 from __future__ import annotations
@@ -19,9 +20,13 @@ MIGRATION: Final = (
     )""",
     """CREATE TABLE rate (
         key TEXT NOT NULL, window INTEGER NOT NULL, count INTEGER NOT NULL,
+        expires_at REAL NOT NULL,  -- the end of the window: the row is useless after it
         PRIMARY KEY (key, window)
     ) WITHOUT ROWID""",
+    """CREATE INDEX rate_expiry ON rate (expires_at)""",
 )
+SWEEP: Final = 200
+"""Expired rate rows deleted per batch, so the table stays small without a separate job."""
 
 
 def claim_nonce(
@@ -31,9 +36,9 @@ def claim_nonce(
     conn.execute("BEGIN IMMEDIATE")
     try:
         conn.execute(
-            "DELETE FROM nonce WHERE expires_at < ? AND rowid IN "
-            "(SELECT rowid FROM nonce WHERE expires_at < ? LIMIT 100)",
-            (now, now),
+            "DELETE FROM nonce WHERE rowid IN "
+            "(SELECT rowid FROM nonce WHERE expires_at < ? LIMIT ?)",
+            (now, SWEEP),
         )
         cursor = conn.execute(
             "INSERT OR IGNORE INTO nonce (bot_id, nonce, expires_at) VALUES (?, ?, ?)",
@@ -46,28 +51,40 @@ def claim_nonce(
     return cursor.rowcount == 1
 
 
-def hit_rates(conn: sqlite3.Connection, hits: Sequence[RateHit], now: float) -> RateHit | None:
-    """Count one hit on every key; return the first whose window is now over its limit.
-
-    Hits are counted even when a limit is crossed, so a client hammering a limited link stays
-    limited until its window passes.
-    """
+def _hit(conn: sqlite3.Connection, hits: Sequence[RateHit], now: float) -> RateHit | None:
     exceeded: RateHit | None = None
+    for hit in hits:
+        window = int(now // hit.period)
+        count = conn.execute(
+            "INSERT INTO rate (key, window, count, expires_at) VALUES (?, ?, 1, ?) "
+            "ON CONFLICT (key, window) DO UPDATE SET count = count + 1 RETURNING count",
+            (hit.key, window, (window + 1) * hit.period),
+        ).fetchone()[0]
+        if count > hit.limit and exceeded is None:
+            exceeded = hit
+    return exceeded
+
+
+def hit_rates_many(
+    conn: sqlite3.Connection, clicks: Sequence[tuple[Sequence[RateHit], float]]
+) -> list[RateHit | None]:
+    """Count one hit on every key of every click, in one transaction.
+
+    For each click, return the first key whose window is now over its limit. Hits are counted
+    even when a limit is crossed, so a client hammering a limited link stays limited until its
+    window passes. A few expired windows are swept each time.
+    """
     conn.execute("BEGIN IMMEDIATE")
     try:
-        for hit in hits:
-            window = int(now // hit.period)
-            count = conn.execute(
-                "INSERT INTO rate (key, window, count) VALUES (?, ?, 1) "
-                "ON CONFLICT (key, window) DO UPDATE SET count = count + 1 RETURNING count",
-                (hit.key, window),
-            ).fetchone()[0]
-            if count > hit.limit and exceeded is None:
-                exceeded = hit
-        if int(now) % 60 == 0:
-            conn.execute("DELETE FROM rate WHERE window < ?", (int(now // 3600) - 2,))
+        results = [_hit(conn, hits, now) for hits, now in clicks]
+        if clicks:
+            conn.execute(
+                "DELETE FROM rate WHERE (key, window) IN "
+                "(SELECT key, window FROM rate WHERE expires_at < ? LIMIT ?)",
+                (clicks[0][1], SWEEP),
+            )
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
-    return exceeded
+    return results

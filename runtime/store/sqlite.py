@@ -43,6 +43,7 @@ from runtime.store.base import (
     Waiting,
     _Missing,
 )
+from runtime.store.batch import Batcher
 from sandbox import JSON
 
 log = logging.getLogger(__name__)
@@ -178,6 +179,10 @@ class SqliteStore:
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None  # touched only on the executor's thread
         self._fast: sqlite3.Connection | None = None  # the same file, synchronous = OFF
+        self._enqueues: Batcher[_EnqueueArgs, bool] = Batcher(self._enqueue_many)
+        self._rate_hits: Batcher[tuple[tuple[RateHit, ...], float], RateHit | None] = Batcher(
+            self._hit_rates_many
+        )
 
     def __repr__(self) -> str:
         return f"SqliteStore({str(self.path)!r}, {self._state})"
@@ -202,6 +207,9 @@ class SqliteStore:
 
     async def close(self) -> None:
         """Close the connection and stop the store's thread; later use raises StoreError."""
+        if self._state == "open":
+            await self._enqueues.wait()  # calls made before close() still complete
+            await self._rate_hits.wait()
         executor, self._executor, self._state = self._executor, None, "closed"
         if executor is None:
             return
@@ -309,7 +317,17 @@ class SqliteStore:
     ) -> bool:
         """Add an item durably; return False (and change nothing) for a duplicate update_id."""
         text, _ = _encode(payload, "the payload")
-        return await self._call(_enqueue, bot_id, kind, chat_key, text, update_id, run_after)
+        return await self._enqueues.submit((bot_id, kind, chat_key, text, update_id, run_after))
+
+    async def _enqueue_many(self, items: list[_EnqueueArgs]) -> list[bool]:
+        """Insert a batch of items in one synced transaction (group commit)."""
+        return await self._call(_enqueue_many, items)
+
+    async def _hit_rates_many(
+        self, items: list[tuple[tuple[RateHit, ...], float]]
+    ) -> list[RateHit | None]:
+        """Count a batch of clicks in one transaction."""
+        return await self._call(counters.hit_rates_many, items)
 
     async def claim(
         self, owner: str, *, now: float, lease_seconds: float, bot_ids: Sequence[str] | None = None
@@ -402,7 +420,7 @@ class SqliteStore:
 
     async def hit_rates(self, hits: Sequence[RateHit], *, now: float) -> RateHit | None:
         """Count one use of each key; return the first over its limit (None when all fit)."""
-        return await self._call(counters.hit_rates, hits, now)
+        return await self._rate_hits.submit((tuple(hits), now))
 
     async def list_runs(
         self, bot_id: str, *, failed_only: bool = False, limit: int = 50
@@ -415,6 +433,15 @@ class SqliteStore:
 
 
 # -- blocking operations: each runs on the store's thread with its connection --
+_EnqueueArgs = tuple[str, str, str, str, "int | None", float]
+
+
+def _enqueue_many(conn: sqlite3.Connection, items: list[_EnqueueArgs]) -> list[bool]:
+    """Insert several items in one transaction; True for each that was new."""
+    with _immediate(conn):
+        return [_enqueue(conn, *item) for item in items]
+
+
 def _enqueue(
     conn: sqlite3.Connection,
     bot_id: str,
@@ -623,6 +650,6 @@ def _run_record(row: sqlite3.Row) -> RunRecord:
 
 
 _FAST_OPERATIONS: Final = frozenset(
-    {_claim, _finish, _retry, _record_run, _record_runs, counters.hit_rates}
+    {_claim, _finish, _retry, _record_run, _record_runs, counters.hit_rates_many}
 )
 """Operations that run on the connection without fsync at commit (see ``_with_conn``)."""

@@ -118,6 +118,7 @@ class BotboxServer:
 
     def logs(self, bot_id: str = "demo", *extra: str) -> list[dict[str, Any]]:
         """The bot's run log, through ``python run.py logs BOT --json``."""
+        time.sleep(0.2)  # the log is written behind, in batches of 50 ms
         done = subprocess.run(
             [
                 sys.executable,

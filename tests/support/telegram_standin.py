@@ -20,6 +20,7 @@ import json
 import logging
 import re
 import socket
+import sys
 import threading
 import time
 import zlib
@@ -32,7 +33,7 @@ from email.parser import BytesParser
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import MappingProxyType, TracebackType
-from typing import Final, cast
+from typing import Final, Self, cast
 from urllib.parse import parse_qsl, urlsplit
 
 from runtime.telegram.spec import BotApiSpec, MethodSpec, load_spec
@@ -186,7 +187,7 @@ class TelegramStandIn:
         self._server = _Server((HOST, 0), _Handler, self)
         self._thread = threading.Thread(
             target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
+            kwargs={"poll_interval": 0.02},
             name=f"telegram-standin-{self.port}",
             daemon=True,
         )
@@ -195,7 +196,7 @@ class TelegramStandIn:
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    def __enter__(self) -> TelegramStandIn:
+    def __enter__(self) -> Self:
         """Return the running stand-in."""
         return self
 
@@ -620,7 +621,7 @@ class _Server(ThreadingHTTPServer):
 
     def handle_error(self, request: object, client_address: object) -> None:
         """Log handler errors (clients hanging up) at debug level instead of stderr."""
-        logger.debug("stand-in request from %s failed", client_address, exc_info=True)
+        logger.debug("stand-in request from %s failed", client_address, exc_info=sys.exc_info())
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -16,7 +16,7 @@ from tests.support.updates import (
 )
 
 SPEC = load_spec()
-KINDS: list[UpdateKind] = sorted(UPDATE_KINDS)
+KINDS: tuple[UpdateKind, ...] = tuple(sorted(UPDATE_KINDS))
 
 
 @pytest.mark.parametrize("kind", KINDS, ids=KINDS)

@@ -175,7 +175,7 @@ def _sample_value(type_str: str, field_name: str, seen: frozenset[str]) -> objec
     """A plausible value of one spec type string."""
     if type_str.startswith(_ARRAY_PREFIX):
         inner = type_str.removeprefix(_ARRAY_PREFIX)
-        if inner in _SCALAR_SAMPLES or concrete_type_or_none(inner) in seen:
+        if inner in _SCALAR_SAMPLES or _concrete_type_or_none(inner) in seen:
             return []
         return [_sample_value(inner, field_name, seen)]
     if type_str == "String" and field_name.endswith(("file_id", "file_unique_id")):
@@ -188,13 +188,13 @@ def _sample_value(type_str: str, field_name: str, seen: frozenset[str]) -> objec
         scalar = next((t for t in spec.type_spec(type_str).subtypes if t in _SCALAR_SAMPLES), None)
         if scalar is not None:
             return _SCALAR_SAMPLES[scalar]
-    concrete = concrete_type_or_none(type_str)
+    concrete = _concrete_type_or_none(type_str)
     if concrete is None or concrete in seen:
         return {}
     return _sample_fields(concrete, seen | {concrete})
 
 
-def concrete_type_or_none(type_str: str) -> str | None:
+def _concrete_type_or_none(type_str: str) -> str | None:
     """:func:`concrete_type` for a type string that may not name a type."""
     return concrete_type(type_str) if load_spec().has_type(type_str) else None
 
