@@ -16,6 +16,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import secrets
 import time
 from dataclasses import dataclass, field, replace
@@ -25,6 +26,7 @@ from typing import Final, Literal
 from runtime.errors import ConfigError
 
 KEY_BYTES: Final = 32
+KEY_ID: Final = re.compile(r"k[0-9]{1,6}")
 KeyState = Literal["active", "verifying", "retired"]
 KEY_STATES: Final = ("active", "verifying", "retired")
 
@@ -161,6 +163,12 @@ class KeyRing:
             epochs = {str(b): int(e) for b, e in data.get("epochs", {}).items()}
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ConfigError(f"{where} is not a valid key ring: {exc!r}") from None
+        if any(not KEY_ID.fullmatch(k.id) for k in keys):
+            raise ConfigError(f"{where}: a key id is not like k1, k2, ...")
+        ids = [k.id for k in keys]
+        repeated = sorted({i for i in ids if ids.count(i) > 1})
+        if repeated:
+            raise ConfigError(f"{where}: key id {', '.join(repeated)} is used twice")
         if any(k.state not in KEY_STATES for k in keys):
             raise ConfigError(f"{where}: a key state is not one of {', '.join(KEY_STATES)}")
         if sum(k.state == "active" for k in keys) != 1:

@@ -22,7 +22,7 @@ import json
 import re
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 from urllib.parse import quote, urlsplit
 
@@ -37,6 +37,8 @@ NONCE: Final = re.compile(r"[A-Za-z0-9_-]{16,64}")
 PERCENT: Final = re.compile(r"%([0-9A-Fa-f]{2})")
 CONTROL: Final = re.compile(r"[\x00-\x20\x7f\\]")
 MAX_QUERY: Final = 8192
+MAX_MINTED_QUERY: Final = 6000
+"""Minted links stay well under what servers and proxies accept in a request line."""
 MAX_PARAMS: Final = 32
 MAX_VALUE: Final = 1024
 MAX_OPTIONS: Final = 4096
@@ -57,6 +59,8 @@ class Link:
     redirect: str | None = None
     expires_ms: int | None = None
     once: str | None = None
+    signature: str = field(default="", compare=False)
+    """The verified ``sig`` (set by :func:`verify_link`; not itself signed)."""
 
     def fields(self) -> dict[str, str]:
         """The signed fields, by their query names (``p.<name>`` for parameters)."""
@@ -104,7 +108,12 @@ def signature(ring: KeyRing, bot_id: str, link: Link) -> str:
     key = ring.active
     digest = mac(ring, key.id, bot_id, link.fields())
     assert digest is not None
-    return f"{key.id}.{base64.urlsafe_b64encode(digest).rstrip(b'=').decode()}"
+    return f"{key.id}.{_b64(digest)}"
+
+
+def _b64(digest: bytes) -> str:
+    """Unpadded base64url text of a MAC."""
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
 def url_of(base_url: str, bot_id: str, link: Link, sig: str) -> str:
@@ -216,7 +225,7 @@ def make_link(
         expires_ms = round((now + expires_in) * 1000)
     if not isinstance(once, bool):
         raise LinkError("once must be True or False")
-    return Link(
+    link = Link(
         command=command,
         user_id=user_id,
         options=check_options(options),
@@ -227,6 +236,13 @@ def make_link(
         expires_ms=expires_ms,
         once=secrets.token_urlsafe(12) if once else None,
     )
+    size = len(url_of("", "x", link, "k1." + "A" * 43).partition("?")[2])
+    if size > MAX_MINTED_QUERY:
+        raise LinkError(
+            f"the link would be {size} characters long; keep options and params under "
+            f"{MAX_MINTED_QUERY} characters in all (keep big data in properties)"
+        )
+    return link
 
 
 # -- verifying --
@@ -307,12 +323,14 @@ def verify_link(ring: KeyRing, bot_id: str, raw_query: str, *, now: float) -> Li
     """
     link, key_id, given = read_link(raw_query)
     expected = mac(ring, key_id, bot_id, link.fields())
-    given_bytes = base64.urlsafe_b64decode(given + "=")
-    if expected is None or not hmac.compare_digest(expected, given_bytes):
+    # Compare the text, not decoded bytes: base64 would ignore the unused low bits of the
+    # last character, letting several spellings of one signature pass (and dodge rate keys).
+    expected_text = b"" if expected is None else _b64(expected).encode()
+    if expected is None or not hmac.compare_digest(expected_text, given.encode()):
         raise LinkError("the link's signature does not match", status=403)
     if link.expires_ms is not None and now * 1000 >= link.expires_ms:
         raise LinkError("the link has expired", status=410)
-    return link
+    return replace(link, signature=f"{key_id}.{given}")
 
 
 def is_valid_link(ring: KeyRing, bot_id: str, raw_query: str, *, now: float) -> bool:
@@ -350,9 +368,14 @@ def parse_options(text: str) -> Any:
     if deepest > MAX_DEPTH:
         raise LinkError(f"the link's options nest deeper than {MAX_DEPTH}")
     try:
-        return json.loads(text)
+        return json.loads(text, parse_constant=_refuse_constant)
     except ValueError:
         raise LinkError("the link's options are not JSON") from None
+
+
+def _refuse_constant(name: str) -> None:
+    """``NaN`` and ``Infinity`` are not JSON."""
+    raise ValueError(f"{name} is not JSON")
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ from sanic.response import raw, redirect
 
 from runtime import dispatch
 from runtime.errors import LinkError, NotFound
-from runtime.links import Link, parse_options, verify_link
+from runtime.links import Link, verify_link
 from runtime.registry import LiveBot
 from runtime.responses import HttpError, page, wants_html
 from runtime.session import Context
@@ -31,6 +31,7 @@ from runtime.store import RateHit
 from sandbox import JSON, CallRequest, CapabilityError, Handler, StopScript
 
 MAX_BODY: Final = 64 * 1024
+NEVER: Final = 1e15
 MAX_HEADERS: Final = 50
 PREVIEW_AGENTS: Final = (
     "telegrambot (like twitterbot)",
@@ -205,12 +206,7 @@ def request_global(request: Request, link: Link) -> dict[str, JSON]:
         text = request.body.decode("utf-8", "replace")
         body["body"] = text
         if "json" in content_type:
-            try:
-                body["json"] = (
-                    parse_options(text) if len(request.body) <= 4096 else json.loads(text)
-                )
-            except (LinkError, ValueError, RecursionError):
-                body["json"] = None
+            body["json"] = parse_json_body(text)
         elif "application/x-www-form-urlencoded" in content_type:
             body["form"] = {k: v[0] for k, v in (request.form or {}).items()}
     return {
@@ -221,6 +217,19 @@ def request_global(request: Request, link: Link) -> dict[str, JSON]:
         "client_ip": request.remote_addr or request.ip,
         **body,
     }
+
+
+def parse_json_body(text: str) -> JSON:
+    """A POSTed JSON body; NaN, Infinity and deep nesting are refused (None)."""
+    try:
+        value: JSON = json.loads(text, parse_constant=_not_json)
+    except (ValueError, RecursionError):
+        return None
+    return value
+
+
+def _not_json(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
 
 
 def rate_hits(bot: LiveBot, link: Link, sig: str) -> list[RateHit]:
@@ -253,8 +262,7 @@ async def authorize(request: Request, bot: LiveBot) -> Link:
         raise HttpError(exc.status, exc.message) from None
     if dispatch.find(bot.definition.commands, link.command) is None:
         raise HttpError(404, "this link's command no longer exists")
-    sig = request.query_string.rpartition("sig=")[2][:64]
-    over = await services.store.hit_rates(rate_hits(bot, link, sig), now=now)
+    over = await services.store.hit_rates(rate_hits(bot, link, link.signature), now=now)
     if over is not None:
         raise HttpError(
             429,
@@ -262,7 +270,8 @@ async def authorize(request: Request, bot: LiveBot) -> Link:
             headers={"Retry-After": str(int(over.period))},
         )
     if link.once is not None:
-        expires = link.expires_ms / 1000 if link.expires_ms else now + 366 * 24 * 3600
+        # A nonce is kept as long as its link could verify: forever for links with no expiry.
+        expires = link.expires_ms / 1000 if link.expires_ms else NEVER
         if not await services.store.claim_nonce(bot.id, link.once, expires_at=expires, now=now):
             raise HttpError(410, "this one-time link was already used")
     return link
