@@ -85,7 +85,7 @@ class Processor:
             item = await store.claim(
                 self.owner,
                 now=self.services.clock(),
-                lease_seconds=LEASE_SECONDS,
+                lease_seconds=self.lease_seconds,
                 bot_ids=self.registry.ids,
             )
             if item is None:

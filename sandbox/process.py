@@ -99,14 +99,18 @@ class WorkerProcess:
         try:
             async with asyncio.timeout(timeout):
                 ready = await worker.receive()
-        except (TimeoutError, ProtocolViolation, asyncio.IncompleteReadError, OSError) as exc:
+            if ready.get("t") != "ready" or not isinstance(ready.get("isolation"), dict):
+                raise ProtocolViolation("worker process sent a bad ready message")
+        except BaseException as exc:
+            # Includes cancellation (a pool closing while a replacement starts): never leave
+            # a half-started process or its socket behind.
             worker.kill()
-            await worker.wait()
-            raise WorkerStartError(f"worker process did not become ready: {exc!r}") from exc
-        if ready.get("t") != "ready" or not isinstance(ready.get("isolation"), dict):
-            worker.kill()
-            await worker.wait()
-            raise WorkerStartError("worker process sent a bad ready message")
+            await asyncio.shield(worker.wait())
+            if isinstance(
+                exc, TimeoutError | ProtocolViolation | asyncio.IncompleteReadError | OSError
+            ):
+                raise WorkerStartError(f"worker process did not become ready: {exc!r}") from exc
+            raise
         worker.isolation = {str(k): str(v) for k, v in ready["isolation"].items()}
         return worker
 
