@@ -393,7 +393,7 @@ async def section_round_trip(config: Config, trivial: Script, figures: dict[str,
         row(f"(a) 1 client, {seq.count} runs, default pool", seq.line())
         row(
             "    throughput; workers recycled meanwhile",
-            f"{1e6 / seq.mean:8.0f} runs/s; {recycles.count} (max_runs=1000 by default)",
+            f"{1e6 / seq.mean:8.0f} runs/s; {recycles.count} (max_runs=10,000 by default)",
         )
         recycles.count = 0
         latencies, seconds = await concurrent(pool, trivial, config.concurrent_runs, config.clients)

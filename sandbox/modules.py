@@ -1,8 +1,8 @@
 """The modules scripts may import, each handed over as a facade with an explicit list of names.
 
-Guarantees: ``import x`` in a script never yields a real module object, only a
-:class:`ModuleFacade` exposing the names listed in :data:`ALLOWED_MODULES` (``uuid.os`` does not
-exist for a script). Module state a script could change for the next run (``random``'s seed,
+Guarantees: ``import x`` in a script never yields the real module, only a new facade module
+exposing the names listed in :data:`ALLOWED_MODULES` (``uuid.os`` does not exist for a script).
+Module state a script could change for the next run (``random``'s seed,
 ``decimal``'s context) is per run: ``random`` is bound to a fresh generator each run and
 ``decimal`` offers ``localcontext`` but not ``getcontext``/``setcontext``.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import random
+import types
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any, Final
@@ -280,35 +281,32 @@ INTERNAL_IMPORTS: Final[Mapping[str, Callable[[], object]]] = MappingProxyType(
 """Helpers that allowed modules import lazily from C, through the caller's ``__import__``."""
 
 
-class ModuleFacade:
-    """A read-only stand-in for a module: only the listed names, never the module object."""
+ModuleFacade = types.ModuleType
+"""What a script gets for ``import x``: a *new* module object holding only the allowed names.
 
-    __slots__ = ("_facade_members", "_facade_name")
+It is never the real module (``uuid.os`` does not exist in it). Reads are ordinary module
+attribute reads, which CPython makes fast (a class with ``__getattr__`` made every
+``math.sqrt`` cost half a microsecond). Scripts cannot change it: attribute writes go through
+the ``_write_`` guard, which refuses modules, and a missing name gets an error listing what the
+module offers (a PEP 562 ``__getattr__`` in the facade, called only on a miss).
+"""
 
-    def __init__(self, name: str, members: Mapping[str, Any]) -> None:
-        object.__setattr__(self, "_facade_name", name)
-        object.__setattr__(self, "_facade_members", MappingProxyType(dict(members)))
 
-    def __getattr__(self, attr: str) -> Any:
-        try:
-            return self._facade_members[attr]
-        except KeyError:
-            allowed = ", ".join(sorted(self._facade_members))
-            raise AttributeError(
-                f"module {self._facade_name!r} offers no {attr!r} in scripts (it offers: {allowed})"
-            ) from None
+def make_facade(name: str, members: Mapping[str, Any]) -> ModuleFacade:
+    """Build a facade module named ``name`` holding exactly ``members``."""
+    # Not the real name: `from json import decoder` falls back to sys.modules["json.decoder"]
+    # when the facade has no `decoder`; under this name that lookup can never succeed.
+    facade = types.ModuleType(f"<sandboxed {name}>")
+    facade.__dict__.update(members)
+    offered = ", ".join(sorted(members))
 
-    def __setattr__(self, attr: str, value: object) -> None:
-        raise AttributeError(f"module {self._facade_name!r} is read-only")
+    def missing(attr: str) -> Any:
+        raise AttributeError(
+            f"module {name!r} offers no {attr!r} in scripts (it offers: {offered})"
+        )
 
-    def __delattr__(self, attr: str) -> None:
-        raise AttributeError(f"module {self._facade_name!r} is read-only")
-
-    def __dir__(self) -> list[str]:
-        return sorted(self._facade_members)
-
-    def __repr__(self) -> str:
-        return f"<module {self._facade_name!r} (sandboxed)>"
+    facade.__dict__["__getattr__"] = missing
+    return facade
 
 
 def load_facades() -> dict[str, ModuleFacade]:
@@ -318,15 +316,15 @@ def load_facades() -> dict[str, ModuleFacade]:
         if name == "random":
             continue
         module = importlib.import_module(name)
-        facades[name] = ModuleFacade(name, {m: getattr(module, m) for m in members})
-    facades["urllib"] = ModuleFacade("urllib", {"parse": facades["urllib.parse"]})
+        facades[name] = make_facade(name, {m: getattr(module, m) for m in members})
+    facades["urllib"] = make_facade("urllib", {"parse": facades["urllib.parse"]})
     return facades
 
 
 def random_facade() -> ModuleFacade:
     """Return a ``random`` facade bound to a fresh generator, so runs cannot share a seed."""
     generator = random.Random()  # noqa: S311 - scripts get ordinary, not cryptographic, randomness
-    return ModuleFacade("random", {m: getattr(generator, m) for m in RANDOM_NAMES})
+    return make_facade("random", {m: getattr(generator, m) for m in RANDOM_NAMES})
 
 
 def make_import(

@@ -300,6 +300,10 @@ ESCAPES: list[tuple[str, str]] = [
     ("import-preloaded-unicodedata", "import unicodedata\nprint('ESCAPED', unicodedata)"),
     ("import-private-strptime", "import _strptime\nprint('ESCAPED', _strptime)"),
     ("from-json-import-private", "from json import decoder\nprint('ESCAPED', decoder)"),
+    # A facade missing a name must not fall back to sys.modules["<package>.<name>"].
+    ("from-collections-import-abc", "from collections import abc\nprint('ESCAPED', abc)"),
+    ("from-urllib-import-request", "from urllib import request\nprint('ESCAPED', request)"),
+    ("import-urllib-request", "import urllib.request\nprint('ESCAPED', urllib.request)"),
     # --- interactive builtins ---------------------------------------------------------------
     ("breakpoint", "breakpoint()\nprint('ESCAPED')"),
     ("help", "print('ESCAPED', help)"),
