@@ -9,7 +9,7 @@ What is measured, in order:
    (the script is compiled once; the worker caches its code): sequential latency from one
    client (p50/p90/p99 in µs, runs/s), then throughput with 8 concurrent asyncio clients
    (latency there includes queueing). Both twice: with the pool's defaults, which recycle a
-   worker after 1000 runs (a new interpreter, ~0.1 s of CPU, competing with the runs), and
+   worker after 10,000 runs (a new interpreter, ~0.1 s of CPU, competing with the runs), and
    with recycling off (``max_runs`` huge), the steady state. Sections 3 and 4 use the latter.
 2. The baseline: the same script as a plain ``compile()``d code object run by in-process
    ``exec`` with fresh globals, and the ratio pool p50 / exec p50. Also, for orientation, the
