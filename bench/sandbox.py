@@ -70,8 +70,9 @@ from sandbox import (  # noqa: E402
     WorkerPool,
     compile_script,
 )
-from sandbox.guards import RunState, base_builtins, make_guards  # noqa: E402
-from sandbox.modules import ModuleFacade, load_facades, make_import, random_facade  # noqa: E402
+from sandbox.guards import RunState, base_builtins  # noqa: E402
+from sandbox.modules import ModuleFacade, load_facades  # noqa: E402
+from sandbox.worker import script_globals  # noqa: E402
 
 TRIVIAL = "x = 1"
 SPIN = "while True:\n    pass\n"
@@ -272,14 +273,7 @@ class WorkerGlobals:
     def build(self) -> dict[str, Any]:
         """Return fresh globals for one run: guards bound to a new ``RunState``."""
         state = RunState(output_limit=Limits().output_bytes)
-        guards = make_guards(state)
-        run_builtins = dict(self.builtins)
-        for name in ("getattr", "hasattr", "setattr"):
-            run_builtins[name] = guards.pop(name)
-        run_builtins["__import__"] = make_import(self.facades, {"random": random_facade})
-        run_globals: dict[str, Any] = {"__builtins__": run_builtins, "__name__": "script"}
-        run_globals.update(guards)
-        return run_globals
+        return script_globals(state, self.builtins, self.facades)
 
 
 def time_exec(code: CodeType, make_globals: Callable[[], dict[str, Any]], runs: int) -> list[int]:

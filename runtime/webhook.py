@@ -128,27 +128,16 @@ def res_capabilities(reply: Reply) -> dict[str, Handler]:
         if reply.body is not None or reply.location is not None:
             raise CapabilityError("the answer was already sent")
 
-    async def send_json(call: CallRequest) -> JSON:
-        check_open()
-        value = _one(call, "json")
-        reply.body = json.dumps(value, ensure_ascii=False).encode()
-        reply.content_type = "application/json"
-        finish()
-        return None
+    def body_sender(what: str, content_type: str) -> Handler:
+        async def send(call: CallRequest) -> JSON:
+            check_open()
+            value = _one(call, what)
+            text = json.dumps(value, ensure_ascii=False) if what == "json" else str(value)
+            reply.body, reply.content_type = text.encode(), content_type
+            finish()
+            return None
 
-    async def send_text(call: CallRequest) -> JSON:
-        check_open()
-        reply.body = str(_one(call, "text")).encode()
-        reply.content_type = "text/plain; charset=utf-8"
-        finish()
-        return None
-
-    async def send_html(call: CallRequest) -> JSON:
-        check_open()
-        reply.body = str(_one(call, "html")).encode()
-        reply.content_type = "text/html; charset=utf-8"
-        finish()
-        return None
+        return send
 
     async def send_redirect(call: CallRequest) -> JSON:
         check_open()
@@ -186,9 +175,9 @@ def res_capabilities(reply: Reply) -> dict[str, Handler]:
         return None
 
     return {
-        "res.json": send_json,
-        "res.text": send_text,
-        "res.html": send_html,
+        "res.json": body_sender("json", "application/json"),
+        "res.text": body_sender("text", "text/plain; charset=utf-8"),
+        "res.html": body_sender("html", "text/html; charset=utf-8"),
         "res.redirect": send_redirect,
         "res.status": set_status,
         "res.set": set_header,

@@ -251,13 +251,7 @@ class Worker:
         return failure, returned, value
 
     def _globals(self, state: RunState, request: dict[str, Any]) -> dict[str, Any]:
-        guards = make_guards(state)
-        run_builtins = dict(self.builtins)
-        for name in ("getattr", "hasattr", "setattr"):
-            run_builtins[name] = guards.pop(name)
-        run_builtins["__import__"] = make_import(self.facades, {"random": random_facade})
-        run_globals: dict[str, Any] = {"__builtins__": run_builtins, "__name__": "script"}
-        run_globals.update(guards)
+        run_globals = script_globals(state, self.builtins, self.facades)
         invoke = self._invoker(state, request["limits"]["capability_calls"])
         groups: dict[str, set[str]] = {}
         for name in request.get("capabilities", ()):
@@ -360,6 +354,20 @@ class Worker:
             self.cpu_pending = True
             return
         state.exceed("cpu_seconds")
+
+
+def script_globals(
+    state: RunState, builtins: Mapping[str, Any], facades: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Fresh globals for one script: its own builtins, guards bound to ``state``, imports."""
+    guards = make_guards(state)
+    run_builtins = dict(builtins)
+    for name in ("getattr", "hasattr", "setattr"):
+        run_builtins[name] = guards.pop(name)
+    run_builtins["__import__"] = make_import(facades, {"random": random_facade})
+    run_globals: dict[str, Any] = {"__builtins__": run_builtins, "__name__": "script"}
+    run_globals.update(guards)
+    return run_globals
 
 
 def _stack_depth() -> int:
