@@ -44,99 +44,21 @@ from runtime.store.base import (
     _Missing,
 )
 from runtime.store.batch import Batcher
+from runtime.store.schema import (
+    CLAIM_SQL,
+    LIST_RUNS_SQL,
+    MIGRATIONS,
+    RECORD_RUN_SQL,
+    RUN_JSON_FIELDS,
+    SCHEMA_VERSION,
+    SYNCHRONOUS_MODES,
+)
 from sandbox import JSON
 
 log = logging.getLogger(__name__)
 
 P = ParamSpec("P")
 T = TypeVar("T")
-
-SCHEMA_VERSION: Final = 2
-"""The schema this code writes; kept in ``PRAGMA user_version``."""
-
-SYNCHRONOUS_MODES: Final = frozenset({"OFF", "NORMAL", "FULL", "EXTRA"})
-"""The values ``PRAGMA synchronous`` accepts."""
-
-# _MIGRATIONS[n] takes a database from user_version n to n + 1.
-_MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
-    (
-        """CREATE TABLE queue (
-            seq INTEGER PRIMARY KEY AUTOINCREMENT,
-            bot_id TEXT NOT NULL,
-            kind TEXT NOT NULL CHECK (kind IN ('update', 'run')),
-            chat_key TEXT NOT NULL,
-            payload TEXT NOT NULL,  -- JSON
-            update_id INTEGER,
-            run_after REAL NOT NULL,
-            status TEXT NOT NULL DEFAULT 'pending'
-                CHECK (status IN ('pending', 'claimed', 'done', 'failed')),
-            owner TEXT, lease_until REAL,  -- set while claimed; owner kept once finished
-            attempts INTEGER NOT NULL DEFAULT 0,  -- claims so far; fences late finish/retry
-            enqueued_at REAL NOT NULL,
-            finished_at REAL  -- NULL until done or failed
-        )""",
-        # Finished rows stay (until pruned) so a redelivered update_id is still refused.
-        """CREATE UNIQUE INDEX queue_update ON queue (bot_id, update_id)
-            WHERE update_id IS NOT NULL""",
-        # Only unfinished rows: claim walks this in seq order and stops at the first ready one.
-        """CREATE INDEX queue_open ON queue (seq, run_after, status, lease_until)
-            WHERE finished_at IS NULL""",
-        """CREATE INDEX queue_open_bot ON queue (bot_id, seq) WHERE finished_at IS NULL""",
-        # Live leases block their chat; there are only as many as items being worked on.
-        """CREATE INDEX queue_leased ON queue (lease_until, bot_id, chat_key)
-            WHERE status = 'claimed'""",
-        """CREATE INDEX queue_finished ON queue (finished_at) WHERE finished_at IS NOT NULL""",
-        """CREATE TABLE property (
-            bot_id TEXT NOT NULL, scope TEXT NOT NULL, name TEXT NOT NULL,
-            value TEXT NOT NULL,  -- compact JSON
-            size INTEGER NOT NULL,  -- UTF-8 bytes of name and value, summed for the quota
-            PRIMARY KEY (bot_id, scope, name)
-        )""",
-        """CREATE TABLE waiting (
-            bot_id TEXT NOT NULL, chat_id INTEGER NOT NULL, user_id INTEGER NOT NULL,
-            command TEXT NOT NULL,
-            PRIMARY KEY (bot_id, chat_id, user_id)
-        )""",
-        """CREATE TABLE run (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            bot_id TEXT NOT NULL, command TEXT NOT NULL, trigger TEXT NOT NULL,
-            user_id INTEGER, chat_id INTEGER, status TEXT NOT NULL,
-            started_at REAL NOT NULL, cpu_seconds REAL NOT NULL, wall_seconds REAL NOT NULL,
-            output TEXT NOT NULL,
-            calls TEXT NOT NULL, error TEXT NOT NULL, extra TEXT NOT NULL  -- JSON
-        )""",
-        """CREATE INDEX run_bot ON run (bot_id, id)""",
-    ),
-    counters.MIGRATION,
-)
-
-_CLAIM_SQL: Final = """
-    SELECT seq, bot_id, kind, chat_key, payload, update_id, attempts, status, owner
-    FROM queue AS q
-    WHERE q.finished_at IS NULL
-      AND q.run_after <= :now
-      AND (q.status = 'pending' OR q.lease_until <= :now)
-      AND (:bots IS NULL OR q.bot_id IN (SELECT value FROM json_each(:bots)))
-      AND (q.bot_id, q.chat_key) NOT IN (
-          SELECT bot_id, chat_key FROM queue WHERE status = 'claimed' AND lease_until > :now)
-    ORDER BY q.seq
-    LIMIT 1
-"""
-_RUN_JSON_FIELDS: Final = ("calls", "error", "extra")
-_RECORD_RUN_SQL: Final = """
-    INSERT INTO run (bot_id, command, trigger, user_id, chat_id, status, started_at, cpu_seconds,
-                     wall_seconds, output, calls, error, extra)
-    VALUES (:bot_id, :command, :trigger, :user_id, :chat_id, :status, :started_at, :cpu_seconds,
-            :wall_seconds, :output, :calls, :error, :extra)
-"""
-_LIST_RUNS_SQL: Final = """
-    SELECT id, bot_id, command, trigger, user_id, chat_id, status, started_at, cpu_seconds,
-           wall_seconds, output, calls, error, extra
-    FROM run
-    WHERE bot_id = :bot_id AND (NOT :failed_only OR status != 'ok')
-    ORDER BY id DESC
-    LIMIT :limit
-"""
 
 
 def _encode(value: object, what: str) -> tuple[str, int]:
@@ -255,7 +177,7 @@ class SqliteStore:
                     f"knows only up to {SCHEMA_VERSION}"
                 )
             for step in range(version, SCHEMA_VERSION):
-                for statement in _MIGRATIONS[step]:
+                for statement in MIGRATIONS[step]:
                     conn.execute(statement)
                 log.info("SQLite store %s migrated to schema version %d", self.path, step + 1)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -470,7 +392,7 @@ def _claim(
     """Find and lease the next ready item in one write transaction."""
     params = {"now": now, "bots": None if bot_ids is None else json.dumps(bot_ids)}
     with _immediate(conn):
-        row = conn.execute(_CLAIM_SQL, params).fetchone()
+        row = conn.execute(CLAIM_SQL, params).fetchone()
         if row is None:
             return None
         seq, bot_id, kind, chat_key, payload, update_id, attempts, status, previous = row
@@ -607,7 +529,7 @@ def _run_row(record: RunRecord) -> dict[str, Any]:
     """The run table row of a record (JSON fields encoded)."""
     row = dataclasses.asdict(record)
     del row["id"]
-    for name in _RUN_JSON_FIELDS:
+    for name in RUN_JSON_FIELDS:
         row[name] = _encode(row[name], f"the run's {name}")[0]
     return row
 
@@ -616,7 +538,7 @@ def _record_runs(conn: sqlite3.Connection, rows: list[dict[str, Any]]) -> None:
     """Insert run rows in one transaction."""
     conn.execute("BEGIN")
     try:
-        conn.executemany(_RECORD_RUN_SQL, rows)
+        conn.executemany(RECORD_RUN_SQL, rows)
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
@@ -625,7 +547,7 @@ def _record_runs(conn: sqlite3.Connection, rows: list[dict[str, Any]]) -> None:
 
 def _record_run(conn: sqlite3.Connection, row: dict[str, Any]) -> int:
     """Insert a run row; return its id."""
-    cursor = conn.execute(_RECORD_RUN_SQL, row)
+    cursor = conn.execute(RECORD_RUN_SQL, row)
     if cursor.lastrowid is None:
         raise StoreError("SQLite returned no id for the recorded run")
     return cursor.lastrowid
@@ -636,7 +558,7 @@ def _list_runs(
 ) -> list[sqlite3.Row]:
     """Select a bot's newest run rows."""
     params = {"bot_id": bot_id, "failed_only": failed_only, "limit": limit}
-    cursor = conn.execute(_LIST_RUNS_SQL, params)
+    cursor = conn.execute(LIST_RUNS_SQL, params)
     cursor.row_factory = sqlite3.Row
     return cursor.fetchall()
 
@@ -644,7 +566,7 @@ def _list_runs(
 def _run_record(row: sqlite3.Row) -> RunRecord:
     """Build a RunRecord from a run row."""
     fields = dict(zip(row.keys(), row, strict=True))
-    for name in _RUN_JSON_FIELDS:
+    for name in RUN_JSON_FIELDS:
         fields[name] = json.loads(fields[name])
     return RunRecord(**fields | {"calls": tuple(fields["calls"])})
 

@@ -1,0 +1,94 @@
+"""The SQLite store's schema (as migrations) and its longer SQL statements."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from runtime.store import counters
+
+SCHEMA_VERSION: Final = 2
+"""The schema this code writes; kept in ``PRAGMA user_version``."""
+
+SYNCHRONOUS_MODES: Final = frozenset({"OFF", "NORMAL", "FULL", "EXTRA"})
+"""The values ``PRAGMA synchronous`` accepts."""
+
+# MIGRATIONS[n] takes a database from user_version n to n + 1.
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
+    (
+        """CREATE TABLE queue (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            bot_id TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('update', 'run')),
+            chat_key TEXT NOT NULL,
+            payload TEXT NOT NULL,  -- JSON
+            update_id INTEGER,
+            run_after REAL NOT NULL,
+            status TEXT NOT NULL DEFAULT 'pending'
+                CHECK (status IN ('pending', 'claimed', 'done', 'failed')),
+            owner TEXT, lease_until REAL,  -- set while claimed; owner kept once finished
+            attempts INTEGER NOT NULL DEFAULT 0,  -- claims so far; fences late finish/retry
+            enqueued_at REAL NOT NULL,
+            finished_at REAL  -- NULL until done or failed
+        )""",
+        # Finished rows stay (until pruned) so a redelivered update_id is still refused.
+        """CREATE UNIQUE INDEX queue_update ON queue (bot_id, update_id)
+            WHERE update_id IS NOT NULL""",
+        # Only unfinished rows: claim walks this in seq order and stops at the first ready one.
+        """CREATE INDEX queue_open ON queue (seq, run_after, status, lease_until)
+            WHERE finished_at IS NULL""",
+        """CREATE INDEX queue_open_bot ON queue (bot_id, seq) WHERE finished_at IS NULL""",
+        # Live leases block their chat; there are only as many as items being worked on.
+        """CREATE INDEX queue_leased ON queue (lease_until, bot_id, chat_key)
+            WHERE status = 'claimed'""",
+        """CREATE INDEX queue_finished ON queue (finished_at) WHERE finished_at IS NOT NULL""",
+        """CREATE TABLE property (
+            bot_id TEXT NOT NULL, scope TEXT NOT NULL, name TEXT NOT NULL,
+            value TEXT NOT NULL,  -- compact JSON
+            size INTEGER NOT NULL,  -- UTF-8 bytes of name and value, summed for the quota
+            PRIMARY KEY (bot_id, scope, name)
+        )""",
+        """CREATE TABLE waiting (
+            bot_id TEXT NOT NULL, chat_id INTEGER NOT NULL, user_id INTEGER NOT NULL,
+            command TEXT NOT NULL,
+            PRIMARY KEY (bot_id, chat_id, user_id)
+        )""",
+        """CREATE TABLE run (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            bot_id TEXT NOT NULL, command TEXT NOT NULL, trigger TEXT NOT NULL,
+            user_id INTEGER, chat_id INTEGER, status TEXT NOT NULL,
+            started_at REAL NOT NULL, cpu_seconds REAL NOT NULL, wall_seconds REAL NOT NULL,
+            output TEXT NOT NULL,
+            calls TEXT NOT NULL, error TEXT NOT NULL, extra TEXT NOT NULL  -- JSON
+        )""",
+        """CREATE INDEX run_bot ON run (bot_id, id)""",
+    ),
+    counters.MIGRATION,
+)
+
+CLAIM_SQL: Final = """
+    SELECT seq, bot_id, kind, chat_key, payload, update_id, attempts, status, owner
+    FROM queue AS q
+    WHERE q.finished_at IS NULL
+      AND q.run_after <= :now
+      AND (q.status = 'pending' OR q.lease_until <= :now)
+      AND (:bots IS NULL OR q.bot_id IN (SELECT value FROM json_each(:bots)))
+      AND (q.bot_id, q.chat_key) NOT IN (
+          SELECT bot_id, chat_key FROM queue WHERE status = 'claimed' AND lease_until > :now)
+    ORDER BY q.seq
+    LIMIT 1
+"""
+RUN_JSON_FIELDS: Final = ("calls", "error", "extra")
+RECORD_RUN_SQL: Final = """
+    INSERT INTO run (bot_id, command, trigger, user_id, chat_id, status, started_at, cpu_seconds,
+                     wall_seconds, output, calls, error, extra)
+    VALUES (:bot_id, :command, :trigger, :user_id, :chat_id, :status, :started_at, :cpu_seconds,
+            :wall_seconds, :output, :calls, :error, :extra)
+"""
+LIST_RUNS_SQL: Final = """
+    SELECT id, bot_id, command, trigger, user_id, chat_id, status, started_at, cpu_seconds,
+           wall_seconds, output, calls, error, extra
+    FROM run
+    WHERE bot_id = :bot_id AND (NOT :failed_only OR status != 'ok')
+    ORDER BY id DESC
+    LIMIT :limit
+"""
