@@ -53,7 +53,7 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             PRIMARY KEY (bot_id, chat_id, user_id)
         )""",
         """CREATE TABLE run (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            id INTEGER PRIMARY KEY,  -- the rowid: cheaper than AUTOINCREMENT for an append log
             bot_id TEXT NOT NULL, command TEXT NOT NULL, trigger TEXT NOT NULL,
             user_id INTEGER, chat_id INTEGER, status TEXT NOT NULL,
             started_at REAL NOT NULL, cpu_seconds REAL NOT NULL, wall_seconds REAL NOT NULL,

@@ -17,7 +17,6 @@ each claim scan past them (about 20 ms per 100k such rows).
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import functools
 import json
 import logging
@@ -527,10 +526,22 @@ def _clear_waiting(conn: sqlite3.Connection, bot_id: str, chat_id: int, user_id:
 
 def _run_row(record: RunRecord) -> dict[str, Any]:
     """The run table row of a record (JSON fields encoded)."""
-    row = dataclasses.asdict(record)
-    del row["id"]
-    for name in RUN_JSON_FIELDS:
-        row[name] = _encode(row[name], f"the run's {name}")[0]
+    row: dict[str, Any] = {
+        "bot_id": record.bot_id,
+        "command": record.command,
+        "trigger": record.trigger,
+        "user_id": record.user_id,
+        "chat_id": record.chat_id,
+        "status": record.status,
+        "started_at": record.started_at,
+        "cpu_seconds": record.cpu_seconds,
+        "wall_seconds": record.wall_seconds,
+        "output": record.output,
+    }
+    # Not dataclasses.asdict: it deep-copies calls and extra only to encode them next.
+    row["calls"] = _encode(list(record.calls), "the run's calls")[0]
+    row["error"] = _encode(record.error, "the run's error")[0]
+    row["extra"] = _encode(record.extra, "the run's extra")[0]
     return row
 
 
