@@ -1,0 +1,109 @@
+"""``python run.py``: check, logs, url and keys, as an admin runs them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def run_py(*args: str, data_dir: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "run.py"), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={"PATH": os.environ.get("PATH", ""), "BOTBOX_DATA_DIR": str(data_dir), **env},
+    )
+
+
+def test_check_passes_the_demo_bot(tmp_path):
+    """The bundled demo bot is a valid bot folder."""
+    done = run_py("check", str(ROOT / "commands"), data_dir=tmp_path)
+    assert done.returncode == 0, done.stdout
+    assert done.stdout.strip().endswith(": ok")
+
+
+def test_check_lists_every_problem_with_file_and_line_and_fails(tmp_path):
+    """A broken folder prints file:line problems and exits 1."""
+    done = run_py("check", str(FIXTURES / "badbot"), data_dir=tmp_path)
+    assert done.returncode == 1
+    lines = done.stdout.strip().splitlines()
+    assert lines[-1].endswith(f"problem(s) in {FIXTURES / 'badbot'}")
+    assert all(":" in line for line in lines[:-1])
+    assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_url_prints_a_link_and_refuses_bad_input_with_status_2(tmp_path):
+    """A signed link for the demo bot; an unknown command or a bad redirect is a clear error."""
+    done = run_py(
+        "url",
+        "demo",
+        "stats",
+        "--user",
+        "5",
+        "--params",
+        "a=1",
+        data_dir=tmp_path,
+        BOTBOX_PUBLIC_URL="https://bots.example",
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(
+        "https://bots.example/webhook/demo?command=stats&user=5&a=1&sig=k1."
+    )
+    unknown = run_py("url", "demo", "nope", "--user", "5", data_dir=tmp_path)
+    assert unknown.returncode == 2
+    assert "no command 'nope'" in unknown.stderr
+    bad = run_py(
+        "url",
+        "demo",
+        "stats",
+        "--user",
+        "5",
+        "--redirect",
+        "javascript:alert(1)",
+        data_dir=tmp_path,
+    )
+    assert bad.returncode == 2
+    assert "redirect must be an absolute" in bad.stderr
+
+
+def test_keys_rotate_retire_and_revoke_change_the_ring(tmp_path):
+    """rotate adds an active key, retire refuses the old one, revoke bumps a bot's epoch."""
+    assert "k1\tactive" in run_py("keys", "list", data_dir=tmp_path).stdout
+    rotated = run_py("keys", "rotate", data_dir=tmp_path).stdout
+    assert "k1\tverifying" in rotated and "k2\tactive" in rotated
+    refused = run_py("keys", "retire", "k2", data_dir=tmp_path)
+    assert refused.returncode == 2
+    assert "rotate first" in refused.stderr
+    assert "k1\tretired" in run_py("keys", "retire", "k1", data_dir=tmp_path).stdout
+    assert "links revoked 1 time" in run_py("keys", "revoke", "demo", data_dir=tmp_path).stdout
+    assert oct((tmp_path / "keys.json").stat().st_mode)[-3:] == "600"
+
+
+def test_logs_without_a_store_says_so(tmp_path):
+    """Reading logs before the server ever ran is a plain message, not a crash."""
+    done = run_py("logs", "demo", data_dir=tmp_path)
+    assert done.returncode == 1
+    assert "start the server first" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("env", "fragment"),
+    [({"BOTBOX_PORT": "eighty"}, "BOTBOX_PORT"), ({"BOTBOX_NOPE": "1"}, "unknown setting")],
+    ids=["bad-port", "unknown-setting"],
+)
+def test_bad_settings_stop_with_a_message_and_status_2(tmp_path, env, fragment):
+    """Configuration errors name the variable and exit 2 without a traceback."""
+    done = run_py("check", str(ROOT / "commands"), data_dir=tmp_path, **env)
+    assert done.returncode == 2
+    assert fragment in done.stderr
+    assert "Traceback" not in done.stderr
