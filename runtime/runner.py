@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from runtime import dispatch
@@ -23,6 +23,18 @@ from sandbox import JSON, CapabilityError, Handler, RunResult, ScriptFailure, St
 logger = logging.getLogger(__name__)
 
 MAX_LOGGED_ARGS: Final = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Extras:
+    """Capabilities one kind of trigger adds to every run of its pipeline (``res`` for clicks).
+
+    ``deferred`` maps those that answer nothing to whether they end the script (see
+    :meth:`sandbox.WorkerPool.run`).
+    """
+
+    handlers: Mapping[str, Handler]
+    deferred: Mapping[str, bool] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,12 +182,7 @@ class Runner:
         await self.run_pipeline(context, replying=replying)
 
     async def run_pipeline(
-        self,
-        context: Context,
-        *,
-        extra: Mapping[str, Handler] | None = None,
-        extra_globals: Mapping[str, JSON] | None = None,
-        replying: bool = False,
+        self, context: Context, *, extras: Extras | None = None, replying: bool = False
     ) -> Outcome:
         """Run ``@``, the answer, the command, ``!`` on failure, then ``@@``.
 
@@ -184,7 +191,7 @@ class Runner:
         """
         table = context.bot.definition.commands
         if table.before is not None:
-            before = await self.run_one(context.for_command(table.before), extra, extra_globals)
+            before = await self.run_one(context.for_command(table.before), extras)
             if not before.ok:
                 await self.on_error(context.for_command(table.before), before)
                 return Outcome(before)
@@ -194,7 +201,7 @@ class Runner:
             await self.send_answer(context)
         result: RunResult | None = None
         if context.command.has_code:
-            result = await self.run_one(context, extra, extra_globals)
+            result = await self.run_one(context, extras)
             if not result.ok:
                 await self.on_error(context, result)
         if (
@@ -208,7 +215,7 @@ class Runner:
                 Waiting(context.bot.id, context.chat_id, context.user_id, context.command.name)
             )
         if table.after is not None:
-            await self.run_one(context.for_command(table.after), extra, extra_globals)
+            await self.run_one(context.for_command(table.after), extras)
         return Outcome(result)
 
     async def on_error(self, context: Context, result: RunResult) -> None:
@@ -244,29 +251,22 @@ class Runner:
                 "bot %s: answer of %s was not sent: %s", context.bot.id, command.name, exc.message
             )
 
-    async def run_one(
-        self,
-        context: Context,
-        extra: Mapping[str, Handler] | None = None,
-        extra_globals: Mapping[str, JSON] | None = None,
-    ) -> RunResult:
+    async def run_one(self, context: Context, extras: Extras | None = None) -> RunResult:
         """Run one command's script, commit its writes if it succeeded, and log the run."""
         bot = context.bot
         tx = Transaction()
         session = Session(self.services, context, tx, self)
         capabilities = session.capabilities()
-        if extra:
-            capabilities.update(extra)
-        run_globals = context.globals()
-        if extra_globals:
-            run_globals.update(extra_globals)
+        if extras is not None:
+            capabilities.update(extras.handlers)
         started = self.services.clock()
         result = await self.services.pool.run(
             bot.script_of(context.command),
-            globals=run_globals,
+            globals=context.globals(),
             capabilities=capabilities,
             exceptions=("ApiError",),
             limits=bot.definition.config.limits,
+            deferred=None if extras is None else extras.deferred,
         )
         if result.ok:
             try:

@@ -13,6 +13,7 @@ import asyncio
 import json
 import re
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Final
 from urllib.parse import urlsplit
 
@@ -26,12 +27,25 @@ from runtime.errors import LinkError, NotFound
 from runtime.links import Link, verify_link
 from runtime.registry import LiveBot
 from runtime.responses import HttpError, page, wants_html
+from runtime.runner import Extras
 from runtime.session import Context
 from runtime.store import RateHit
 from sandbox import JSON, CallRequest, CapabilityError, Handler, StopScript
 
 MAX_BODY: Final = 64 * 1024
 NEVER: Final = 1e15
+RES_DEFERRED: Final = MappingProxyType(
+    {
+        "res.json": True,
+        "res.text": True,
+        "res.html": True,
+        "res.redirect": True,
+        "res.status": False,
+        "res.set": False,
+    }
+)
+"""``res`` answers nothing a script needs, so its calls skip the round trip to the server and
+are applied when the script ends (a body or a redirect ends it); a bad one fails the run."""
 MAX_HEADERS: Final = 50
 PREVIEW_AGENTS: Final = (
     "telegrambot (like twitterbot)",
@@ -303,7 +317,9 @@ async def handle_click(request: Request, bot_id: str) -> HTTPResponse:
     # A click runs to its end even if the browser hangs up meanwhile: the command's effects
     # (messages, properties) are all or nothing, never cut off by a closed connection.
     outcome = await asyncio.shield(
-        asyncio.ensure_future(ctx.runner.run_pipeline(context, extra=res_capabilities(reply)))
+        asyncio.ensure_future(
+            ctx.runner.run_pipeline(context, extras=Extras(res_capabilities(reply), RES_DEFERRED))
+        )
     )
     if not outcome.ok:
         raise HttpError(500, "the bot's command failed; its author can see why in the run log")

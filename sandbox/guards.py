@@ -175,6 +175,7 @@ class RunState:
         self.breach: str | None = None
         self.calls = 0
         self.closed = False
+        self.deferred: list[list[Any]] = []
 
     def write(self, text: str) -> None:
         """Append printed text, ending the run when the output limit is crossed."""

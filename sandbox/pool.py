@@ -15,6 +15,7 @@ import logging
 import os
 import time
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from types import TracebackType
 from typing import Any, Final
 
@@ -46,6 +47,7 @@ MAX_TRACEBACK: Final = 20
 RESPAWN_DELAY: Final = 1.0
 KNOWN_SCRIPTS: Final = 256
 EXIT_GRACE: Final = 1.0
+MAX_DEFERRED: Final = 1000
 
 
 class WorkerPool:
@@ -152,6 +154,7 @@ class WorkerPool:
         capabilities: Capabilities | None = None,
         exceptions: Iterable[str] = (),
         limits: Limits | None = None,
+        deferred: Mapping[str, bool] | None = None,
     ) -> RunResult:
         """Run one script in a worker and return how it went.
 
@@ -159,6 +162,12 @@ class WorkerPool:
         host functions it may call; ``exceptions`` names capability error kinds to expose as
         global exception classes (for ``except ApiError:``). Raises :class:`Overloaded` when the
         queue is full and :class:`PoolClosed` after :meth:`close`.
+
+        ``deferred`` names capabilities that answer nothing the script needs (``res.set``):
+        the worker records their calls and returns ``None`` at once, without a round trip, and
+        the host runs their handlers, in order, once the script ended well. A name mapped to
+        True also ends the script (``res.json``). A deferred handler's CapabilityError fails
+        the run, naming the script line that made the call.
         """
         if self._closed or not self._started:
             raise PoolClosed("the worker pool is not running")
@@ -172,10 +181,11 @@ class WorkerPool:
             "key": script.key,
             "code": None,
             "filename": script.filename,
-            "limits": limits.as_dict(),
+            "limits": self._limit_table(limits),
             "capabilities": names,
             "exceptions": list(exceptions),
             "globals": dict(globals or {}),
+            "deferred": dict(deferred or {}),
         }
         worker = await self._acquire()
         self._running += 1
@@ -264,7 +274,8 @@ class WorkerPool:
                     elif kind == "nested_done" and len(stack) > 1:
                         stack.pop()
                     elif kind == "done":
-                        return self._finish(worker, scripts, message, calls, limits, started)
+                        result = self._finish(worker, scripts, message, calls, limits, started)
+                        return await self._run_deferred(result, message, stack[0], request)
                     elif kind == "need_code":
                         request["code"] = script.code
                         worker.send(("run", request))
@@ -367,6 +378,61 @@ class WorkerPool:
         )
         worker.send(reply)
         return nested
+
+    async def _run_deferred(
+        self,
+        result: RunResult,
+        message: dict[str, Any],
+        capabilities: Capabilities,
+        request: dict[str, Any],
+    ) -> RunResult:
+        """Run the handlers of deferred calls, in order; the first refusal fails the run."""
+        deferred = message.get("deferred")
+        allowed: Mapping[str, bool] = request["deferred"]
+        if not result.ok or not deferred:
+            return result
+        if not isinstance(deferred, list) or len(deferred) > MAX_DEFERRED:
+            raise ProtocolViolation("malformed deferred calls")
+        calls = list(result.calls)
+        for item in deferred:
+            if not (
+                isinstance(item, list)
+                and len(item) == 4
+                and item[0] in allowed
+                and isinstance(item[1], list)
+                and isinstance(item[2], dict)
+            ):
+                raise ProtocolViolation("malformed deferred call")
+            name, args, kwargs, line = item
+            handler = find_handler(capabilities, name)
+            started = time.perf_counter()
+            error: str | None = None
+            failure: ScriptFailure | None = None
+            try:
+                if handler is None:
+                    raise CapabilityError(f"{name} is not available to this script")
+                await handler(CallRequest(name, tuple(args), kwargs))
+            except StopScript:
+                pass
+            except CapabilityError as exc:
+                error = exc.message
+                at = line if isinstance(line, int) and not isinstance(line, bool) else None
+                failure = ScriptFailure(exc.kind, exc.message, at)
+            calls.append(
+                CapabilityCall(
+                    name, tuple(args), kwargs, error is None, time.perf_counter() - started, error
+                )
+            )
+            if failure is not None:
+                return replace(
+                    result,
+                    status=Status.SCRIPT_ERROR,
+                    error=failure,
+                    calls=tuple(calls),
+                    returned=False,
+                    value=None,
+                )
+        return replace(result, calls=tuple(calls))
 
     def _nested(self, worker: WorkerProcess, run: RunInPlace) -> tuple[Any, ...]:
         failure = run.script.failure()

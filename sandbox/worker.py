@@ -199,6 +199,7 @@ class Worker:
                 "cpu": time.process_time() - started_cpu,
                 "wall": time.perf_counter() - started,
                 "maxrss_kib": usage.ru_maxrss,
+                "deferred": state.deferred,
             }
         )
 
@@ -252,7 +253,9 @@ class Worker:
 
     def _globals(self, state: RunState, request: dict[str, Any]) -> dict[str, Any]:
         run_globals = script_globals(state, self.builtins, self.facades)
-        invoke = self._invoker(state, request["limits"]["capability_calls"])
+        invoke = self._invoker(
+            state, request["limits"]["capability_calls"], request.get("deferred", {})
+        )
         groups: dict[str, set[str]] = {}
         for name in request.get("capabilities", ()):
             space, dot, member = name.partition(".")
@@ -268,6 +271,21 @@ class Worker:
             run_globals[kind] = self._error_class(kind)
         run_globals.update(request.get("globals", {}))
         return run_globals
+
+    def _answer(self, state: RunState, reply: Any) -> Any:
+        """Turn the host's reply to a capability call into a value or an exception."""
+        if reply is None:
+            raise SystemExit(0)
+        if reply[0] == "ret":
+            return reply[1]
+        if reply[0] == "limit":
+            state.exceed(reply[1])
+        if reply[0] == "stop":
+            raise ScriptReturn(reply[1])
+        if reply[0] == "exec":
+            return self._run_nested(state, reply[1])
+        kind, message, data = reply[1], reply[2], reply[3]
+        raise self._error_class(kind)(message, kind, data)
 
     def _run_nested(self, state: RunState, nested: dict[str, Any]) -> Any:
         """Run a script the host asked for in place of a capability's answer (see RunInPlace)."""
@@ -299,7 +317,7 @@ class Worker:
         return cls
 
     def _invoker(
-        self, state: RunState, max_calls: int
+        self, state: RunState, max_calls: int, deferred: Mapping[str, bool]
     ) -> Callable[[str, tuple[Any, ...], dict[str, Any]], Any]:
         def invoke(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
             if state.closed:
@@ -322,6 +340,14 @@ class Worker:
                 raise ValueError(
                     f"arguments of {name}() are {len(payload)} bytes; the limit is {MAX_CALL_BYTES}"
                 )
+            ends_script = deferred.get(name)
+            if ends_script is not None:
+                # Answered by the host after the script: no round trip now (WorkerPool.run).
+                # Frame 2 is the script's line: 0 is this function, 1 Capability.__call__.
+                state.deferred.append([name, list(args), kwargs, sys._getframe(2).f_lineno])
+                if ends_script:
+                    raise ScriptReturn(None)
+                return None
             self.in_io = True
             try:
                 self.channel.sock.sendall(frame(payload))
@@ -331,18 +357,7 @@ class Worker:
             if self.cpu_pending:
                 self.cpu_pending = False
                 state.exceed("cpu_seconds")
-            if reply is None:
-                raise SystemExit(0)
-            if reply[0] == "ret":
-                return reply[1]
-            if reply[0] == "limit":
-                state.exceed(reply[1])
-            if reply[0] == "stop":
-                raise ScriptReturn(reply[1])
-            if reply[0] == "exec":
-                return self._run_nested(state, reply[1])
-            kind, message, data = reply[1], reply[2], reply[3]
-            raise self._error_class(kind)(message, kind, data)
+            return self._answer(state, reply)
 
         return invoke
 

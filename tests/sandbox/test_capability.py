@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sandbox import CallRequest, RunInPlace, Status, StopScript
+from sandbox import CallRequest, CapabilityError, RunInPlace, Status, StopScript
 
 
 async def test_a_nested_script_returns_its_value_to_the_caller(pool):
@@ -124,3 +124,54 @@ async def test_a_handler_can_end_the_script_like_a_return(pool):
     assert result.output == "before\n"
     assert result.returned
     assert result.value == {"sent": "body"}
+
+
+async def test_deferred_calls_skip_the_round_trip_and_run_after_the_script(pool):
+    """Deferred capabilities return None at once; the host runs them in order afterwards."""
+    seen: list[tuple[str, tuple[object, ...]]] = []
+
+    async def record(call: CallRequest) -> None:
+        seen.append((call.name, call.args))
+
+    result = await pool.run(
+        "res.set('a', 1)\nprint('between')\nres.text('body')\nprint('never')",
+        capabilities={"res.set": record, "res.text": record},
+        deferred={"res.set": False, "res.text": True},
+    )
+    assert result.ok
+    assert result.output == "between\n"
+    assert seen == [("res.set", ("a", 1)), ("res.text", ("body",))]
+    assert [c.name for c in result.calls] == ["res.set", "res.text"]
+
+
+async def test_a_refused_deferred_call_fails_the_run_at_its_line(pool):
+    """A deferred handler's CapabilityError fails the run and names the calling line."""
+
+    async def refuse(call: CallRequest) -> None:
+        raise CapabilityError("bad header name", kind="ResError")
+
+    result = await pool.run(
+        "x = 1\nres.set('bad name', 1)\n",
+        capabilities={"res.set": refuse},
+        deferred={"res.set": False},
+    )
+    assert result.status is Status.SCRIPT_ERROR
+    assert (result.error.type, result.error.message, result.error.line) == (
+        "ResError",
+        "bad header name",
+        2,
+    )
+
+
+async def test_deferred_calls_of_a_failed_script_never_run(pool):
+    """If the script fails after a deferred call, its handler is not run."""
+    ran: list[str] = []
+
+    async def record(call: CallRequest) -> None:
+        ran.append(call.name)
+
+    result = await pool.run(
+        "res.set('a', 1)\n1 / 0\n", capabilities={"res.set": record}, deferred={"res.set": False}
+    )
+    assert result.status is Status.SCRIPT_ERROR
+    assert ran == []
