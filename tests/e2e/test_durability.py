@@ -11,7 +11,20 @@ from tests.support.telegram_standin import TelegramStandIn
 from tests.support.updates import make_update
 
 
-def make_bot(folder, *, slow_command: bool = False) -> None:
+def tough_server(tmp_path, telegram: TelegramStandIn, **env: str) -> BotboxServer:
+    """A server (not started) hosting the `tough` bot only, talking to the stand-in."""
+    make_bot(tmp_path / "bots" / "tough")
+    return BotboxServer(
+        tmp_path / "data",
+        telegram_api=telegram.base_url,
+        bots_dir=tmp_path / "bots",
+        demo=False,
+        env={"DEMO_BOT_TOKEN": DEMO_TOKEN, **env},
+    )
+
+
+def make_bot(folder) -> None:
+    """The `tough` bot: /slow sends one message, /ask waits for a reply."""
     folder.mkdir(parents=True)
     (folder / "bot.yaml").write_text("id: tough\ntoken_env: DEMO_BOT_TOKEN\n")
     (folder / "slow.py").write_text(
@@ -26,15 +39,8 @@ def make_bot(folder, *, slow_command: bool = False) -> None:
 
 def test_an_acknowledged_update_survives_a_crash(tmp_path):
     """The server dies mid-update after acknowledging it; after a restart it is handled once."""
-    make_bot(tmp_path / "bots" / "tough")
     with TelegramStandIn(tokens={DEMO_TOKEN}) as telegram:
-        server = BotboxServer(
-            tmp_path / "data",
-            telegram_api=telegram.base_url,
-            bots_dir=tmp_path / "bots",
-            demo=False,
-            env={"DEMO_BOT_TOKEN": DEMO_TOKEN, "BOTBOX_LEASE_SECONDS": "1"},
-        )
+        server = tough_server(tmp_path, telegram, BOTBOX_LEASE_SECONDS="1")
         server.start()
         # Telegram's 429 makes the server wait 3 s inside the update: it dies right there.
         telegram.fail_next("sendMessage", 429, retry_after=3)
@@ -57,15 +63,8 @@ def test_an_acknowledged_update_survives_a_crash(tmp_path):
 
 def test_a_need_reply_wait_survives_a_restart(tmp_path):
     """A user asked a question before a restart; their answer after it still reaches /ask."""
-    make_bot(tmp_path / "bots" / "tough")
     with TelegramStandIn(tokens={DEMO_TOKEN}) as telegram:
-        server = BotboxServer(
-            tmp_path / "data",
-            telegram_api=telegram.base_url,
-            bots_dir=tmp_path / "bots",
-            demo=False,
-            env={"DEMO_BOT_TOKEN": DEMO_TOKEN},
-        )
+        server = tough_server(tmp_path, telegram)
         server.start()
         try:
             ask = make_update(update_id=1, user_id=8, chat_id=8, text="/ask", bot_token=DEMO_TOKEN)
@@ -84,15 +83,8 @@ def test_a_need_reply_wait_survives_a_restart(tmp_path):
 
 def test_long_polling_fetches_confirms_and_handles_updates(tmp_path):
     """With --poll the server takes updates from getUpdates instead of a webhook."""
-    make_bot(tmp_path / "bots" / "tough")
     with TelegramStandIn(tokens={DEMO_TOKEN}, record_polling=True) as telegram:
-        server = BotboxServer(
-            tmp_path / "data",
-            telegram_api=telegram.base_url,
-            bots_dir=tmp_path / "bots",
-            demo=False,
-            env={"DEMO_BOT_TOKEN": DEMO_TOKEN},
-        )
+        server = tough_server(tmp_path, telegram)
         server.start("--poll")
         try:
             telegram.push_update(
