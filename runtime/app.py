@@ -9,7 +9,6 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-import uuid
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -37,6 +36,7 @@ logger = logging.getLogger(__name__)
 
 App = Sanic[Any, Any]
 MAX_BODY_BYTES: Final = 1024 * 1024
+APP_NAME: Final = "botbox"
 SECRET_HEADER: Final = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name
 
 
@@ -53,7 +53,8 @@ class Parts:
 
 def create_app(settings: Settings, *, parts: Parts | None = None) -> App:
     """Build the server: routes now, store/pool/bots when the server starts."""
-    app: App = Sanic(f"botbox_{uuid.uuid4().hex[:8]}", configure_logging=False)
+    # One fixed name: with several server processes, each rebuilds the app by this name.
+    app: App = Sanic(APP_NAME, configure_logging=False)
     app.config.REQUEST_MAX_SIZE = MAX_BODY_BYTES
     app.ctx.settings = settings
     app.ctx.parts = parts or Parts()
