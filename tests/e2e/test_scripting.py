@@ -54,6 +54,11 @@ COMMANDS = {
         '    Bot.runCommand("/deep", options=n)\nexcept Exception as e:\n'
         '    Bot.sendMessage(f"stopped at {n}: {e}")\n'
     ),
+    "newkind.py": (
+        '"""\ncommand: /handle_brand_new_kind\n"""\n'
+        'Bot.setProperty("seen_kind", [update_type, request["value"]])\n'
+    ),
+    "seen.py": '"""\ncommand: /seen\n"""\nBot.sendMessage(repr(Bot.getProperty("seen_kind")))\n',
     "state.py": (
         '"""\ncommand: /state\n"""\n'
         "Bot.sendMessage(repr(Bot.getProperty(f\"after_{chat['id']}\")))\n"
@@ -158,3 +163,12 @@ def test_run_command_nesting_stops_at_six(lab):
     (text,) = say(lab, "/deep", chat=112)
     assert text.startswith("stopped at 7")
     assert "nests at most 6 deep" in text
+
+
+def test_an_unknown_update_kind_is_acknowledged_and_routed_to_its_handler(lab):
+    """A kind the Bot API may add later reaches /handle_<kind> like any other."""
+    server, _ = lab
+    update = {"update_id": next(_ids), "brand_new_kind": {"value": 42}}
+    assert server.post_update(update, bot_id="lab").status_code == 200
+    server.wait_idle()
+    assert say(lab, "/seen", chat=113) == ["['brand_new_kind', 42]"]
