@@ -97,7 +97,7 @@ async def start_services(app: App) -> None:
         concurrency=max(2, pool.size * 2),
         lease_seconds=settings.lease_seconds,
     )
-    processor.start()
+    processor.start(retention_seconds=settings.retention_days * 86400)
     poller = Poller(registry, services, processor) if parts.poll else None
     if poller is not None:
         poller.start()

@@ -15,7 +15,7 @@ import os
 import socket
 from typing import Final
 
-from runtime.errors import NotFound
+from runtime.errors import NotFound, StoreError
 from runtime.registry import Registry
 from runtime.runner import Runner
 from runtime.session import Services
@@ -27,6 +27,7 @@ logger = logging.getLogger(__name__)
 LEASE_SECONDS: Final = 120.0
 IDLE_POLL: Final = 0.5
 MAX_ATTEMPTS: Final = 5
+PRUNE_EVERY: Final = 3600.0
 
 
 def owner_name() -> str:
@@ -54,13 +55,29 @@ class Processor:
         self.owner = owner or owner_name()
         self.lease_seconds = lease_seconds
         self._wake = asyncio.Event()
+        self._stopped = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
         self.handled = 0
 
-    def start(self) -> None:
-        """Start the claim loops."""
+    def start(self, *, retention_seconds: float | None = None) -> None:
+        """Start the claim loops (and the hourly prune, when a retention is given)."""
         self._tasks = [asyncio.create_task(self._loop(i)) for i in range(self.concurrency)]
+        if retention_seconds is not None:
+            self._tasks.append(asyncio.create_task(self._prune_loop(retention_seconds)))
+
+    async def _prune_loop(self, retention_seconds: float) -> None:
+        """Drop finished queue items and run log entries older than the retention, hourly."""
+        while not self._stopping:
+            try:
+                removed = await self.services.store.prune(self.services.clock() - retention_seconds)
+                if removed:
+                    logger.info("pruned %d old queue items and run log entries", removed)
+            except StoreError:
+                logger.exception("pruning the store failed; trying again later")
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(PRUNE_EVERY):
+                    await self._stopped.wait()
 
     def wake(self) -> None:
         """Tell the loops that something was enqueued."""
@@ -69,6 +86,7 @@ class Processor:
     async def stop(self, timeout: float = 15.0) -> None:
         """Stop claiming; let items in hand finish (up to ``timeout``), then cancel."""
         self._stopping = True
+        self._stopped.set()
         self._wake.set()
         if not self._tasks:
             return

@@ -63,6 +63,13 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _days(text: str) -> float:
+    value = float(text)
+    if not 2 <= value <= 3650:
+        raise ValueError("expected days, from 2 (Telegram redelivers for a day) to 3650")
+    return value
+
+
 def _optional_path(text: str) -> Path | None:
     return Path(text) if text.strip() else None
 
@@ -87,6 +94,7 @@ class Settings:
     master_key_file: Path | None = None
     log_level: str = "INFO"
     lease_seconds: float = 120.0
+    retention_days: float = 14.0
 
     @property
     def base_url(self) -> str:
@@ -128,6 +136,7 @@ class Settings:
             "master_key_file": _optional_path,
             "log_level": lambda t: t.strip().upper(),
             "lease_seconds": _seconds,
+            "retention_days": _days,
         }
         known = {PREFIX + f.name.upper(): f.name for f in fields(cls)}
         values: dict[str, Any] = {}

@@ -129,6 +129,9 @@ class Store(Protocol):
     async def retry(self, item: QueuedItem, owner: str, *, run_after: float) -> None:
         """Give a claimed item back to the queue, ready again at ``run_after``."""
 
+    async def prune(self, before: float) -> int:
+        """Delete queue items finished, and runs logged, before ``before``; return how many."""
+
     async def pending_count(self, bot_id: str | None = None) -> int:
         """Count items not yet finished."""
 

@@ -275,7 +275,7 @@ class SqliteStore:
         return await self._call(_pending_count, bot_id)
 
     async def prune(self, before: float) -> int:
-        """Delete items finished before ``before`` (epoch seconds); return how many.
+        """Delete queue items finished, and runs logged, before ``before``; return how many.
 
         Pruned updates are no longer deduplicated, so keep well past Telegram's redelivery
         window (it holds updates for 24 hours).
@@ -440,11 +440,13 @@ def _pending_count(conn: sqlite3.Connection, bot_id: str | None) -> int:
 
 
 def _prune(conn: sqlite3.Connection, before: float) -> int:
-    """Delete items finished before a time."""
-    cursor = conn.execute(
-        "DELETE FROM queue WHERE finished_at IS NOT NULL AND finished_at < ?", (before,)
-    )
-    return cursor.rowcount
+    """Delete items finished, and runs started, before a time."""
+    with _immediate(conn):
+        items = conn.execute(
+            "DELETE FROM queue WHERE finished_at IS NOT NULL AND finished_at < ?", (before,)
+        ).rowcount
+        runs = conn.execute("DELETE FROM run WHERE started_at < ?", (before,)).rowcount
+    return items + runs
 
 
 def _get_property(conn: sqlite3.Connection, bot_id: str, scope: str, name: str) -> str | None:

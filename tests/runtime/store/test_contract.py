@@ -543,3 +543,12 @@ class TestStoreContract:
         wide, narrow = RateHit("bot:z", 100, 60.0, "bot"), RateHit("link:z", 1, 60.0, "link")
         assert await store.hit_rates([wide, narrow], now=NOW) is None
         assert await store.hit_rates([wide, narrow], now=NOW) == narrow
+
+    async def test_prune_drops_old_finished_items_and_old_runs_only(self, store: Store) -> None:
+        """Old log entries go; recent ones, and unfinished queue items, stay."""
+        await store.record_runs([run_record(started_at=NOW - 100), run_record(started_at=NOW)])
+        await store.enqueue(BOT, "update", "c", {}, update_id=1)
+        removed = await store.prune(NOW - 50)
+        assert removed == 1
+        assert [r.started_at for r in await store.list_runs(BOT)] == [NOW]
+        assert await store.pending_count(BOT) == 1
