@@ -10,7 +10,8 @@ no core dumps, an address-space cap and a CPU-time cap (:func:`limit_cpu`, :func
 What does not hold everywhere: network namespaces and ``chroot`` need either root or
 unprivileged user namespaces. Where the kernel refuses both, the worker still runs with the
 rlimits and the RestrictedPython policy, and :func:`isolate` reports what was not applied, so the
-host can log it and the admin can read it (``WorkerPool.isolation``). There is no seccomp filter.
+host can log it and the admin can read it (``WorkerPool.isolation``). Last, a seccomp filter
+(:mod:`sandbox.seccomp`) refuses the system calls a script never needs (x86_64 only).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import math
 import os
 import resource
 from typing import Final
+
+from sandbox import seccomp
 
 CLONE_NEWUSER: Final = 0x10000000
 CLONE_NEWNET: Final = 0x40000000
@@ -76,6 +79,7 @@ def isolate(root: str) -> dict[str, str]:
     resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))
     resource.setrlimit(resource.RLIMIT_CPU, (CPU_HARD_SECONDS, CPU_HARD_SECONDS))
     report["rlimits"] = "fsize=0 core=0 nofile=16 nproc=0"
+    report["syscalls"] = seccomp.install()
     return report
 
 

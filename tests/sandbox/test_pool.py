@@ -159,7 +159,7 @@ async def test_code_is_resent_when_a_worker_forgot_it(pool):
 
 async def test_the_pool_reports_how_workers_are_isolated(pool):
     """The isolation report names each step the workers took."""
-    assert set(pool.isolation) == {"network", "filesystem", "user", "rlimits"}
+    assert set(pool.isolation) == {"network", "filesystem", "user", "rlimits", "syscalls"}
     if os.geteuid() == 0:  # tests and CI run as root here, where every step is available
         assert pool.isolation["network"] == "namespace"
         assert pool.isolation["filesystem"] == "empty chroot"

@@ -1,0 +1,143 @@
+"""A seccomp filter for worker processes: the kernel refuses the system calls a script never
+needs (new sockets, new processes, exec, ptrace, mounts and namespaces, BPF, io_uring, key
+rings, module loading, changing identity...).
+
+Guarantees: once installed (after ``no_new_privs``), it holds for the rest of the worker's life
+and cannot be removed; refused calls fail with ``EPERM`` (the worker is not killed, so a refused
+call in a script is an ordinary error). 32-bit (x32) system call numbers are refused outright.
+
+Not guaranteed: it is a deny list, for x86_64 only (elsewhere :func:`install` reports that it
+did nothing); everything not listed stays allowed, because the interpreter needs it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import platform
+import struct
+from typing import Final
+
+PR_SET_SECCOMP: Final = 22
+SECCOMP_MODE_FILTER: Final = 2
+AUDIT_ARCH_X86_64: Final = 0xC000003E
+X32_SYSCALL_BIT: Final = 0x40000000
+EPERM: Final = 1
+RET_ALLOW: Final = 0x7FFF0000
+RET_ERRNO: Final = 0x00050000
+LD_ABS_W: Final = 0x20  # BPF_LD | BPF_W | BPF_ABS
+JEQ_K: Final = 0x15  # BPF_JMP | BPF_JEQ | BPF_K
+JGE_K: Final = 0x35  # BPF_JMP | BPF_JGE | BPF_K
+RET_K: Final = 0x06  # BPF_RET | BPF_K
+
+DENIED_X86_64: Final = {
+    "socket": 41,
+    "connect": 42,
+    "accept": 43,
+    "bind": 49,
+    "listen": 50,
+    "socketpair": 53,
+    "accept4": 288,
+    "clone": 56,
+    "fork": 57,
+    "vfork": 58,
+    "execve": 59,
+    "clone3": 435,
+    "execveat": 322,
+    "ptrace": 101,
+    "process_vm_readv": 310,
+    "process_vm_writev": 311,
+    "kcmp": 312,
+    "mount": 165,
+    "umount2": 166,
+    "pivot_root": 155,
+    "chroot": 161,
+    "unshare": 272,
+    "setns": 308,
+    "open_tree": 428,
+    "move_mount": 429,
+    "fsopen": 430,
+    "fsconfig": 431,
+    "fsmount": 432,
+    "fspick": 433,
+    "bpf": 321,
+    "perf_event_open": 298,
+    "userfaultfd": 323,
+    "keyctl": 250,
+    "add_key": 248,
+    "request_key": 249,
+    "io_uring_setup": 425,
+    "io_uring_enter": 426,
+    "io_uring_register": 427,
+    "init_module": 175,
+    "finit_module": 313,
+    "delete_module": 176,
+    "kexec_load": 246,
+    "kexec_file_load": 320,
+    "reboot": 169,
+    "swapon": 167,
+    "swapoff": 168,
+    "acct": 163,
+    "settimeofday": 164,
+    "clock_settime": 227,
+    "adjtimex": 159,
+    "clock_adjtime": 305,
+    "quotactl": 179,
+    "name_to_handle_at": 303,
+    "open_by_handle_at": 304,
+    "setuid": 105,
+    "setgid": 106,
+    "setreuid": 113,
+    "setregid": 114,
+    "setresuid": 117,
+    "setresgid": 119,
+    "setgroups": 116,
+    "personality": 135,
+    "uselib": 134,
+    "modify_ldt": 154,
+    "iopl": 172,
+    "ioperm": 173,
+    "vhangup": 153,
+    "sysfs": 139,
+}
+"""System calls refused in workers, by their x86_64 numbers."""
+
+
+def _instruction(code: int, jt: int, jf: int, k: int) -> bytes:
+    return struct.pack("=HBBI", code, jt, jf, k)
+
+
+def program(denied: list[int]) -> bytes:
+    """The BPF program: refuse other architectures, x32 numbers and every denied call."""
+    count = len(denied)
+    deny = 4 + count + 1  # index of the final "return EPERM"
+    instructions = [
+        _instruction(LD_ABS_W, 0, 0, 4),  # seccomp_data.arch
+        _instruction(JEQ_K, 0, deny - 2, AUDIT_ARCH_X86_64),
+        _instruction(LD_ABS_W, 0, 0, 0),  # seccomp_data.nr
+        _instruction(JGE_K, deny - 4, 0, X32_SYSCALL_BIT),
+    ]
+    for index, number in enumerate(denied):
+        position = 4 + index
+        instructions.append(_instruction(JEQ_K, deny - position - 1, 0, number))
+    instructions.append(_instruction(RET_K, 0, 0, RET_ALLOW))
+    instructions.append(_instruction(RET_K, 0, 0, RET_ERRNO | EPERM))
+    return b"".join(instructions)
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = (("len", ctypes.c_ushort), ("filter", ctypes.c_void_p))
+
+
+def install() -> str:
+    """Install the filter in this process (needs no_new_privs first); say what was done."""
+    if platform.machine() != "x86_64":
+        return f"not applied (only x86_64, this is {platform.machine()})"
+    denied = sorted(DENIED_X86_64.values())
+    code = program(denied)
+    buffer = ctypes.create_string_buffer(code, len(code))
+    fprog = _SockFprog(len(code) // 8, ctypes.cast(buffer, ctypes.c_void_p).value)
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    if libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0) != 0:
+        return f"not applied (prctl failed: errno {ctypes.get_errno()})"
+    return f"seccomp filter ({len(denied)} system calls refused)"
