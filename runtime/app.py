@@ -146,6 +146,8 @@ async def health(request: Request) -> HTTPResponse:
             "pool": ctx.pool.stats,
             "isolation": ctx.pool.isolation,
             "pending": await ctx.store.pending_count(),
+            "handled": ctx.processor.handled,
+            "run_log_dropped": ctx.services.runlog.dropped,
         }
     )
 

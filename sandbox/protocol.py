@@ -13,7 +13,6 @@ from typing import Final
 HEADER: Final = struct.Struct(">I")
 MAX_WORKER_FRAME: Final = 4 * 1024 * 1024
 """The largest frame the host accepts from a worker; a larger one kills the worker."""
-MAX_HOST_FRAME: Final = 64 * 1024 * 1024
 
 
 def frame(payload: bytes) -> bytes:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from sandbox.jsontypes import JSON
 
@@ -81,7 +81,6 @@ class RunResult:
     calls: tuple[CapabilityCall, ...] = ()
     returned: bool = False
     value: JSON = None
-    details: dict[str, JSON] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:

@@ -119,6 +119,8 @@ def test_health_reports_bots_pool_and_isolation(server):
     assert body["bots"] == ["demo"]
     assert body["pool"]["workers"] == 2
     assert "network" in body["isolation"]
+    assert body["run_log_dropped"] == 0
+    assert isinstance(body["handled"], int)
 
 
 def test_unknown_routes_and_methods_get_clean_errors(server):
