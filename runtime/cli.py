@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import os
+import socket
 import sys
 import time
 from collections.abc import Sequence
@@ -275,8 +276,21 @@ def find_folder(settings: Settings, bot_id: str) -> Path:
     raise ConfigError(f"no bot {bot_id!r} on this server")
 
 
+def check_port(host: str, port: int) -> None:
+    """Raise ConfigError if the server cannot listen on ``host:port`` (taken, or not ours)."""
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot listen on {host}:{port} ({exc.strerror}); set BOTBOX_HOST / BOTBOX_PORT"
+        ) from None
+
+
 def serve(settings: Settings, *, poll: bool) -> int:
     """Start the Sanic server (one process, or several with BOTBOX_SERVER_WORKERS)."""
+    check_port(settings.host, settings.port)
     # Imported here so that `check` and `logs` start fast and do not need the web stack.
     from sanic import Sanic  # noqa: PLC0415
     from sanic.worker.loader import AppLoader  # noqa: PLC0415

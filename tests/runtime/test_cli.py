@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -106,4 +107,16 @@ def test_bad_settings_stop_with_a_message_and_status_2(tmp_path, env, fragment):
     done = run_py("check", str(ROOT / "commands"), data_dir=tmp_path, **env)
     assert done.returncode == 2
     assert fragment in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_serve_on_a_port_in_use_is_a_clear_error(tmp_path):
+    """A taken port stops `serve` with exit 2 and a message, before anything starts."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = run_py("serve", data_dir=tmp_path, BOTBOX_PORT=str(port))
+    assert done.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
     assert "Traceback" not in done.stderr
