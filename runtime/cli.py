@@ -291,6 +291,14 @@ def check_port(host: str, port: int) -> None:
 def serve(settings: Settings, *, poll: bool) -> int:
     """Start the Sanic server (one process, or several with BOTBOX_SERVER_WORKERS)."""
     check_port(settings.host, settings.port)
+    problems = [
+        f"{folder}/{problem.describe()}"
+        for folder in bot_folders(settings.bots_dir, settings.demo_dir if settings.demo else None)
+        for problem in check_bot(folder)
+    ]
+    if problems:
+        sys.stderr.write("".join(f"{line}\n" for line in problems))
+        raise ConfigError(f"{len(problems)} problem(s) in the bot folders; nothing was started")
     # Imported here so that `check` and `logs` start fast and do not need the web stack.
     from sanic import Sanic  # noqa: PLC0415
     from sanic.worker.loader import AppLoader  # noqa: PLC0415

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -120,3 +121,15 @@ def test_serve_on_a_port_in_use_is_a_clear_error(tmp_path):
     assert done.returncode == 2
     assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_serve_with_a_broken_bot_lists_its_problems_and_starts_nothing(tmp_path):
+    """Every problem of every bot folder is printed with its path and line; exit 2."""
+    bots = tmp_path / "bots"
+    shutil.copytree(FIXTURES / "badbot", bots / "badbot")
+    done = run_py("serve", data_dir=tmp_path / "data", BOTBOX_BOTS_DIR=str(bots), BOTBOX_PORT="0")
+    assert done.returncode == 2
+    assert f"{bots / 'badbot'}/bot.yaml:3: unknown setting" in done.stderr
+    assert "nothing was started" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "data" / "botbox.sqlite3").exists()
