@@ -299,6 +299,8 @@ def serve(settings: Settings, *, poll: bool) -> int:
     if problems:
         sys.stderr.write("".join(f"{line}\n" for line in problems))
         raise ConfigError(f"{len(problems)} problem(s) in the bot folders; nothing was started")
+    load_master_key(settings.key_file)  # created on first start; a bad one stops us here
+    KeyFile(settings.keys_file).load()
     # Imported here so that `check` and `logs` start fast and do not need the web stack.
     from sanic import Sanic  # noqa: PLC0415
     from sanic.worker.loader import AppLoader  # noqa: PLC0415

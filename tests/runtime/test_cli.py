@@ -133,3 +133,12 @@ def test_serve_with_a_broken_bot_lists_its_problems_and_starts_nothing(tmp_path)
     assert "nothing was started" in done.stderr
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "data" / "botbox.sqlite3").exists()
+
+
+def test_serve_with_a_damaged_master_key_stops_with_a_message(tmp_path):
+    """A master key file that is not hex is named in a one-line error; exit 2."""
+    (tmp_path / "master.key").write_text("not hex\n")
+    done = run_py("serve", data_dir=tmp_path, BOTBOX_PORT="0")
+    assert done.returncode == 2
+    assert "does not hold a hex key" in done.stderr
+    assert "Traceback" not in done.stderr
