@@ -208,9 +208,10 @@ class SqliteStore:
     def _with_conn(self, operation: Callable[[sqlite3.Connection], T], fast: bool) -> T:
         """Call ``operation`` with a connection; runs on the store's thread.
 
-        The fast connection skips the fsync at commit: for leases, finishes, rate counters and
-        the run log, whose last moments may be lost to a power cut (never to a crash of the
-        process); enqueued updates, properties and nonces always go through the synced one.
+        The fast connection skips the fsync at commit: for leases, finishes, rate counters,
+        need_reply waits and the run log, whose last moments may be lost to a power cut (never
+        to a crash of the process); enqueued updates, properties and nonces always go through
+        the synced one.
         """
         conn = self._fast if fast else self._conn
         if conn is None:
@@ -585,6 +586,18 @@ def _run_record(row: sqlite3.Row) -> RunRecord:
 
 
 _FAST_OPERATIONS: Final = frozenset(
-    {_claim, _finish, _retry, _record_run, _record_runs, counters.hit_rates_many}
+    {
+        _claim,
+        _finish,
+        _retry,
+        _record_run,
+        _record_runs,
+        counters.hit_rates_many,
+        _set_waiting,
+        _take_waiting,
+        _clear_waiting,
+    }
 )
-"""Operations that run on the connection without fsync at commit (see ``_with_conn``)."""
+"""Operations that run on the connection without fsync at commit (see ``_with_conn``): a crash
+of the process loses none of them; a power cut may lose the last moments of leases, finishes,
+rate counts, log lines and need_reply waits (the update itself was stored fully synced)."""
