@@ -10,7 +10,10 @@ import httpx
 from tests.support.links import mint
 from tests.support.server import BotboxServer
 
-BUSY = '"""\ncommand: busy\n"""\nn = 0\nfor i in range(1500000):\n    n += i\nres.text(str(n))\n'
+BUSY = (
+    '"""\ncommand: busy\n"""\nimport time\nt = time.monotonic()\n'
+    "while time.monotonic() - t < 0.5:\n    pass\nres.text('done')\n"
+)
 
 
 def test_clicks_beyond_the_queue_get_503_with_retry_after(tmp_path):
