@@ -11,6 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from runtime.keys import load_master_key
+from runtime.registry import derive_secret
+from tests.support.telegram_standin import TelegramStandIn
+
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -142,3 +146,30 @@ def test_serve_with_a_damaged_master_key_stops_with_a_message(tmp_path):
     assert done.returncode == 2
     assert "does not hold a hex key" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_set_webhook_registers_the_url_and_the_derived_secret(tmp_path):
+    """set-webhook calls setWebhook with the public URL and the secret the server checks."""
+    token = "123456789:AAFakeTokenForTheSetWebhookTest_abcdefgh"
+    with TelegramStandIn(tokens={token}) as telegram:
+        done = run_py(
+            "set-webhook",
+            "demo",
+            data_dir=tmp_path,
+            DEMO_BOT_TOKEN=token,
+            BOTBOX_TELEGRAM_API=telegram.base_url,
+            BOTBOX_PUBLIC_URL="https://bots.example",
+        )
+        assert done.returncode == 0, done.stderr
+        (call,) = telegram.calls_to("setWebhook")
+    secret = derive_secret(
+        load_master_key(tmp_path / "master.key"), "telegram-webhook-secret", "demo"
+    )
+    assert call.params == {"url": "https://bots.example/telegram/demo", "secret_token": secret}
+
+
+def test_set_webhook_without_a_token_says_which_variable_to_set(tmp_path):
+    """No token in the environment: a message naming the variable, exit 1."""
+    done = run_py("set-webhook", "demo", data_dir=tmp_path)
+    assert done.returncode == 1
+    assert "set DEMO_BOT_TOKEN" in done.stdout
