@@ -37,6 +37,8 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         """CREATE INDEX queue_open ON queue (seq, run_after, status, lease_until)
             WHERE finished_at IS NULL""",
         """CREATE INDEX queue_open_bot ON queue (bot_id, seq) WHERE finished_at IS NULL""",
+        """CREATE INDEX queue_open_chat ON queue (bot_id, chat_key, seq)
+            WHERE finished_at IS NULL""",
         # Live leases block their chat; there are only as many as items being worked on.
         """CREATE INDEX queue_leased ON queue (lease_until, bot_id, chat_key)
             WHERE status = 'claimed'""",
@@ -74,6 +76,12 @@ CLAIM_SQL: Final = """
       AND (:bots IS NULL OR q.bot_id IN (SELECT value FROM json_each(:bots)))
       AND (q.bot_id, q.chat_key) NOT IN (
           SELECT bot_id, chat_key FROM queue WHERE status = 'claimed' AND lease_until > :now)
+      -- An earlier unfinished update holds its chat even while it waits to be retried, so
+      -- updates stay in order; scheduled runs waiting for their time hold nothing.
+      AND NOT EXISTS (
+          SELECT 1 FROM queue AS e
+          WHERE e.finished_at IS NULL AND e.bot_id = q.bot_id AND e.chat_key = q.chat_key
+            AND e.seq < q.seq AND e.kind = 'update')
     ORDER BY q.seq
     LIMIT 1
 """

@@ -552,3 +552,15 @@ class TestStoreContract:
         assert removed == 1
         assert [r.started_at for r in await store.list_runs(BOT)] == [NOW]
         assert await store.pending_count(BOT) == 1
+
+    async def test_an_update_waiting_for_its_retry_holds_its_chat(self, store: Store) -> None:
+        """A retried update keeps its place: its chat's next update waits for it."""
+        await store.enqueue(BOT, "update", "c1", {"n": 1}, update_id=1)
+        await store.enqueue(BOT, "update", "c1", {"n": 2}, update_id=2)
+        await store.enqueue(BOT, "update", "c2", {"n": 3}, update_id=3)
+        first = await claim_one(store)
+        await store.retry(first, "w1", run_after=NOW + 60)
+        other = await claim_one(store)
+        assert other.payload == {"n": 3}
+        assert await claim(store) is None
+        assert (await claim_one(store, now=NOW + 60)).payload == {"n": 1}
