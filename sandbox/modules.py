@@ -292,12 +292,23 @@ module offers (a PEP 562 ``__getattr__`` in the facade, called only on a miss).
 """
 
 
+def _frozen(value: Any) -> Any:
+    """An immutable copy of a mutable module constant, so no run can change it for the next."""
+    if isinstance(value, set):
+        return frozenset(value)
+    if isinstance(value, list):
+        return tuple(value)
+    if isinstance(value, dict):
+        return MappingProxyType(dict(value))
+    return value
+
+
 def make_facade(name: str, members: Mapping[str, Any]) -> ModuleFacade:
     """Build a facade module named ``name`` holding exactly ``members``."""
     # Not the real name: `from json import decoder` falls back to sys.modules["json.decoder"]
     # when the facade has no `decoder`; under this name that lookup can never succeed.
     facade = types.ModuleType(f"<sandboxed {name}>")
-    facade.__dict__.update(members)
+    facade.__dict__.update({key: _frozen(value) for key, value in members.items()})
     offered = ", ".join(sorted(members))
 
     def missing(attr: str) -> Any:
