@@ -273,6 +273,7 @@ def make_guards(state: RunState) -> dict[str, Any]:
     """Return the guard functions RestrictedPython's compiled code expects, bound to ``state``."""
 
     def guarded_getattr(obj: Any, name: Any, default: Any = _MISSING) -> Any:
+        """``obj.name`` for names the compiler could not clear, and ``getattr()``."""
         if not isinstance(name, str):
             raise TypeError("attribute name must be a string")
         if name.startswith("_") or name in BLOCKED_ATTRIBUTES:
@@ -296,6 +297,7 @@ def make_guards(state: RunState) -> dict[str, Any]:
             raise AttributeError(str(exc)) from None
 
     def guarded_hasattr(obj: Any, name: Any) -> bool:
+        """``hasattr()`` through the same checks as ``getattr()``."""
         try:
             guarded_getattr(obj, name)
         except AttributeError:
@@ -303,33 +305,41 @@ def make_guards(state: RunState) -> dict[str, Any]:
         return True
 
     def guarded_write(obj: Any) -> Any:
+        """Let writes through only to plain containers and the script's own objects."""
         if isinstance(obj, WRITABLE_TYPES) or state.is_script_object(obj):
             return obj
         raise TypeError(f"cannot change attributes or items of {type(obj).__name__!r} objects")
 
     def guarded_setattr(obj: Any, name: Any, value: Any) -> None:
+        """``setattr()`` through the write guard, never for ``_`` names."""
         if not isinstance(name, str) or name.startswith("_"):
             raise AttributeError(f"setting attribute {name!r} is not allowed")
         setattr(guarded_write(obj), name, value)
 
     def guarded_getitem(obj: Any, key: Any) -> Any:
+        """``obj[key]`` (kept for code compiled before subscripts were inlined)."""
         return obj[key]
 
     def guarded_getiter(obj: Iterable[Any]) -> Iterator[Any]:
+        """``iter(obj)`` for loops and comprehensions."""
         return iter(obj)
 
     def inplace(op: str, target: Any, value: Any) -> Any:
+        """Apply an augmented operator (``+=``...) for item and attribute targets."""
         return _INPLACE[op](target, value)
 
     def apply(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Call with ``*args``/``**kwargs`` (RestrictedPython routes such calls here)."""
         return func(*args, **kwargs)
 
     def make_class(name: str, bases: tuple[type, ...], namespace: dict[str, Any]) -> type:
+        """Build a class for a script and remember it as the script's own (writable)."""
         cls = type(name, bases, namespace)
         state.script_classes.add(cls)
         return cls
 
     def script_return(value: object = None) -> None:
+        """End the script: what a top-level ``return`` compiles to."""
         raise ScriptReturn(value)
 
     return {
