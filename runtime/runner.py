@@ -13,7 +13,7 @@ from typing import Any, Final
 from runtime import dispatch
 from runtime.answer import render_answer, reply_keyboard
 from runtime.command import Command
-from runtime.errors import NotFound, QuotaExceeded
+from runtime.errors import QuotaExceeded
 from runtime.registry import LiveBot
 from runtime.session import Context, Services, Session, Transaction, call_telegram, commit
 from runtime.store import QueuedItem, RunRecord, Waiting
@@ -42,7 +42,6 @@ class Outcome:
     """What a pipeline did: the main command's result (None when it had no code)."""
 
     result: RunResult | None
-    stopped_by_before: bool = False
 
     @property
     def ok(self) -> bool:
@@ -87,15 +86,7 @@ def _error_for_log(failure: ScriptFailure | None, result: RunResult) -> JSON:
             if result.breach is None
             else {"type": "LimitExceeded", "message": result.breach.describe()}
         )
-    return {
-        "type": failure.type,
-        "message": failure.message,
-        "line": failure.line,
-        "traceback": [
-            {"file": f.file, "line": f.line, "function": f.function, "text": f.text}
-            for f in failure.traceback
-        ],
-    }
+    return failure.as_dict()
 
 
 class Runner:
@@ -196,7 +187,7 @@ class Runner:
                 await self.on_error(context.for_command(table.before), before)
                 return Outcome(before)
             if before.returned:
-                return Outcome(None, stopped_by_before=True)
+                return Outcome(None)  # `@` returned: the command does not run
         if not replying:
             await self.send_answer(context)
         result: RunResult | None = None
@@ -307,4 +298,4 @@ class Runner:
         )
 
 
-__all__ = ["NotFound", "Outcome", "Runner", "error_global"]
+__all__ = ["Extras", "Outcome", "Runner", "error_global"]

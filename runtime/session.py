@@ -21,7 +21,6 @@ from runtime.errors import (
     ApiError,
     CallRefused,
     LinkError,
-    QuotaExceeded,
     TelegramError,
     TransportError,
 )
@@ -31,6 +30,7 @@ from runtime.registry import LiveBot
 from runtime.runlog import RunLog
 from runtime.store import MISSING, PropertyWrite, Store
 from runtime.telegram.client import TelegramClient
+from runtime.update import chat_key
 from sandbox import JSON, CallRequest, CapabilityError, Handler, WorkerPool
 from sandbox.capability import RunInPlace
 
@@ -264,7 +264,7 @@ class Session:
             {
                 "chat_id": self.context.chat_id,
                 "parse_mode": "HTML",
-                "text": f"<pre>{html.escape(text)}</pre>",
+                "text": f"<pre>{html.escape(text, quote=False)}</pre>",
             },
         )
         return None
@@ -461,15 +461,10 @@ async def commit(services: Services, bot: LiveBot, tx: Transaction) -> None:
             max_bot_bytes=bot.definition.config.properties.max_bot_bytes,
         )
     for run in tx.scheduled:
-        chat_key = (
-            f"chat:{run.chat['id']}"
-            if run.chat
-            else (f"user:{run.user['id']}" if run.user else "global")
-        )
         await services.store.enqueue(
             bot.id,
             "run",
-            chat_key,
+            chat_key(run.user, run.chat),
             {"command": run.command, "user": run.user, "chat": run.chat, "options": run.options},
             run_after=run.run_after,
         )
@@ -477,7 +472,6 @@ async def commit(services: Services, bot: LiveBot, tx: Transaction) -> None:
 
 __all__ = [
     "Context",
-    "QuotaExceeded",
     "ScheduledRun",
     "Services",
     "Session",

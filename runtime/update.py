@@ -99,7 +99,7 @@ def parse_update(payload: object) -> IncomingUpdate:
         chat=chat,
         text=text,
         message=shown,
-        chat_key=_chat_key(user, chat),
+        chat_key=chat_key(user, chat),
     )
 
 
@@ -135,7 +135,7 @@ def _text_of(kind: str, request: JsonObject, where: str) -> str | None:
     return None
 
 
-def _chat_key(user: JsonObject | None, chat: JsonObject | None) -> str:
+def chat_key(user: JsonObject | None, chat: JsonObject | None) -> str:
     """The key that orders runs: per chat, else per user, else one global queue."""
     if chat is not None:
         return f"chat:{chat['id']}"

@@ -23,6 +23,7 @@ from sanic.response import json as json_response
 from sanic.response import raw, redirect
 
 from runtime import dispatch
+from runtime.command import Command
 from runtime.errors import LinkError, NotFound
 from runtime.links import Link, verify_link
 from runtime.registry import LiveBot
@@ -255,7 +256,7 @@ def rate_hits(bot: LiveBot, link: Link, sig: str) -> list[RateHit]:
     return hits
 
 
-async def authorize(request: Request, bot: LiveBot) -> Link:
+async def authorize(request: Request, bot: LiveBot) -> tuple[Link, Command]:
     """Verify a click's link, its command, the rate limits and a one-time claim."""
     services = request.app.ctx.services
     now = services.clock()
@@ -263,7 +264,8 @@ async def authorize(request: Request, bot: LiveBot) -> Link:
         link = verify_link(services.keys.current(), bot.id, request.query_string, now=now)
     except LinkError as exc:
         raise HttpError(exc.status, exc.message) from None
-    if dispatch.find(bot.definition.commands, link.command) is None:
+    command = dispatch.find(bot.definition.commands, link.command)
+    if command is None:
         raise HttpError(404, "this link's command no longer exists")
     over = await services.store.hit_rates(rate_hits(bot, link, link.signature), now=now)
     if over is not None:
@@ -277,7 +279,7 @@ async def authorize(request: Request, bot: LiveBot) -> Link:
         expires = link.expires_ms / 1000 if link.expires_ms else NEVER
         if not await services.store.claim_nonce(bot.id, link.once, expires_at=expires, now=now):
             raise HttpError(410, "this one-time link was already used")
-    return link
+    return link, command
 
 
 async def handle_click(request: Request, bot_id: str) -> HTTPResponse:
@@ -293,13 +295,11 @@ async def handle_click(request: Request, bot_id: str) -> HTTPResponse:
         return html_response(PREVIEW_PAGE if request.method != "HEAD" else "", status=200)
     if len(request.body or b"") > MAX_BODY:
         raise HttpError(413, f"the request body is over {MAX_BODY} bytes")
-    link = await authorize(request, bot)
+    link, command = await authorize(request, bot)
     try:
         options = link.parsed_options()
     except LinkError as exc:
         raise HttpError(400, exc.message) from None
-    command = dispatch.find(bot.definition.commands, link.command)
-    assert command is not None  # authorize() checked it
     user = None if link.user_id is None else {"id": link.user_id}
     chat = None if link.user_id is None else {"id": link.user_id, "type": "private"}
     context = Context(

@@ -317,7 +317,7 @@ def make_guards(state: RunState) -> dict[str, Any]:
         setattr(guarded_write(obj), name, value)
 
     def guarded_getitem(obj: Any, key: Any) -> Any:
-        """``obj[key]`` (kept for code compiled before subscripts were inlined)."""
+        """``obj[key]``: the policy emits it; the compiler then inlines it as a plain subscript."""
         return obj[key]
 
     def guarded_getiter(obj: Iterable[Any]) -> Iterator[Any]:

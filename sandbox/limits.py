@@ -37,9 +37,3 @@ class Limits:
     def as_dict(self) -> dict[str, float | int]:
         """Return the limits as a plain mapping (for the worker protocol and logs)."""
         return asdict(self)
-
-    def describe(self, name: str) -> str:
-        """Return a human phrase for one limit, such as ``'cpu_seconds=1.0 s'``."""
-        value = getattr(self, name)
-        unit = {"cpu_seconds": " s", "wall_seconds": " s", "memory_bytes": " bytes"}.get(name, "")
-        return f"{name}={value}{unit}"

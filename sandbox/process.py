@@ -191,7 +191,7 @@ class WorkerProcess:
 def log_isolation(isolation: dict[str, str]) -> None:
     """Warn once about any isolation step the kernel refused."""
     for step, how in isolation.items():
-        if "not isolated" in how or "only" in how:
+        if "not " in how or " only" in how:
             logger.warning(
                 "sandbox worker isolation is weaker than it should be: %s: %s", step, how
             )

@@ -38,6 +38,19 @@ class ScriptFailure:
     column: int | None = None
     traceback: tuple[Frame, ...] = ()
 
+    def as_dict(self) -> dict[str, JSON]:
+        """The failure as JSON-compatible data (the CLI's --json and the run log)."""
+        return {
+            "type": self.type,
+            "message": self.message,
+            "line": self.line,
+            "column": self.column,
+            "traceback": [
+                {"file": f.file, "line": f.line, "function": f.function, "text": f.text}
+                for f in self.traceback
+            ],
+        }
+
     def describe(self) -> str:
         """Return ``'line 3: ZeroDivisionError: division by zero'`` style text."""
         where = f"line {self.line}: " if self.line is not None else ""
@@ -100,18 +113,7 @@ class RunResult:
         return {
             "status": str(self.status),
             "output": self.output,
-            "error": None
-            if self.error is None
-            else {
-                "type": self.error.type,
-                "message": self.error.message,
-                "line": self.error.line,
-                "column": self.error.column,
-                "traceback": [
-                    {"file": f.file, "line": f.line, "function": f.function, "text": f.text}
-                    for f in self.error.traceback
-                ],
-            },
+            "error": None if self.error is None else self.error.as_dict(),
             "breach": None
             if self.breach is None
             else {"limit": self.breach.limit, "value": self.breach.value},

@@ -169,3 +169,13 @@ def test_inline_queries_run_the_inline_query_command(server, telegram, update_id
     (call,) = telegram.wait_for_calls(before + 1, timeout=10)[before:]
     assert call.method == "answerInlineQuery"
     assert json.dumps(call.params["results"]).count("Echo: hello") == 1
+
+
+def test_bot_inspect_sends_the_value_pretty_printed(server, telegram, update_ids, chat_id):
+    """/debug's Bot.inspect posts the value as escaped, pre-formatted JSON to the chat."""
+    (call,) = send(server, telegram, update_ids, chat_id, "/debug <x>")
+    assert call.params["parse_mode"] == "HTML"
+    text = call.params["text"]
+    assert text.startswith("<pre>") and text.endswith("</pre>")
+    assert '"update_type": "message"' in text
+    assert '"params": "&lt;x&gt;"' in text
