@@ -171,7 +171,8 @@ class RunState:
         self.output_limit = output_limit
         self.output: list[str] = []
         self.output_size = 0
-        self.script_classes: set[type] = set()
+        self.script_classes: list[type] = []
+        self.script_class_ids: set[int] = set()
         self.breach: str | None = None
         self.calls = 0
         self.closed = False
@@ -197,11 +198,31 @@ class RunState:
             self.breach = limit
         raise LimitExceeded(limit)
 
+    def add_script_class(self, cls: type) -> None:
+        """Remember ``cls`` as the script's own (kept alive, so its id is never reused)."""
+        self.script_classes.append(cls)
+        self.script_class_ids.add(id(cls))
+
     def is_script_object(self, obj: object) -> bool:
-        """True for classes the script defined and for their instances."""
-        if isinstance(obj, type):
-            return obj in self.script_classes
-        return type(obj) in self.script_classes
+        """True for classes the script defined and for their instances.
+
+        Decided by identity (``id``), never by ``==`` or ``hash``, which a class could define.
+        """
+        kind = type(obj)
+        if issubclass(kind, type):
+            return id(obj) in self.script_class_ids
+        return id(kind) in self.script_class_ids
+
+
+def exact_name(name: object, what: str = "attribute name") -> str:
+    """Return ``name`` if it is exactly a ``str``; refuse anything else, subclasses included.
+
+    A ``str`` subclass can override ``startswith``, ``__eq__`` or ``__hash__`` and lie to any
+    test made through it, so no test is made through it.
+    """
+    if type(name) is not str:
+        raise TypeError(f"{what} must be a str, not {type(name).__name__!s}")
+    return name
 
 
 def _safe_vformat(template: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> str:
@@ -220,16 +241,28 @@ class _SafeFormatter(string.Formatter):
         return super().get_field(field_name, args, kwargs)
 
 
-def _format_method(obj: Any, name: str) -> Callable[..., str]:
-    if isinstance(obj, type):  # str.format(template, ...) called on the class itself
+def _exact_str(value: object) -> str:
+    """The characters of a ``str`` (or ``str`` subclass) as a plain ``str``, read by ``str``'s own
+    slot; anything else is refused as ``str.format`` itself would."""
+    if type(value) is str:
+        return value
+    if issubclass(type(value), str):
+        return str.__str__(value)
+    raise TypeError(f"format() needs a str template, not {type(value).__name__!s}")
 
-        def unbound(template: str, /, *args: Any, **kwargs: Any) -> str:
+
+def _format_method(obj: Any, name: str) -> Callable[..., str]:
+    if issubclass(type(obj), type):  # str.format(template, ...) called on the class itself
+
+        def unbound(template: object, /, *args: Any, **kwargs: Any) -> str:
             if name == "format_map":
-                return _safe_vformat(str(template), (), args[0])
-            return _safe_vformat(str(template), args, kwargs)
+                if len(args) != 1 or kwargs:
+                    raise TypeError("format_map() takes exactly one mapping")
+                return _safe_vformat(_exact_str(template), (), args[0])
+            return _safe_vformat(_exact_str(template), args, kwargs)
 
         return unbound
-    template = str(obj)
+    template = _exact_str(obj)
 
     def bound(*args: Any, **kwargs: Any) -> str:
         if name == "format_map":
@@ -274,18 +307,18 @@ def make_guards(state: RunState) -> dict[str, Any]:
 
     def guarded_getattr(obj: Any, name: Any, default: Any = _MISSING) -> Any:
         """``obj.name`` for names the compiler could not clear, and ``getattr()``."""
-        if not isinstance(name, str):
-            raise TypeError("attribute name must be a string")
+        name = exact_name(name)
         if name.startswith("_") or name in BLOCKED_ATTRIBUTES:
             raise AttributeError(f"access to attribute {name!r} is not allowed")
+        kind = type(obj)
         if (
             name in EXCEPTION_BLOCKED
-            and isinstance(obj, BaseException)
+            and issubclass(kind, BaseException)
             and not state.is_script_object(obj)
         ):
             raise AttributeError(f"access to attribute {name!r} of exceptions is not allowed")
         if name in ("format", "format_map") and (
-            isinstance(obj, str) or (isinstance(obj, type) and issubclass(obj, str))
+            issubclass(kind, str) or (issubclass(kind, type) and issubclass(obj, str))
         ):
             return _format_method(obj, name)
         try:
@@ -306,13 +339,14 @@ def make_guards(state: RunState) -> dict[str, Any]:
 
     def guarded_write(obj: Any) -> Any:
         """Let writes through only to plain containers and the script's own objects."""
-        if isinstance(obj, WRITABLE_TYPES) or state.is_script_object(obj):
+        if issubclass(type(obj), WRITABLE_TYPES) or state.is_script_object(obj):
             return obj
         raise TypeError(f"cannot change attributes or items of {type(obj).__name__!r} objects")
 
     def guarded_setattr(obj: Any, name: Any, value: Any) -> None:
         """``setattr()`` through the write guard, never for ``_`` names."""
-        if not isinstance(name, str) or name.startswith("_"):
+        name = exact_name(name)
+        if name.startswith("_"):
             raise AttributeError(f"setting attribute {name!r} is not allowed")
         setattr(guarded_write(obj), name, value)
 
@@ -335,7 +369,7 @@ def make_guards(state: RunState) -> dict[str, Any]:
     def make_class(name: str, bases: tuple[type, ...], namespace: dict[str, Any]) -> type:
         """Build a class for a script and remember it as the script's own (writable)."""
         cls = type(name, bases, namespace)
-        state.script_classes.add(cls)
+        state.add_script_class(cls)
         return cls
 
     def script_return(value: object = None) -> None:

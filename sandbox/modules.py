@@ -370,8 +370,8 @@ def make_import(
     ) -> ModuleFacade:
         if level != 0:
             raise ImportError("relative imports are not allowed in scripts")
-        if not isinstance(name, str):
-            raise ImportError("module name must be a string")
+        if type(name) is not str:  # a str subclass could lie to `in` and `partition`
+            raise ImportError("module name must be a str")
         target = lookup(name)
         if fromlist:
             return target

@@ -405,6 +405,105 @@ ESCAPES: list[tuple[str, str]] = [
         "import json\n"
         "json.loads('{\"a\": 1}', object_hook=lambda d: print('ESCAPED', getattr(d, '__class__')))",
     ),
+    # --- names that lie: str subclasses overriding what a guard could ask -------------------
+    (
+        "getattr-str-subclass-startswith",
+        """
+        class S(str):
+            def startswith(self, *a):
+                return False
+        print('ESCAPED', getattr(1, S('__class__')))
+        """,
+    ),
+    (
+        "getattr-str-subclass-subclasses-chain",
+        """
+        class S(str):
+            def startswith(self, *a):
+                return False
+        cls = getattr(getattr(1, S('__class__')), S('__base__'))
+        print('ESCAPED', getattr(cls, S('__subclasses__'))())
+        """,
+    ),
+    (
+        "getattr-str-subclass-function-globals",
+        """
+        class S(str):
+            def startswith(self, *a):
+                return False
+        def f():
+            pass
+        print('ESCAPED', getattr(f, S('__globals__'))['__builtins__'])
+        """,
+    ),
+    (
+        "getattr-str-subclass-default",
+        """
+        class S(str):
+            def startswith(self, *a):
+                return False
+        print('ESCAPED', getattr(len, S('__self__'), None))
+        """,
+    ),
+    (
+        "hasattr-str-subclass",
+        """
+        class S(str):
+            def startswith(self, *a):
+                return False
+        if hasattr(1, S('__class__')):
+            print('ESCAPED', 'hasattr saw a dunder')
+        """,
+    ),
+    (
+        "setattr-str-subclass-dict",
+        """
+        class S(str):
+            def startswith(self, *a):
+                return False
+        class A:
+            pass
+        a = A()
+        setattr(a, S('__dict__'), {'x': 1})
+        print('ESCAPED', a.x)
+        """,
+    ),
+    (
+        "setattr-str-subclass-class",
+        """
+        class S(str):
+            def startswith(self, *a):
+                return False
+        class A:
+            pass
+        setattr(A(), S('__class__'), dict)
+        print('ESCAPED', 'class swapped')
+        """,
+    ),
+    (
+        "format-str-subclass-template",
+        """
+        class T(str):
+            pass
+        print('ESCAPED', T('{0.__class__}').format(1))
+        """,
+    ),
+    (
+        "format-map-str-subclass-template",
+        """
+        class T(str):
+            pass
+        print('ESCAPED', str.format_map(T('{a.__class__}'), {'a': 1}))
+        """,
+    ),
+    (
+        "format-unbound-str-subclass-template",
+        """
+        class T(str):
+            pass
+        print('ESCAPED', str.format(T('{0.__class__.__mro__}'), 1))
+        """,
+    ),
     # --- capability objects -----------------------------------------------------------------
     ("namespace-invoke", "print('ESCAPED', getattr(Api, '_ns_invoke'))"),
     ("namespace-private-member", "print('ESCAPED', Api._ns_invoke)"),
