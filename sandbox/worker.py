@@ -29,6 +29,7 @@ from typing import Any, Final
 from sandbox import isolation
 from sandbox.guards import LimitExceeded, RunState, ScriptReturn, base_builtins, make_guards
 from sandbox.modules import load_facades, make_import, random_facade
+from sandbox.plain import NotPlain, to_plain
 from sandbox.protocol import HEADER, frame
 
 CODE_CACHE_SIZE: Final = 512
@@ -325,17 +326,17 @@ class Worker:
             if state.calls >= max_calls:
                 state.exceed("capability_calls")
             state.calls += 1
+            # Plain data, made here under this run's limits: the host never sees (or calls)
+            # an object of the script's, and what it checks is what it sends.
             try:
-                payload = json.dumps(
-                    {"t": "call", "name": name, "args": list(args), "kwargs": kwargs},
-                    separators=(",", ":"),
-                    allow_nan=False,
-                ).encode()
-            except (TypeError, ValueError, RecursionError) as exc:
-                raise TypeError(
-                    f"arguments of {name}() must be JSON data (str, int, float, bool, None, "
-                    f"list, dict): {exc}"
-                ) from None
+                plain_args = to_plain(args, where="argument")
+                plain_kwargs = to_plain(kwargs, where="argument")
+            except NotPlain as exc:
+                raise TypeError(f"{name}(): {exc}") from None
+            payload = json.dumps(
+                {"t": "call", "name": name, "args": plain_args, "kwargs": plain_kwargs},
+                separators=(",", ":"),
+            ).encode()
             if len(payload) > MAX_CALL_BYTES:
                 raise ValueError(
                     f"arguments of {name}() are {len(payload)} bytes; the limit is {MAX_CALL_BYTES}"
@@ -344,7 +345,8 @@ class Worker:
             if ends_script is not None:
                 # Answered by the host after the script: no round trip now (WorkerPool.run).
                 # Frame 2 is the script's line: 0 is this function, 1 Capability.__call__.
-                state.deferred.append([name, list(args), kwargs, sys._getframe(2).f_lineno])
+                line = sys._getframe(2).f_lineno
+                state.deferred.append([name, plain_args, plain_kwargs, line])
                 if ends_script:
                     raise ScriptReturn(None)
                 return None
@@ -395,11 +397,17 @@ def _stack_depth() -> int:
 
 
 def _json_value(value: object) -> Any:
+    """A returned value as plain data, or its ``repr`` (called inside the run's limits)."""
     try:
-        json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError):
-        return _truncate(repr(value))
-    return value
+        return to_plain(value)
+    except NotPlain:
+        return _truncate(_exact_str(repr(value)))
+
+
+def _exact_str(text: object) -> str:
+    """``text`` as a plain ``str``, read through ``str``'s own slot (``repr`` may return a
+    subclass)."""
+    return str.__str__(text) if issubclass(type(text), str) else "<unprintable>"
 
 
 def _truncate(text: str) -> str:
@@ -413,14 +421,14 @@ def _describe(exc: BaseException, filenames: set[str]) -> dict[str, Any]:
         if frame_.f_code.co_filename in filenames
     ]
     try:
-        message = str(exc)
+        message = _exact_str(str(exc))
     except Exception:
         message = "<unprintable error>"
     line = getattr(exc, "lineno", None) if isinstance(exc, SyntaxError) else None
-    if line is None and frames:
-        line = frames[-1][0]
+    if type(line) is not int:  # a script's SyntaxError subclass may set anything there
+        line = frames[-1][0] if frames else None
     return {
-        "type": type(exc).__name__,
+        "type": _exact_str(type(exc).__name__),
         "message": _truncate(message),
         "line": line,
         "traceback": frames[-20:],

@@ -175,3 +175,114 @@ async def test_deferred_calls_of_a_failed_script_never_run(pool):
     )
     assert result.status is Status.SCRIPT_ERROR
     assert ran == []
+
+
+LYING_DICT = """
+class D(dict):
+    def items(self):
+        return [('lie', True)]
+    def keys(self):
+        return ['lie']
+    def get(self, key, default=None):
+        return 'lie'
+"""
+
+
+async def test_a_dict_subclass_argument_arrives_as_the_data_it_holds(pool):
+    """The host gets what a dict subclass really holds, never what its overridden items() says."""
+    seen: list[object] = []
+
+    async def record(call: CallRequest) -> None:
+        seen.append((call.args, call.kwargs))
+
+    result = await pool.run(
+        LYING_DICT + "Bot.setProperty('k', D(score=3), opts=D(a=[D(b=1)]))\n",
+        capabilities={"Bot.setProperty": record},
+    )
+    assert result.ok, result.describe()
+    assert seen == [(("k", {"score": 3}), {"opts": {"a": [{"b": 1}]}})]
+    args, kwargs = seen[0]
+    assert type(args[1]) is dict and type(kwargs["opts"]["a"][0]) is dict
+
+
+async def test_a_deferred_call_holds_plain_data_taken_during_the_run(pool):
+    """A deferred call's value is copied to plain data at the call; later changes do not count."""
+    seen: list[object] = []
+
+    async def record(call: CallRequest) -> None:
+        seen.append(call.args[0])
+
+    result = await pool.run(
+        LYING_DICT + "body = D(a=1)\nres.json(body)\n",
+        capabilities={"res.json": record},
+        deferred={"res.json": True},
+    )
+    assert result.ok, result.describe()
+    assert seen == [{"a": 1}]
+    assert type(seen[0]) is dict
+
+
+async def test_subclasses_of_scalars_and_sequences_cross_as_their_base_values(pool):
+    """str, int, float, list and tuple subclasses cross as exact base-type values."""
+    seen: list[object] = []
+
+    async def record(call: CallRequest) -> None:
+        seen.extend(call.args)
+
+    result = await pool.run(
+        """
+        class S(str):
+            def upper(self):
+                return 'lie'
+        class I(int):
+            pass
+        class F(float):
+            pass
+        class L(list):
+            def copy(self):
+                return ['lie']
+        class T(tuple):
+            pass
+        ping(S('word'), I(7), F(1.5), L([1, S('x')]), T((2, 3)), {I(4): 'four'})
+        """.replace("\n        ", "\n"),
+        capabilities={"ping": record},
+    )
+    assert result.ok, result.describe()
+    assert seen == ["word", 7, 1.5, [1, "x"], [2, 3], {"4": "four"}]
+    assert [type(v) for v in seen] == [str, int, float, list, list, dict]
+    assert type(seen[3][1]) is str
+
+
+async def test_a_value_that_is_not_data_is_refused_inside_the_run_with_its_place(pool):
+    """An object that is not JSON data fails the call with a TypeError naming where it sits."""
+    calls: list[object] = []
+
+    async def record(call: CallRequest) -> None:
+        calls.append(call)
+
+    result = await pool.run(
+        "class A:\n    pass\nping({'deep': [1, A()]})\n", capabilities={"ping": record}
+    )
+    assert result.status is Status.SCRIPT_ERROR
+    assert result.error.type == "TypeError"
+    assert "argument[0]['deep'][1] is a A" in result.error.message
+    assert result.error.line == 3
+    assert calls == []
+
+
+async def test_a_returned_dict_subclass_is_reported_as_its_data(pool):
+    """A top-level return of a lying dict subclass reaches the host as the data it holds."""
+    result = await pool.run(LYING_DICT + "return D(x=1)\n")
+    assert result.ok and result.returned
+    assert result.value == {"x": 1}
+
+
+async def test_a_syntax_error_subclass_cannot_smuggle_a_line_object(pool):
+    """A script's SyntaxError subclass with an object as lineno reports a plain line number."""
+    result = await pool.run(
+        LYING_DICT
+        + "class E(SyntaxError):\n    lineno = property(lambda self: D(a=1))\nraise E('x')\n"
+    )
+    assert result.status is Status.SCRIPT_ERROR
+    assert result.error.type == "E"
+    assert result.error.line == 11
