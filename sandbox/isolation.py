@@ -1,11 +1,13 @@
 """Process isolation for a worker, applied once at start-up, before any script runs.
 
-What holds (Linux): the worker is started from a clean interpreter (``python -I``) with an empty
-environment and only its socket open; it then moves into a new network namespace (no interfaces
-but a down loopback: no network at all), into an empty root directory (``chroot``, so no files
-are visible), drops to the ``nobody`` user when started as root, sets ``no_new_privs`` and marks
-itself non-dumpable, and takes resource limits: file size 0, few open files, no new processes,
-no core dumps, an address-space cap and a CPU-time cap (:func:`limit_cpu`, :func:`limit_memory`).
+What holds (Linux): the fork server (:mod:`sandbox.zygote`) is started from a clean interpreter
+(``python -I``) with an empty environment; it moves into a new network namespace (no interfaces
+but a down loopback: no network at all) and into an empty root directory (``chroot``, so no files
+are visible) (:func:`isolate_server`). Every worker it forks then takes a user id of its own
+when the host runs as root (no worker can signal, trace or share files with another), sets
+``no_new_privs``, marks itself non-dumpable, and takes resource limits: file size 0, few open
+files, no new processes, no core dumps, an address-space cap and a CPU-time cap
+(:func:`isolate_worker`, :func:`limit_cpu`, :func:`limit_memory`).
 
 What does not hold everywhere: network namespaces and ``chroot`` need either root or
 unprivileged user namespaces. Where the kernel refuses both, the worker still runs with the
@@ -21,15 +23,16 @@ import ctypes.util
 import math
 import os
 import resource
+import signal
 from typing import Final
 
 from sandbox import seccomp
 
 CLONE_NEWUSER: Final = 0x10000000
 CLONE_NEWNET: Final = 0x40000000
+PR_SET_PDEATHSIG: Final = 1
 PR_SET_DUMPABLE: Final = 4
 PR_SET_NO_NEW_PRIVS: Final = 38
-NOBODY: Final = 65534
 OPEN_FILES: Final = 16
 CPU_HARD_SECONDS: Final = 24 * 3600
 
@@ -44,12 +47,14 @@ def _unshare(libc: ctypes.CDLL, flags: int) -> int:
     return 0
 
 
-def isolate(root: str) -> dict[str, str]:
-    """Apply every isolation step available; return what was applied (``step -> how``)."""
+def isolate_server(root: str) -> dict[str, str]:
+    """The fork server's share: leave the network and the file system (inherited by workers).
+
+    The fork server keeps its user (it gives every worker its own) and may still fork.
+    """
     report: dict[str, str] = {}
     libc = _libc()
-    is_root = os.geteuid() == 0
-    if is_root:
+    if os.geteuid() == 0:
         errno = _unshare(libc, CLONE_NEWNET)
         report["network"] = "namespace" if errno == 0 else f"not isolated ({os.strerror(errno)})"
     else:
@@ -64,11 +69,26 @@ def isolate(root: str) -> dict[str, str]:
     except OSError as exc:
         os.chdir(root)
         report["filesystem"] = f"empty working directory only ({exc.strerror})"
-    if is_root:
+    libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    return report
+
+
+def isolate_worker(uid: int | None) -> dict[str, str]:
+    """A forked worker's share: its own user, no privileges, tight rlimits, the seccomp filter.
+
+    ``uid`` is this worker's own user id (distinct from every other live worker's, so no worker
+    can signal or trace another); ``None`` where the fork server cannot switch users.
+    """
+    report: dict[str, str] = {}
+    libc = _libc()
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # the fork server gone: so are we
+    if uid is not None and os.geteuid() == 0:
         os.setgroups([])
-        os.setresgid(NOBODY, NOBODY, NOBODY)
-        os.setresuid(NOBODY, NOBODY, NOBODY)
-        report["user"] = "nobody"
+        os.setresgid(uid, uid, uid)
+        os.setresuid(uid, uid, uid)
+        report["user"] = "own uid per worker"
     else:
         report["user"] = f"uid {os.getuid()} (not root, cannot switch)"
     libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)

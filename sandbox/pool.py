@@ -1,6 +1,11 @@
 """A pool of warm worker processes serving runs to an asyncio host without blocking it.
 
-Guarantees: at most ``size`` scripts run at once, each in its own worker process; at most
+Guarantees: a worker serves one tenant (bot) for its whole life: a run of another tenant gets a
+worker freshly forked from the fork server (:mod:`sandbox.forkserver`), which never ran code, so
+nothing one tenant's code leaves in a process (patched classes, module state, even a worker
+taken over after a policy escape) reaches another's runs. Tenants share the workers fairly
+(:mod:`sandbox.fairness`): at most ``max_workers`` processes, no tenant above ``size`` or its
+share while others wait, limit-breakers throttled. Each run is in its own worker process; at most
 ``queue_size`` callers wait for a worker, and the next caller gets :class:`Overloaded` at once;
 every run ends within its wall-clock limit (the worker is killed if it must be, and replaced); a
 worker that crashed or was killed never serves another run; workers are recycled after
@@ -28,6 +33,8 @@ from sandbox.errors import (
     StopScript,
     WorkerStartError,
 )
+from sandbox.fairness import FairShare
+from sandbox.forkserver import ForkServer
 from sandbox.jsontypes import JSON
 from sandbox.limits import MIB, Limits
 from sandbox.process import ProtocolViolation, WorkerProcess, log_isolation
@@ -44,14 +51,14 @@ logger = logging.getLogger(__name__)
 
 LIMIT_NAMES: Final = frozenset(Limits.__dataclass_fields__)
 MAX_TRACEBACK: Final = 20
-RESPAWN_DELAY: Final = 1.0
 KNOWN_SCRIPTS: Final = 256
 EXIT_GRACE: Final = 1.0
 MAX_DEFERRED: Final = 1000
+HEAVY_LIMITS: Final = frozenset({"cpu_seconds", "wall_seconds", "memory_bytes"})
 
 
 class WorkerPool:
-    """Keeps ``size`` warm workers and runs scripts on them: ``await pool.run(script)``."""
+    """Keeps warm workers and runs scripts on them: ``await pool.run(script, tenant="bot")``."""
 
     def __init__(
         self,
@@ -59,28 +66,42 @@ class WorkerPool:
         *,
         limits: Limits | None = None,
         queue_size: int | None = None,
+        max_workers: int | None = None,
+        tenant_queue_size: int | None = None,
         max_runs: int = 10_000,
         max_rss_bytes: int = 384 * MIB,
         max_memory_bytes: int = 1024 * MIB,
         start_timeout: float = 30.0,
         cache: ScriptCache | None = None,
         debug: bool = False,
+        test_hooks: bool = False,
     ) -> None:
         self.size = size or os.cpu_count() or 2
+        self.max_workers = max(self.size, max_workers or self.size * 2)
         self.limits = limits or Limits()
         self.queue_size = self.size * 64 if queue_size is None else queue_size
+        self.tenant_queue_size = (
+            max(1, self.queue_size // 2) if tenant_queue_size is None else tenant_queue_size
+        )
         self.max_runs = max_runs
         self.max_rss_bytes = max_rss_bytes
         self.max_memory_bytes = max_memory_bytes
         self.start_timeout = start_timeout
         self.cache = cache or ScriptCache()
         self.debug = debug
+        self.test_hooks = test_hooks
         self.isolation: dict[str, str] = {}
-        self._idle: asyncio.Queue[WorkerProcess] = asyncio.Queue()
+        self.share: FairShare[WorkerProcess] = FairShare(
+            size=self.size, max_workers=self.max_workers
+        )
+        self._server: ForkServer | None = None
+        self._server_lock = asyncio.Lock()
+        self._idle: dict[str | None, list[WorkerProcess]] = {}
         self._workers: set[WorkerProcess] = set()
+        self._starting = 0
         self._tasks: set[asyncio.Task[None]] = set()
-        self._waiting = 0
         self._running = 0
+        self._switches = 0
         self._started = False
         self._closed = False
         self._drained = asyncio.Event()
@@ -99,26 +120,27 @@ class WorkerPool:
         await self.close()
 
     async def start(self) -> None:
-        """Start every worker; raise :class:`WorkerStartError` if they cannot start."""
+        """Start the fork server and ``size`` fresh workers; raise :class:`WorkerStartError`."""
         if self._started:
             return
         self._started = True
-        workers = await asyncio.gather(
-            *(self._start_worker() for _ in range(self.size)), return_exceptions=True
-        )
-        errors = [w for w in workers if isinstance(w, BaseException)]
-        for worker in workers:
-            if isinstance(worker, WorkerProcess):
-                self._adopt(worker)
-        if errors:
+        try:
+            workers = await asyncio.gather(*(self._fork() for _ in range(self.size)))
+        except WorkerStartError:
             await self.close()
-            raise WorkerStartError(f"{len(errors)} of {self.size} workers failed: {errors[0]}")
-        self.isolation = dict(next(iter(self._workers)).isolation)
+            raise
+        for worker in workers:
+            self._idle.setdefault(None, []).append(worker)
+        self.isolation = dict(workers[0].isolation)
         log_isolation(self.isolation)
 
     async def close(self, timeout: float = 5.0) -> None:
         """Stop taking runs, let running ones finish (up to ``timeout``), stop every worker."""
         self._closed = True
+        for line in self.share.lines.values():
+            for future in line:
+                if not future.done():
+                    future.set_exception(PoolClosed("the worker pool was closed"))
         if self._running:
             self._drained.clear()
             with contextlib.suppress(TimeoutError):
@@ -131,15 +153,21 @@ class WorkerPool:
             *(w.stop(timeout) for w in list(self._workers)), return_exceptions=True
         )
         self._workers.clear()
+        self._idle.clear()
+        if self._server is not None:
+            await self._server.close(timeout)
 
     @property
     def stats(self) -> dict[str, int]:
-        """Counts for monitoring: workers, idle, running, waiting."""
+        """Counts for monitoring: workers, idle, running, waiting, tenants, forks, switches."""
         return {
             "workers": len(self._workers),
-            "idle": self._idle.qsize(),
+            "idle": sum(len(idle) for idle in self._idle.values()),
             "running": self._running,
-            "waiting": self._waiting,
+            "waiting": self.share.waiting(),
+            "tenants": len({w.tenant for w in self._workers if w.tenant is not None}),
+            "forks": self._server.forks if self._server is not None else 0,
+            "switches": self._switches,
         }
 
     def compile(self, source: str, *, filename: str = "<script>", first_line: int = 1) -> Script:
@@ -150,24 +178,32 @@ class WorkerPool:
         self,
         script: Script | str,
         *,
+        tenant: str | None = None,
         globals: Mapping[str, JSON] | None = None,
         capabilities: Capabilities | None = None,
         exceptions: Iterable[str] = (),
         limits: Limits | None = None,
         deferred: Mapping[str, bool] | None = None,
+        escape: str | None = None,
     ) -> RunResult:
-        """Run one script in a worker and return how it went.
+        """Run one script in a worker of ``tenant`` and return how it went.
 
+        ``tenant`` names whose code this is (a bot): a worker serves one tenant for its whole
+        life, and workers are shared fairly between tenants (:mod:`sandbox.fairness`).
         ``globals`` are JSON values the script sees as global names; ``capabilities`` are the
         host functions it may call; ``exceptions`` names capability error kinds to expose as
         global exception classes (for ``except ApiError:``). Raises :class:`Overloaded` when the
-        queue is full and :class:`PoolClosed` after :meth:`close`.
+        queue (or this tenant's part of it) is full and :class:`PoolClosed` after :meth:`close`.
 
         ``deferred`` names capabilities that answer nothing the script needs (``res.set``):
         the worker records their calls and returns ``None`` at once, without a round trip, and
         the host runs their handlers, in order, once the script ended well. A name mapped to
         True also ends the script (``res.json``). A deferred handler's CapabilityError fails
         the run, naming the script line that made the call.
+
+        ``escape`` is for tests of the second wall only: unrestricted code the worker runs
+        before the script, as if the script had escaped the policy (pools made with
+        ``test_hooks=True``).
         """
         if self._closed or not self._started:
             raise PoolClosed("the worker pool is not running")
@@ -187,10 +223,15 @@ class WorkerPool:
             "globals": dict(globals or {}),
             "deferred": dict(deferred or {}),
         }
-        worker = await self._acquire()
+        if escape is not None and self.test_hooks:
+            request["escape"] = escape
+        owner = tenant or ""
+        worker = await self._acquire(owner)
         self._running += 1
+        result: RunResult | None = None
         try:
-            return await self._execute(worker, script, request, capabilities or {}, limits)
+            result = await self._execute(worker, script, request, capabilities or {}, limits)
+            return replace(result, worker_pid=worker.pid)
         except asyncio.CancelledError:
             # The caller gave up mid-run (a client hung up). The worker may still be inside
             # the script or waiting for a capability's answer: it must never serve another
@@ -199,7 +240,8 @@ class WorkerPool:
             raise
         finally:
             self._running -= 1
-            self._release(worker)
+            self.share.record(owner, breached=result is not None and _breached(result))
+            self._release(owner, worker)
             if self._closed and not self._running:
                 self._drained.set()
 
@@ -209,38 +251,189 @@ class WorkerPool:
             table = self._limit_tables[limits] = limits.as_dict()
         return table
 
-    async def _acquire(self) -> WorkerProcess:
-        while True:
-            if self._idle.empty() and self._waiting >= self.queue_size:
-                raise Overloaded(
-                    f"all {self.size} workers are busy and {self._waiting} runs are waiting",
-                    retry_after=1.0,
-                )
-            self._waiting += 1
-            try:
-                worker = await self._idle.get()
-            finally:
-                self._waiting -= 1
-            if self._closed:
-                self._idle.put_nowait(worker)
-                raise PoolClosed("the worker pool was closed")
-            if worker.alive:
-                return worker
+    # --- handing out workers --------------------------------------------------------------
 
-    def _release(self, worker: WorkerProcess) -> None:
-        if not worker.alive or worker.killed_by_host:
-            return
-        if worker.runs >= self.max_runs or worker.maxrss_kib * 1024 > self.max_rss_bytes:
-            logger.info(
-                "recycling worker %s after %s runs (peak rss %s KiB)",
-                worker.pid,
-                worker.runs,
-                worker.maxrss_kib,
+    async def _acquire(self, tenant: str) -> WorkerProcess:
+        """A worker that has only ever served ``tenant`` (or nobody), waiting fairly if need be."""
+        if (
+            not self.share.waiting(tenant)
+            and self.share.under_cap(tenant)
+            and self._can_serve(tenant)
+        ):
+            self.share.started(tenant)
+            try:
+                return await self._take(tenant)
+            except BaseException:
+                self.share.finished(tenant)
+                self._dispatch()
+                raise
+        if self.share.waiting() >= self.queue_size or (
+            self.share.waiting(tenant) >= self.tenant_queue_size
+        ):
+            raise Overloaded(
+                f"all workers this bot may use are busy and {self.share.waiting()} runs are "
+                "waiting",
+                retry_after=1.0,
             )
-            worker.retiring = True
-            self._spawn(self._recycle(worker))
+        future: asyncio.Future[WorkerProcess] = asyncio.get_running_loop().create_future()
+        self.share.wait(tenant, future)
+        try:
+            return await future
+        except asyncio.CancelledError:
+            self.share.leave(tenant, future)
+            if future.done() and not future.cancelled() and future.exception() is None:
+                self._release(tenant, future.result())  # handed over just as we gave up
+            raise
+
+    def _can_serve(self, tenant: str) -> bool:
+        """True if a worker for ``tenant`` is idle or one may be forked (or swapped) now."""
+        if self._idle.get(tenant) or self._idle.get(None):
+            return True
+        if len(self._workers) + self._starting < self.max_workers:
+            return True
+        return any(idle for owner, idle in self._idle.items() if owner not in (None, tenant))
+
+    async def _take(self, tenant: str) -> WorkerProcess:
+        """Hand ``tenant`` its own idle worker, a fresh one, or a newly forked one."""
+        own = self._idle.get(tenant)
+        if own:
+            return own.pop()
+        fresh = self._idle.get(None)
+        if fresh:
+            worker = fresh.pop()
+            worker.tenant = tenant
+            self._top_up()
+            return worker
+        if len(self._workers) + self._starting >= self.max_workers:
+            self._retire_oldest_idle(tenant)
+        self._switches += 1
+        worker = await self._fork()
+        worker.tenant = tenant
+        return worker
+
+    def _release(self, tenant: str, worker: WorkerProcess) -> None:
+        self.share.finished(tenant)
+        if worker.alive and not worker.killed_by_host:
+            if worker.runs >= self.max_runs or worker.maxrss_kib * 1024 > self.max_rss_bytes:
+                logger.info(
+                    "recycling worker %s after %s runs (peak rss %s KiB)",
+                    worker.pid,
+                    worker.runs,
+                    worker.maxrss_kib,
+                )
+                self._retire(worker)
+            else:
+                worker.idle_since = time.monotonic()
+                self._idle.setdefault(tenant, []).append(worker)
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        """Serve waiting runs, round robin between tenants, while workers allow."""
+        if self._closed:
             return
-        self._idle.put_nowait(worker)
+        while True:
+            chosen = self.share.next(self._can_serve)
+            if chosen is None:
+                return
+            tenant, future = chosen
+            self.share.started(tenant)
+            self._spawn(self._hand_over(tenant, future))
+
+    async def _hand_over(self, tenant: str, future: asyncio.Future[WorkerProcess]) -> None:
+        try:
+            worker = await self._take(tenant)
+        except BaseException as exc:
+            self.share.finished(tenant)
+            if not future.done():
+                future.set_exception(exc)
+            self._dispatch()
+            if not isinstance(exc, Exception):
+                raise
+            return
+        if future.done():  # the waiter gave up meanwhile
+            self._release(tenant, worker)
+        else:
+            future.set_result(worker)
+
+    def _retire_oldest_idle(self, tenant: str) -> None:
+        """Stop the longest-idle worker of another tenant to make room for a fresh one."""
+        candidates = [
+            worker
+            for owner, idle in self._idle.items()
+            if owner not in (None, tenant)
+            for worker in idle
+        ]
+        if candidates:
+            self._retire(min(candidates, key=lambda w: w.idle_since))
+
+    def _retire(self, worker: WorkerProcess) -> None:
+        idle = self._idle.get(worker.tenant)
+        if idle is not None and worker in idle:
+            idle.remove(worker)
+        worker.retiring = True
+        self._workers.discard(worker)
+        self._spawn(worker.stop(1.0))
+
+    def _top_up(self) -> None:
+        """Keep one fresh worker ready while there is room, so a new tenant need not wait."""
+        if (
+            not self._closed
+            and not self._idle.get(None)
+            and len(self._workers) + self._starting < self.max_workers
+        ):
+            self._spawn(self._fork_fresh())
+
+    async def _fork_fresh(self) -> None:
+        try:
+            worker = await self._fork()
+        except WorkerStartError:
+            logger.exception("cannot fork a fresh worker")
+            return
+        self._idle.setdefault(None, []).append(worker)
+        self._dispatch()
+
+    async def _fork(self) -> WorkerProcess:
+        """Fork a worker from the fork server (starting a new server if it died)."""
+        self._starting += 1
+        try:
+            server = await self._fork_server()
+            worker = await server.fork(timeout=self.start_timeout)
+        finally:
+            self._starting -= 1
+        worker.idle_since = time.monotonic()
+        self._workers.add(worker)
+        self._spawn(self._watch(worker))
+        return worker
+
+    async def _fork_server(self) -> ForkServer:
+        async with self._server_lock:
+            server = self._server
+            if server is None or not server.alive:
+                if server is not None:
+                    logger.warning("the fork server died; starting a new one")
+                    await server.close(1.0)
+                server = self._server = await ForkServer.start(
+                    max_memory=self.max_memory_bytes,
+                    timeout=self.start_timeout,
+                    debug=self.debug,
+                    test_hooks=self.test_hooks,
+                )
+            return server
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _watch(self, worker: WorkerProcess) -> None:
+        await worker.wait()
+        self._workers.discard(worker)
+        idle = self._idle.get(worker.tenant)
+        if idle is not None and worker in idle:
+            idle.remove(worker)
+        if not self._closed:
+            self._top_up()
+            self._dispatch()
 
     async def _execute(
         self,
@@ -304,10 +497,11 @@ class WorkerPool:
             # finish dying so its exit signal tells us why, instead of killing it ourselves.
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(EXIT_GRACE):
-                    await worker.process.wait()
+                    await worker.wait()
         worker.kill()
-        await worker.process.wait()
-        worker.writer.close()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(EXIT_GRACE * 5):
+                await worker.wait()
         wall = time.perf_counter() - started
         cause = worker.death_cause()
         if breach is None and cause is not None and limits is not None:
@@ -483,52 +677,19 @@ class WorkerPool:
         value = message.get("value")
         return RunResult(Status.OK, returned=message.get("returned") is True, value=value, **common)
 
-    def _start_worker(self) -> asyncio.Future[WorkerProcess]:
-        return asyncio.ensure_future(
-            WorkerProcess.start(
-                max_memory=self.max_memory_bytes, timeout=self.start_timeout, debug=self.debug
-            )
-        )
-
-    def _adopt(self, worker: WorkerProcess) -> None:
-        self._workers.add(worker)
-        self._idle.put_nowait(worker)
-        self._spawn(self._watch(worker))
-
-    async def _recycle(self, worker: WorkerProcess) -> None:
-        """Start the replacement first, then retire the old worker (no gap in capacity)."""
-        try:
-            if not self._closed:
-                self._adopt(await self._start_worker())
-        except WorkerStartError:
-            logger.exception("cannot start a replacement worker; keeping the old one")
-            worker.retiring = False
-            self._idle.put_nowait(worker)
-            return
-        await worker.stop(1.0)
-
-    async def _watch(self, worker: WorkerProcess) -> None:
-        await worker.wait()
-        self._workers.discard(worker)
-        while not self._closed and not worker.retiring:
-            try:
-                self._adopt(await self._start_worker())
-                return
-            except WorkerStartError:
-                logger.exception("cannot replace a worker; retrying")
-                await asyncio.sleep(RESPAWN_DELAY)
-
-    def _spawn(self, coroutine: Any) -> None:
-        task = asyncio.ensure_future(coroutine)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
 
 def _check_globals(values: Mapping[str, JSON], capabilities: Capabilities) -> list[str]:
     for name in values:
         if not name.isidentifier() or name.startswith("_"):
             raise ValueError(f"global name {name!r} must be an identifier not starting with _")
     return sorted(capabilities)
+
+
+def _breached(result: RunResult) -> bool:
+    """True for runs that cost the pool a lot: a CPU, wall or memory breach, or a crash."""
+    if result.status is Status.CRASHED:
+        return True
+    return result.breach is not None and result.breach.limit in HEAVY_LIMITS
 
 
 def _int(value: object, default: int) -> int:

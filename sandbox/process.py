@@ -1,7 +1,9 @@
-"""The host's handle on one worker process: start it, talk to it, kill it, read its end.
+"""The host's handle on one worker process: talk to it, kill it, read how it ended.
 
-Everything read from a worker is hostile: frames are size-capped and must be JSON objects;
-anything else is a :class:`ProtocolViolation` and the worker is killed.
+Workers are forked by the fork server (:mod:`sandbox.forkserver`), not by the host, so the host
+learns of a worker's end from the fork server's report (with its exit status) or from its
+socket closing. Everything read from a worker is hostile: frames are size-capped and must be
+JSON objects; anything else is a :class:`ProtocolViolation` and the worker is killed.
 """
 
 from __future__ import annotations
@@ -12,23 +14,14 @@ import json
 import logging
 import marshal
 import os
-import shutil
 import signal
-import socket
-import sys
-import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
-from sandbox.errors import WorkerStartError
 from sandbox.protocol import HEADER, MAX_WORKER_FRAME, frame
 
 logger = logging.getLogger(__name__)
-
-PACKAGE_PARENT: Final = str(Path(__file__).resolve().parent.parent)
-BOOTSTRAP: Final = (
-    f"import sys; sys.path.insert(0, {PACKAGE_PARENT!r}); from sandbox.worker import main; main()"
-)
 
 
 class ProtocolViolation(Exception):
@@ -40,79 +33,43 @@ class WorkerProcess:
 
     def __init__(
         self,
-        process: asyncio.subprocess.Process,
+        pid: int,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
+        *,
         root: str,
+        uid: int | None,
+        kill: Callable[[int], None],
     ) -> None:
-        self.process = process
+        self.pid = pid
         self.reader = reader
         self.writer = writer
         self.root = root
+        self.uid = uid
+        self._kill = kill
+        self.returncode: int | None = None
+        self._exited = asyncio.Event()
+        self.tenant: str | None = None
+        """The one tenant (bot) this worker serves, set by its first run; never changed."""
         self.runs = 0
         self.known: set[str] = set()
         self.maxrss_kib = 0
         self.isolation: dict[str, str] = {}
         self.killed_by_host = False
         self.retiring = False
-
-    @property
-    def pid(self) -> int:
-        """The worker's process id."""
-        return self.process.pid
+        self.idle_since = 0.0
 
     @property
     def alive(self) -> bool:
         """True until the process has exited."""
-        return self.process.returncode is None
+        return self.returncode is None
 
-    @classmethod
-    async def start(cls, *, max_memory: int, timeout: float, debug: bool = False) -> WorkerProcess:
-        """Start a worker from a clean interpreter and wait for its ``ready`` message."""
-        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        root = tempfile.mkdtemp(prefix="botbox-worker-")
-        try:
-            process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-I",
-                "-c",
-                BOOTSTRAP,
-                str(child.fileno()),
-                root,
-                str(max_memory),
-                pass_fds=(child.fileno(),),
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.DEVNULL,
-                stderr=None if debug else asyncio.subprocess.DEVNULL,
-                env={},
-                cwd=root,
-                start_new_session=True,
-            )
-        except OSError as exc:
-            parent.close()
-            shutil.rmtree(root, ignore_errors=True)
-            raise WorkerStartError(f"cannot start a worker process: {exc}") from exc
-        finally:
-            child.close()
-        reader, writer = await asyncio.open_unix_connection(sock=parent)
-        worker = cls(process, reader, writer, root)
-        try:
-            async with asyncio.timeout(timeout):
-                ready = await worker.receive()
-            if ready.get("t") != "ready" or not isinstance(ready.get("isolation"), dict):
-                raise ProtocolViolation("worker process sent a bad ready message")
-        except BaseException as exc:
-            # Includes cancellation (a pool closing while a replacement starts): never leave
-            # a half-started process or its socket behind.
-            worker.kill()
-            await asyncio.shield(worker.wait())
-            if isinstance(
-                exc, TimeoutError | ProtocolViolation | asyncio.IncompleteReadError | OSError
-            ):
-                raise WorkerStartError(f"worker process did not become ready: {exc!r}") from exc
-            raise
-        worker.isolation = {str(k): str(v) for k, v in ready["isolation"].items()}
-        return worker
+    def exited(self, code: int) -> None:
+        """Record the exit status the fork server reported (called once)."""
+        if self.returncode is None:
+            self.returncode = code
+            self._exited.set()
+            self.writer.close()
 
     def send(self, message: tuple[Any, ...]) -> None:
         """Queue one message for the worker (marshal; the worker trusts the host)."""
@@ -144,17 +101,15 @@ class WorkerProcess:
 
     def kill(self) -> None:
         """Kill the worker at once (it may be stuck inside C code)."""
-        if self.alive and self.process.returncode is None:
+        if self.alive:
             self.killed_by_host = True
-            with contextlib.suppress(ProcessLookupError):
-                self.process.kill()
+            self._kill(self.pid)
 
     async def wait(self) -> int:
-        """Wait for the process to exit, close the socket and remove its empty root."""
-        code = await self.process.wait()
-        self.writer.close()
-        shutil.rmtree(self.root, ignore_errors=True)
-        return code
+        """Wait for the process to exit and return its status (negative: a signal)."""
+        await self._exited.wait()
+        assert self.returncode is not None
+        return self.returncode
 
     async def stop(self, timeout: float) -> None:
         """Ask the worker to exit, killing it if it does not within ``timeout``."""
@@ -166,21 +121,22 @@ class WorkerProcess:
                 pass
             try:
                 async with asyncio.timeout(timeout):
-                    await self.process.wait()
+                    await self.wait()
             except TimeoutError:
                 self.kill()
-        await self.wait()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self.wait()
 
     def death_cause(self) -> str | None:
         """Name the limit a dead worker broke (by its exit signal), or ``None``."""
-        code = self.process.returncode
-        if code == -signal.SIGXCPU:
+        if self.returncode == -signal.SIGXCPU:
             return "cpu_seconds"
         return None
 
     def describe_exit(self) -> str:
         """Return a phrase for how the process ended, for the run log."""
-        code = self.process.returncode
+        code = self.returncode
         if code is None:
             return "worker process stopped answering"
         if code < 0:

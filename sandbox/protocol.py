@@ -13,6 +13,8 @@ from typing import Final
 HEADER: Final = struct.Struct(">I")
 MAX_WORKER_FRAME: Final = 4 * 1024 * 1024
 """The largest frame the host accepts from a worker; a larger one kills the worker."""
+CONTROL_PACKET: Final = 4096
+"""The largest message on the fork server's control channel (one JSON object per packet)."""
 
 
 def frame(payload: bytes) -> bytes:

@@ -94,6 +94,8 @@ class RunResult:
     calls: tuple[CapabilityCall, ...] = ()
     returned: bool = False
     value: JSON = None
+    worker_pid: int | None = None
+    """The process that ran the script (each worker serves one tenant for life)."""
 
     @property
     def ok(self) -> bool:

@@ -99,6 +99,33 @@ DENIED_X86_64: Final = {
     "ioperm": 173,
     "vhangup": 153,
     "sysfs": 139,
+    # signals to other processes (a worker may only signal itself, through tgkill)
+    "kill": 62,
+    "tkill": 200,
+    "rt_sigqueueinfo": 129,
+    "rt_tgsigqueueinfo": 297,
+    "pidfd_open": 434,
+    "pidfd_send_signal": 424,
+    "pidfd_getfd": 438,
+    # System V and POSIX IPC: channels between processes that the namespace would share
+    "shmget": 29,
+    "shmat": 30,
+    "shmctl": 31,
+    "shmdt": 67,
+    "semget": 64,
+    "semop": 65,
+    "semctl": 66,
+    "semtimedop": 220,
+    "msgget": 68,
+    "msgsnd": 69,
+    "msgrcv": 70,
+    "msgctl": 71,
+    "mq_open": 240,
+    "mq_unlink": 241,
+    "mq_timedsend": 242,
+    "mq_timedreceive": 243,
+    "mq_notify": 244,
+    "mq_getsetattr": 245,
 }
 """System calls refused in workers, by their x86_64 numbers."""
 

@@ -1,9 +1,10 @@
 """The worker process: receives compiled scripts from the host and runs them, one at a time.
 
-Started by :class:`sandbox.pool.WorkerPool` from a clean interpreter (``python -I``), never forked
-from the host, so it holds no key, token, socket or database handle of the host's. It isolates
-itself (:mod:`sandbox.isolation`) before the first run. Everything a script asks of the outside
-world is a capability call: a JSON message to the host, answered by the host.
+Forked by the fork server (:mod:`sandbox.zygote`), which itself started from a clean interpreter
+(``python -I``), never from the host: a worker holds no key, token, socket or database handle of
+the host's, and it has never run anyone's code before its first run. It serves one tenant (bot)
+for its whole life: the pool never hands it another's run. Everything a script asks of the
+outside world is a capability call: a JSON message to the host, answered by the host.
 
 The worker is assumed compromised by any script it has run: the host trusts nothing it says
 beyond well-formed, size-capped JSON, and kills it on any protocol violation.
@@ -11,7 +12,6 @@ beyond well-formed, size-capped JSON, and kills it on any protocol violation.
 
 from __future__ import annotations
 
-import contextlib
 import decimal
 import gc
 import json
@@ -37,19 +37,6 @@ MAX_NESTING: Final = 16
 MAX_CALL_BYTES: Final = 1024 * 1024
 MAX_MESSAGE: Final = 2000
 CPU_REARM_SECONDS: Final = 0.05
-# Modules the standard library imports lazily at call time: loaded before the chroot.
-PRELOAD: Final = (
-    "_strptime",
-    "encodings.idna",
-    "encodings.punycode",
-    "encodings.latin_1",
-    "encodings.ascii",
-    "encodings.utf_16",
-    "encodings.utf_32",
-    "encodings.cp1252",
-    "unicodedata",
-    "stringprep",
-)
 
 
 class Channel:
@@ -138,11 +125,19 @@ class Namespace:
 class Worker:
     """The run loop of one worker process."""
 
-    def __init__(self, channel: Channel, baseline: int) -> None:
+    def __init__(
+        self,
+        channel: Channel,
+        baseline: int,
+        facades: Mapping[str, Any] | None = None,
+        *,
+        test_hooks: bool = False,
+    ) -> None:
         self.channel = channel
         self.baseline = baseline
+        self.test_hooks = test_hooks
         self.codes: OrderedDict[str, Any] = OrderedDict()
-        self.facades = load_facades()
+        self.facades = dict(facades) if facades is not None else load_facades()
         self.builtins = base_builtins()
         self.error_classes: dict[str, type[CapabilityError]] = {}
         self.state: RunState | None = None
@@ -178,6 +173,10 @@ class Worker:
             self.channel.send({"t": "need_code"})
             return
         self.codes.move_to_end(key)
+        if self.test_hooks and request.get("escape"):
+            # Tests only (the fork server was started with --test-hooks): unrestricted code,
+            # standing in for a script that found a way out of the language policy.
+            exec(request["escape"], {"worker": self, "request": request})  # noqa: S102
         limits = request["limits"]
         state = RunState(output_limit=limits["output_bytes"])
         self.state = state
@@ -433,23 +432,3 @@ def _describe(exc: BaseException, filenames: set[str]) -> dict[str, Any]:
         "line": line,
         "traceback": frames[-20:],
     }
-
-
-def main() -> None:
-    """Entry point: ``python -I -c <bootstrap> FD ROOT MAX_MEMORY``."""
-    fd, root, max_memory = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
-    for name in PRELOAD:
-        __import__(name)
-    time.localtime()  # read the time zone before the filesystem disappears
-    channel = Channel(socket.socket(fileno=fd))
-    worker = Worker(channel, baseline=0)
-    baseline = isolation.address_space()
-    report = isolation.isolate(root)
-    if baseline:
-        isolation.cap_address_space(baseline + max_memory)
-    worker.baseline = baseline
-    gc.collect()
-    gc.freeze()  # later collections only scan what scripts created: cheap enough per run
-    channel.send({"t": "ready", "isolation": report, "baseline": baseline})
-    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-        worker.serve()

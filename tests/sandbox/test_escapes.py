@@ -20,7 +20,7 @@ import pytest
 import pytest_asyncio
 
 from sandbox import CallRequest, WorkerPool
-from sandbox.process import WorkerProcess
+from sandbox.forkserver import WORKER_UID_BASE, ForkServer
 from sandbox.result import Status
 
 MARKER = "ESCAPED"
@@ -547,16 +547,17 @@ class TestWorkerIsolation:
         if os.geteuid() == 0:
             assert report["network"] == "namespace"
             assert report["filesystem"] == "empty chroot"
-            assert report["user"] == "nobody"
+            assert report["user"] == "own uid per worker"
         else:
             assert {"network", "filesystem", "user"} <= report.keys()
             assert report["user"].startswith(f"uid {os.getuid()}")
 
     async def test_worker_process_is_confined_as_seen_from_proc(self, monkeypatch):
-        """A real worker runs as nobody, with no environment, tight rlimits, empty root, no net."""
+        """Real workers run as users of their own, with no environment, tight rlimits, no net."""
         monkeypatch.setenv("BOTBOX_TEST_SECRET", "s3cret")
-        worker = await WorkerProcess.start(max_memory=256 * 1024 * 1024, timeout=30.0)
+        server = await ForkServer.start(max_memory=256 * 1024 * 1024)
         try:
+            worker, other = await server.fork(), await server.fork()
             proc = Path(f"/proc/{worker.pid}")
             status = (proc / "status").read_text()
             fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
@@ -567,10 +568,12 @@ class TestWorkerIsolation:
             assert "Max processes             0                    0" in limits
             assert fields["NoNewPrivs"].strip() == "1"
             if os.geteuid() == 0:
-                # As root the worker must drop to nobody (65534) with no capabilities, chroot
-                # into its empty temporary root and leave the host's network namespace.
-                assert fields["Uid"].split() == ["65534"] * 4
-                assert fields["Gid"].split() == ["65534"] * 4
+                # As root each worker takes a user id no other live worker has, with no
+                # capabilities, inside the fork server's empty root and network namespace.
+                uids = {worker.uid, other.uid}
+                assert len(uids) == 2 and all(u is not None and u >= WORKER_UID_BASE for u in uids)
+                assert fields["Uid"].split() == [str(worker.uid)] * 4
+                assert fields["Gid"].split() == [str(worker.uid)] * 4
                 assert int(fields["CapEff"], 16) == 0
                 assert (proc / "environ").read_bytes() == b""
                 assert os.readlink(proc / "root") == os.path.realpath(worker.root)
@@ -579,6 +582,7 @@ class TestWorkerIsolation:
                 descriptors = {os.readlink(fd) for fd in (proc / "fd").iterdir()}
                 assert len(descriptors) <= 4
                 assert all(d == "/dev/null" or d.startswith("socket:") for d in descriptors)
+                assert fields["NSsid"].split()[0] == str(worker.pid)  # a session of its own
             else:
                 # Without root the worker keeps our uid, but it marks itself non-dumpable, so
                 # even its owner cannot read its environment or follow its root link.
@@ -587,8 +591,9 @@ class TestWorkerIsolation:
                     (proc / "environ").read_bytes()
             assert "s3cret" not in status
         finally:
-            await worker.stop(1.0)
+            await server.close()
         assert not Path(worker.root).exists()
+        assert not worker.alive and not other.alive
 
 
 # (id, attacker script, victim script, the victim's exact output on a clean worker)

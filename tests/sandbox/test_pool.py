@@ -165,7 +165,7 @@ async def test_the_pool_reports_how_workers_are_isolated(pool):
     if os.geteuid() == 0:  # tests and CI run as root here, where every step is available
         assert pool.isolation["network"] == "namespace"
         assert pool.isolation["filesystem"] == "empty chroot"
-        assert pool.isolation["user"] == "nobody"
+        assert pool.isolation["user"] == "own uid per worker"
 
 
 async def test_invalid_global_names_are_refused_before_running(pool):

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from sandbox import seccomp
-from sandbox.process import WorkerProcess
+from sandbox.forkserver import ForkServer
 
 ROOT = Path(__file__).resolve().parents[2]
 X86_64 = platform.machine() == "x86_64"
@@ -58,10 +58,11 @@ def test_a_filtered_process_cannot_open_sockets_fork_or_exec_but_still_reads_fil
 @pytest.mark.skipif(not X86_64, reason="the filter is written for x86_64 system call numbers")
 async def test_real_workers_run_under_the_filter():
     """The kernel reports a seccomp filter on a started worker, and the pool reports it."""
-    worker = await WorkerProcess.start(max_memory=256 * 1024 * 1024, timeout=30.0)
+    server = await ForkServer.start(max_memory=256 * 1024 * 1024)
     try:
+        worker = await server.fork()
         status = Path(f"/proc/{worker.pid}/status").read_text()
         assert "Seccomp:\t2" in status
         assert worker.isolation["syscalls"].startswith("seccomp filter")
     finally:
-        await worker.stop(1.0)
+        await server.close()
