@@ -235,6 +235,7 @@ async def show_logs(
                         "error": record.error,
                         "cpu_seconds": record.cpu_seconds,
                         "wall_seconds": record.wall_seconds,
+                        "worker_pid": record.extra.get("worker_pid"),
                     },
                     ensure_ascii=False,
                 )

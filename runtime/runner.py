@@ -253,6 +253,7 @@ class Runner:
         started = self.services.clock()
         result = await self.services.pool.run(
             bot.script_of(context.command),
+            tenant=bot.id,
             globals=context.globals(),
             capabilities=capabilities,
             exceptions=("ApiError",),
@@ -270,6 +271,7 @@ class Runner:
                     cpu_seconds=result.cpu_seconds,
                     wall_seconds=result.wall_seconds,
                     calls=result.calls,
+                    worker_pid=result.worker_pid,
                 )
         await self.record(context, result, started)
         return result
@@ -293,6 +295,7 @@ class Runner:
                 extra={
                     "breach": result.breach.limit if result.breach else None,
                     "depth": context.depth,
+                    "worker_pid": result.worker_pid,
                 },
             )
         )

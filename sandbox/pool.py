@@ -296,14 +296,17 @@ class WorkerPool:
     async def _take(self, tenant: str) -> WorkerProcess:
         """Hand ``tenant`` its own idle worker, a fresh one, or a newly forked one."""
         own = self._idle.get(tenant)
-        if own:
-            return own.pop()
+        while own:
+            worker = own.pop()
+            if worker.alive:
+                return worker
         fresh = self._idle.get(None)
-        if fresh:
+        while fresh:
             worker = fresh.pop()
-            worker.tenant = tenant
-            self._top_up()
-            return worker
+            if worker.alive:
+                worker.tenant = tenant
+                self._top_up()
+                return worker
         if len(self._workers) + self._starting >= self.max_workers:
             self._retire_oldest_idle(tenant)
         self._switches += 1
