@@ -29,7 +29,14 @@ What is measured, in order:
    a real replacement, a script stuck in C code (``sum(range(10**12))``, which no signal handler
    interrupts) runs with the same limits: the kernel kills the worker (``RLIMIT_CPU``) or the
    host does (wall clock), and the time from that run's result until a trivial run succeeds
-   again is the replacement time (a new interpreter starting).
+   again is the replacement time (a worker forked by the fork server).
+6. One worker per tenant: trivial runs of one tenant on its own warm worker, against runs that
+   find their worker taken (four tenants, a pool of at most two workers: every run retires
+   another tenant's worker and forks a fresh one), and ``ForkServer.fork()`` alone.
+7. Noisy neighbour: a quiet tenant's trivial runs (one every 5 ms) alone, then while 8 clients
+   of another tenant keep running ``while True: pass`` into a 1 s CPU limit; the goal is the
+   quiet p99 beside the spinner under 3x its p99 alone. The baseline is the old behaviour, one
+   shared line without tenants (the quiet run waits behind the spinners).
 
 How to read it: the goals table at the end marks each goal PASS or MISS. Latencies are wall
 clock (``time.perf_counter_ns``) seen by the asyncio client, so they include the event loop,
@@ -41,6 +48,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import marshal
 import os
@@ -64,6 +72,7 @@ from sandbox import (  # noqa: E402
     JSON,
     CallRequest,
     Limits,
+    Overloaded,
     RunResult,
     Script,
     Status,
@@ -133,6 +142,10 @@ summary = {{"grand": round(grand, 2), "bands": totals, "names": len(counts), "tr
 
 GOAL_ROUND_TRIP_US = 200.0
 GOAL_LOOP_RATIO = 2.0
+GOAL_NOISY_RATIO = 3.0
+NOISY_CLIENTS = 8
+QUIET_PAUSE = 0.005
+SPIN_LIMITS = Limits(cpu_seconds=1.0, wall_seconds=2.0)
 LOOP_LIMITS = Limits(cpu_seconds=5.0, wall_seconds=20.0)
 KILL_LIMITS = Limits(cpu_seconds=0.2, wall_seconds=1.0)
 STEADY_MAX_RUNS = 10**9
@@ -152,6 +165,9 @@ class Config:
     capability_runs: int
     cold_starts: int
     kills: int
+    switches: int
+    noisy_seconds: float
+    min_quiet_clicks: int
 
 
 FULL = Config(
@@ -164,6 +180,9 @@ FULL = Config(
     capability_runs=300,
     cold_starts=5,
     kills=3,
+    switches=300,
+    noisy_seconds=8.0,
+    min_quiet_clicks=6,
 )
 QUICK = Config(
     warmup=100,
@@ -175,6 +194,9 @@ QUICK = Config(
     capability_runs=30,
     cold_starts=1,
     kills=1,
+    switches=40,
+    noisy_seconds=3.0,
+    min_quiet_clicks=2,
 )
 
 
@@ -484,6 +506,93 @@ async def section_start(config: Config) -> None:
     )
 
 
+async def section_switch(config: Config, figures: dict[str, float]) -> None:
+    """Section 6: what a worker costs when the pool must switch it to another tenant."""
+    heading("6. one worker per tenant: the cost of a switch")
+    async with WorkerPool(2, max_workers=2, max_runs=STEADY_MAX_RUNS) as pool:
+        trivial = compiled(TRIVIAL)
+        for _ in range(config.warmup):
+            expect_ok(await pool.run(trivial, tenant="a"), "warm-up")
+        own = Latency.of(await sequential(pool, trivial, config.switches, tenant="a"))
+        row("same tenant (its own warm worker)", own.line())
+        clock = time.perf_counter_ns
+        switched: list[int] = []
+        tenants = ["t0", "t1", "t2", "t3"]  # four tenants, two workers: every run switches
+        for i in range(config.switches):
+            started = clock()
+            expect_ok(await pool.run(trivial, tenant=tenants[i % 4]), "switch run")
+            switched.append(clock() - started)
+        switch = Latency.of(switched)
+        row("a tenant whose worker was taken (fork + run)", switch.line())
+        row("    switches (forks) counted by the pool", str(pool.stats["switches"]))
+        server = pool._server  # the fork alone, without a run
+        assert server is not None
+        forks: list[int] = []
+        for _ in range(min(config.switches, 50)):
+            started = clock()
+            worker = await server.fork()
+            forks.append(clock() - started)
+            await worker.stop(1.0)
+        row("ForkServer.fork() alone (until the worker is ready)", Latency.of(forks).line())
+    figures["switch_p50_ms"] = switch.p50 / 1000
+    figures["fork_p50_ms"] = Latency.of(forks).p50 / 1000
+
+
+async def quiet_clicks(
+    pool: WorkerPool, seconds: float, tenant: str | None, at_least: int
+) -> list[int]:
+    """A quiet tenant's trivial runs, one every few ms for ``seconds`` (and at least
+    ``at_least`` of them); their latencies."""
+    trivial = compiled(TRIVIAL)
+    durations: list[int] = []
+    clock = time.perf_counter_ns
+    until = time.monotonic() + seconds
+    while time.monotonic() < until or len(durations) < at_least:
+        started = clock()
+        expect_ok(await pool.run(trivial, tenant=tenant), "quiet run")
+        durations.append(clock() - started)
+        await asyncio.sleep(QUIET_PAUSE)
+    return durations
+
+
+async def with_spinner(
+    pool: WorkerPool, seconds: float, quiet: str | None, spinner: str | None, at_least: int
+) -> list[int]:
+    """Quiet clicks while ``NOISY_CLIENTS`` clients keep running a CPU spinner."""
+    spin = compiled(SPIN)
+    stop = asyncio.Event()
+
+    async def spinner_client() -> None:
+        while not stop.is_set():
+            with contextlib.suppress(Overloaded):
+                await pool.run(spin, tenant=spinner, limits=SPIN_LIMITS)
+
+    clients = [asyncio.ensure_future(spinner_client()) for _ in range(NOISY_CLIENTS)]
+    await asyncio.sleep(0.3)  # let the spinners take what they can first
+    try:
+        return await quiet_clicks(pool, seconds, quiet, at_least)
+    finally:
+        stop.set()
+        await asyncio.gather(*clients)
+
+
+async def section_noisy(config: Config, figures: dict[str, float]) -> None:
+    """Section 7: a quiet tenant beside one whose every run spins into its CPU limit."""
+    heading(f"7. noisy neighbour: {NOISY_CLIENTS} clients spinning into a 1 s CPU limit")
+    seconds = config.noisy_seconds
+    async with WorkerPool(2, max_runs=STEADY_MAX_RUNS) as pool:
+        alone = Latency.of(await quiet_clicks(pool, seconds, "quiet", 2))
+        row("quiet tenant alone", alone.line())
+        noisy = Latency.of(await with_spinner(pool, seconds, "quiet", "spinner", 2))
+        row("quiet tenant beside the spinner (tenants)", noisy.line())
+    async with WorkerPool(2, max_runs=STEADY_MAX_RUNS) as shared:
+        old = Latency.of(await with_spinner(shared, 0, None, None, config.min_quiet_clicks))
+        row(f"baseline: one shared line, {old.count} clicks (before)", old.line())
+    figures["quiet_p99_ms"] = alone.p99 / 1000
+    figures["noisy_p99_ms"] = noisy.p99 / 1000
+    figures["shared_p99_ms"] = old.p99 / 1000
+
+
 async def bench(config: Config) -> dict[str, float]:
     """Run every measurement, print each section, and return the figures the goals need."""
     trivial = compiled(TRIVIAL)
@@ -494,6 +603,8 @@ async def bench(config: Config) -> dict[str, float]:
         await section_loop(config, pool, figures)
         await section_capability(config, pool, trivial)
     await section_start(config)
+    await section_switch(config, figures)
+    await section_noisy(config, figures)
     return figures
 
 
@@ -518,6 +629,12 @@ def goals(figures: dict[str, float]) -> None:
             f"{figures['loop_ratio']:.2f} x",
             f"< {GOAL_LOOP_RATIO:g}",
             figures["loop_ratio"] < GOAL_LOOP_RATIO,
+        ),
+        (
+            "quiet p99 beside a spinner / alone",
+            f"{figures['noisy_p99_ms'] / figures['quiet_p99_ms']:.2f} x",
+            f"< {GOAL_NOISY_RATIO:g}",
+            figures["noisy_p99_ms"] < GOAL_NOISY_RATIO * figures["quiet_p99_ms"],
         ),
     ]
     print(f"  {'metric':<40} {'measured':>12}  {'goal':<10} verdict")

@@ -55,6 +55,11 @@ KNOWN_SCRIPTS: Final = 256
 EXIT_GRACE: Final = 1.0
 MAX_DEFERRED: Final = 1000
 HEAVY_LIMITS: Final = frozenset({"cpu_seconds", "wall_seconds", "memory_bytes"})
+DEMOTE_AFTER: Final = 0.05
+"""Seconds after which a run still going is demoted to :data:`DEMOTED` CPU priority."""
+NORMAL: Final = 0
+DEMOTED: Final = 10
+"""``nice`` values of workers: normal, and for heavy runs and hot tenants."""
 
 
 class WorkerPool:
@@ -229,6 +234,10 @@ class WorkerPool:
         worker = await self._acquire(owner)
         self._running += 1
         result: RunResult | None = None
+        worker.set_priority(DEMOTED if self.share.is_hot(owner) else NORMAL)
+        # A run still going after DEMOTE_AFTER is a heavy one: it yields the CPU to short runs
+        # (of any tenant) until it ends, as a multi-level feedback queue would.
+        demote = asyncio.get_running_loop().call_later(DEMOTE_AFTER, worker.set_priority, DEMOTED)
         try:
             result = await self._execute(worker, script, request, capabilities or {}, limits)
             return replace(result, worker_pid=worker.pid)
@@ -239,6 +248,7 @@ class WorkerPool:
             worker.kill()
             raise
         finally:
+            demote.cancel()
             self._running -= 1
             self.share.record(owner, breached=result is not None and _breached(result))
             self._release(owner, worker)

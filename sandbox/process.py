@@ -58,6 +58,7 @@ class WorkerProcess:
         self.killed_by_host = False
         self.retiring = False
         self.idle_since = 0.0
+        self.priority = 0
 
     @property
     def alive(self) -> bool:
@@ -98,6 +99,16 @@ class WorkerProcess:
             return 0.0
         ticks = os.sysconf("SC_CLK_TCK")
         return (int(fields[11]) + int(fields[12])) / ticks
+
+    def set_priority(self, nice: int) -> None:
+        """Set the worker's CPU priority (``nice``); a no-op if it has it or may not change."""
+        if nice == self.priority or not self.alive:
+            return
+        try:
+            os.setpriority(os.PRIO_PROCESS, self.pid, nice)
+        except OSError:  # not root: a worker's nice can go up but never back down
+            return
+        self.priority = nice
 
     def kill(self) -> None:
         """Kill the worker at once (it may be stuck inside C code)."""
