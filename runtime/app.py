@@ -54,7 +54,8 @@ class Parts:
 def create_app(settings: Settings, *, parts: Parts | None = None) -> App:
     """Build the server: routes now, store/pool/bots when the server starts."""
     # One fixed name: with several server processes, each rebuilds the app by this name.
-    app: App = Sanic(APP_NAME, configure_logging=False)
+    # strict_slashes: ``/webhook/demo/`` is not ``/webhook/demo`` (a 404, never a click).
+    app: App = Sanic(APP_NAME, configure_logging=False, strict_slashes=True)
     app.config.REQUEST_MAX_SIZE = MAX_BODY_BYTES
     app.ctx.settings = settings
     app.ctx.parts = parts or Parts()
