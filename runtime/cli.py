@@ -19,7 +19,7 @@ from runtime import dispatch
 from runtime.botdir import check_bot, load_bot
 from runtime.errors import BotboxError, ConfigError, LinkError, Problem
 from runtime.keys import KeyFile, load_master_key
-from runtime.links import WebhookSettings, make_link, signature, url_of
+from runtime.links import MAX_DEPTH, WebhookSettings, make_link, nesting_depth, signature, url_of
 from runtime.registry import bot_folders, derive_secret
 from runtime.settings import Settings
 from runtime.store import RunRecord, SqliteStore
@@ -134,12 +134,20 @@ def mint_url(
     return url_of(settings.base_url, bot_id, link, signature(ring, bot_id, link))
 
 
+def read_options(text: str) -> object:
+    """Parse ``--options`` JSON; raise ConfigError if it is not JSON or nests too deep."""
+    # Measured first: json.loads would recurse once per level and die of RecursionError.
+    if nesting_depth(text) > MAX_DEPTH:
+        raise ConfigError(f"--options nest deeper than {MAX_DEPTH} levels")
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise ConfigError(f"--options is not JSON: {exc}") from None
+
+
 def run_url(settings: Settings, args: argparse.Namespace) -> int:
     """Print one signed link."""
-    try:
-        options = None if args.options is None else json.loads(args.options)
-    except ValueError as exc:
-        raise ConfigError(f"--options is not JSON: {exc}") from None
+    options = None if args.options is None else read_options(args.options)
     params: dict[str, str] = {}
     for pair in args.params:
         name, equals, value = pair.partition("=")
@@ -173,6 +181,7 @@ def run_keys(settings: Settings, args: argparse.Namespace) -> int:
         ring = ring.retired(args.key_id)
         print(f"key {args.key_id} retired: links it signed are refused from now on")
     elif args.action == "revoke":
+        find_folder(settings, args.bot)  # an unknown bot is an error, not a silent success
         ring = ring.revoked(args.bot)
         print(f"every existing link of bot {args.bot} is revoked (epoch {ring.epoch(args.bot)})")
     if args.action != "list":

@@ -354,10 +354,19 @@ def parse_options(text: str) -> Any:
     """Parse options JSON with size and depth limits; raise LinkError (400) otherwise."""
     if len(text.encode()) > MAX_OPTIONS:
         raise LinkError("the link's options are too large")
-    depth = 0
-    deepest = 0
+    if nesting_depth(text) > MAX_DEPTH:
+        raise LinkError(f"the link's options nest deeper than {MAX_DEPTH}")
+    try:
+        return json.loads(text, parse_constant=_refuse_constant)
+    except ValueError:
+        raise LinkError("the link's options are not JSON") from None
+
+
+def nesting_depth(text: str) -> int:
+    """How deep JSON text nests ``[`` and ``{``, measured without recursing (before json.loads)."""
+    depth = deepest = 0
     in_string = escaped = False
-    for char in text:  # measure nesting before json.loads can recurse
+    for char in text:
         if in_string:
             if escaped:
                 escaped = False
@@ -373,12 +382,7 @@ def parse_options(text: str) -> Any:
             deepest = max(deepest, depth)
         elif char in "]}":
             depth -= 1
-    if deepest > MAX_DEPTH:
-        raise LinkError(f"the link's options nest deeper than {MAX_DEPTH}")
-    try:
-        return json.loads(text, parse_constant=_refuse_constant)
-    except ValueError:
-        raise LinkError("the link's options are not JSON") from None
+    return deepest
 
 
 def _refuse_constant(name: str) -> None:
