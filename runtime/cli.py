@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import os
 import socket
 import sys
@@ -15,7 +14,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from runtime import dispatch
+from runtime import dispatch, serverlog
 from runtime.botdir import check_bot, load_bot
 from runtime.errors import BotboxError, ConfigError, LinkError, Problem
 from runtime.keys import KeyFile, load_master_key
@@ -349,9 +348,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = Settings.from_os_env()
-        logging.basicConfig(
-            level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-        )
+        serverlog.configure(settings.log_level)
         if args.command == "check":
             return run_check(args.folder)
         if args.command == "logs":
