@@ -9,6 +9,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -112,7 +113,7 @@ async def start_services(app: App) -> None:
         master_key=master_key,
         cache=pool.cache,
     )
-    keys = KeyFile(settings.keys_file)
+    keys = KeyFile(settings.keys_file, generations=await bot_generations(store, registry))
     keys.load()
     runlog = RunLog(store, failures=app.ctx.failures)
     services = Services(pool, store, telegram, keys, settings.base_url, runlog)
@@ -133,6 +134,18 @@ async def start_services(app: App) -> None:
     ctx.registry, ctx.services, ctx.runner = registry, services, runner
     ctx.processor, ctx.poller = processor, poller
     logger.info("botbox serving %d bot(s): %s", len(registry), ", ".join(registry.ids))
+
+
+async def bot_generations(store: Store, registry: Registry) -> dict[str, str]:
+    """Retire the bots that lost their folder; return every hosted bot's link generation.
+
+    Runs once per server process at start, so a click never reads the store for it. Every
+    process hosts the same bots, so the processes of one server agree.
+    """
+    now = time.time()
+    for bot_id in await store.retire_bots(registry.ids, now=now):
+        logger.warning("bot %s has no folder any more: retired, its links no longer work", bot_id)
+    return await store.bot_generations(registry.ids, now=now)
 
 
 async def stop_services(app: App) -> None:

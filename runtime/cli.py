@@ -129,8 +129,19 @@ def mint_url(
         )
     except LinkError as exc:
         raise ConfigError(exc.message) from None
-    ring = KeyFile(settings.keys_file).current()
+    generations = {bot_id: asyncio.run(generation_of(settings, bot_id))}
+    ring = KeyFile(settings.keys_file, generations=generations).current()
     return url_of(settings.base_url, bot_id, link, signature(ring, bot_id, link))
+
+
+async def generation_of(settings: Settings, bot_id: str) -> str:
+    """The bot's link generation, from the store (recorded now if the bot is new to it)."""
+    store = SqliteStore(settings.database, synchronous=settings.sqlite_synchronous)
+    await store.open()
+    try:
+        return (await store.bot_generations([bot_id], now=time.time()))[bot_id]
+    finally:
+        await store.close()
 
 
 def read_options(text: str) -> object:

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Concatenate, Final, Literal, ParamSpec, TypeVar, cast
 
 from runtime.errors import QuotaExceeded, StoreError
-from runtime.store import counters, runs
+from runtime.store import bots, counters, runs
 from runtime.store.base import (
     MISSING,
     ItemKind,
@@ -332,6 +332,14 @@ class SqliteStore:
     async def hit_rates(self, hits: Sequence[RateHit], *, now: float) -> RateHit | None:
         """Count one use of each key; return the first over its limit (None when all fit)."""
         return await self._rate_hits.submit((tuple(hits), now))
+
+    async def bot_generations(self, bot_ids: Sequence[str], *, now: float) -> dict[str, str]:
+        """Return each bot's link generation; a bot never seen, or retired, gets a new one."""
+        return await self._call(bots.generations, list(bot_ids), now)
+
+    async def retire_bots(self, keep: Sequence[str], *, now: float) -> list[str]:
+        """Retire every live bot not in ``keep``; return the ids retired now, sorted."""
+        return await self._call(bots.retire, list(keep), now)
 
     async def list_runs(
         self, bot_id: str, *, failed_only: bool = False, limit: int = 50

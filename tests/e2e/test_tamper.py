@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -574,3 +575,45 @@ def test_a_revoked_bot_refuses_its_old_links_only(pair):
     assert_refused(pair, demo, 403)
     assert pair.client.get(other).status_code == 200
     assert_ran(pair, mint(pair.data_dir, "stats", user_id=fresh_user()), "stats")
+
+
+# -- a new bot with an old bot's id --
+def test_a_new_bot_with_a_removed_bots_id_never_accepts_the_old_links(tmp_path):
+    """Folder removed, server restarted, same id added again: every old link is a 403."""
+    bots = tmp_path / "bots"
+    folder = bots / "other"
+    folder.mkdir(parents=True)
+    for name, text in OTHER_BOT.items():
+        (folder / name).write_text(text)
+    with TelegramStandIn(tokens={DEMO_TOKEN}) as telegram:
+        server = BotboxServer(
+            tmp_path / "data", telegram_api=telegram.base_url, bots_dir=bots, demo=False
+        )
+        try:
+            server.start()
+            plain = mint(server.data_dir, "stats", bot_id="other", user_id=fresh_user())
+            once = mint(server.data_dir, "stats", bot_id="other", user_id=fresh_user(), once=True)
+            assert server.client.get(plain).status_code == 200
+            server.stop()
+            server.start()  # same folder, restarted: the same bot, its links still work
+            assert server.client.get(plain).status_code == 200
+            server.stop()
+            shutil.rmtree(folder)
+            server.start()  # no folder: the bot is retired
+            assert server.client.get(plain).status_code == 404
+            server.stop()
+            folder.mkdir()
+            for name, text in OTHER_BOT.items():
+                (folder / name).write_text(text)
+            server.start()  # a new bot that happens to reuse the id
+            for old in (plain, once):
+                response = server.client.get(old)
+                assert response.status_code == 403, response.text
+            fresh = mint(server.data_dir, "stats", bot_id="other", user_id=fresh_user())
+            assert server.client.get(fresh).status_code == 200
+            printed = cli(server.env, "url", "other", "stats", "--user", str(fresh_user()))
+            assert printed.returncode == 0, printed.stderr
+            assert server.client.get(printed.stdout.strip()).status_code == 200
+        finally:
+            server.close()
+        assert "bot other has no folder any more: retired" in server.log.read_text()
