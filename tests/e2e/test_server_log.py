@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.e2e.conftest import DEMO_TOKEN
@@ -134,3 +135,36 @@ def test_failed_clicks_are_short_rate_limited_warnings_and_tracebacks_stay_in_th
     assert " ERROR " not in log
     assert "Traceback" not in log
     assert not [mac for mac in macs if mac in log]
+
+
+def test_with_two_server_processes_every_process_logs_the_same_way(tmp_path):
+    """Spawned server processes also answer a bad target 400 unlogged and log failures briefly."""
+    with TelegramStandIn(tokens={DEMO_TOKEN}) as telegram:
+        server = BotboxServer(
+            tmp_path / "data",
+            telegram_api=telegram.base_url,
+            env={
+                "DEMO_BOT_TOKEN": DEMO_TOKEN,
+                "BOTBOX_LOG_LEVEL": "INFO",
+                "BOTBOX_SERVER_WORKERS": "2",
+                "BOTBOX_SANDBOX_WORKERS": "1",
+            },
+        ).start()
+        try:
+            url = mint(server.data_dir, "stats", user_id=11)
+            mac = value_of(url, "sig").partition(".")[2]
+            bad = url.replace("&sig=", "\x01&sig=").encode("latin-1")
+            # New connections may land on either process; whichever answers must log nothing.
+            for _ in range(8):
+                assert raw_request(server, bad).startswith(b"HTTP/1.1 400 ")
+            for user in range(9100, 9108):
+                crash = mint(server.data_dir, "/crash", user_id=user)
+                assert httpx.get(server.url + crash, timeout=30).status_code == 500
+            log = log_after_stop(server)
+        finally:
+            server.close()
+    assert mac not in log
+    assert "Traceback" not in log
+    lines = [line for line in log.splitlines() if "command /crash failed" in line]
+    assert lines
+    assert all(" WARNING runtime.serverlog: bot demo: " in line for line in lines)
