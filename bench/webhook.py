@@ -63,8 +63,8 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 
-from runtime.keys import KeyFile  # noqa: E402
 from runtime.links import make_link, signature, url_of  # noqa: E402
+from tests.support.links import ring_of  # noqa: E402
 from tests.support.server import BotboxServer, free_port  # noqa: E402
 
 BOT_ID: Final = "bench"
@@ -478,7 +478,7 @@ def botbox_server(folder: Path) -> Iterator[BotboxServer]:
 
 def mint_paths(data_dir: Path) -> list[str]:
     """One signed link path (``/webhook/...?...``) per simulated user, from the server's keys."""
-    ring = KeyFile(data_dir / "keys.json").current()
+    ring = ring_of(data_dir)
     now = time.time()
     paths: list[str] = []
     for user in range(FIRST_USER, FIRST_USER + USERS):

@@ -9,14 +9,16 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from sanic import HTTPResponse, Request, Sanic
-from sanic.exceptions import SanicException
+from sanic.exceptions import BadURL, SanicException
 from sanic.response import json as json_response
 
-from runtime.errors import NotFound
+from runtime import serverlog
+from runtime.errors import BotboxError, NotFound
 from runtime.keys import KeyFile, load_master_key
 from runtime.polling import Poller
 from runtime.processor import Processor
@@ -30,7 +32,7 @@ from runtime.store import SqliteStore, Store
 from runtime.telegram.client import TelegramClient
 from runtime.update import parse_update
 from runtime.webhook import handle_click
-from sandbox import WorkerPool
+from sandbox import Overloaded, WorkerPool
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +40,26 @@ App = Sanic[Any, Any]
 MAX_BODY_BYTES: Final = 1024 * 1024
 APP_NAME: Final = "botbox"
 SECRET_HEADER: Final = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name
+
+
+class SafeRequest(Request):
+    """Sanic's Request, but a malformed request target never reaches an error or a log line.
+
+    Sanic puts the whole target of a request it cannot parse (a signed link with a control
+    byte in it, say) into the BadURL message, and then fails again building the stand-in
+    request it answers the error with, so the target is logged with a traceback and the
+    client gets no answer. Here the message names no URL, and the stand-in request (method
+    ``NONE``) falls back to ``/``, so the client gets a plain 400.
+    """
+
+    def __init__(self, url_bytes: bytes, *args: Any, **kwargs: Any) -> None:
+        method = kwargs.get("method", args[2] if len(args) > 2 else None)
+        try:
+            super().__init__(url_bytes, *args, **kwargs)
+        except BadURL:
+            if method != "NONE":
+                raise BadURL("malformed request target") from None
+            super().__init__(b"/", *args, **kwargs)
 
 
 @dataclass(slots=True)
@@ -54,7 +76,12 @@ class Parts:
 def create_app(settings: Settings, *, parts: Parts | None = None) -> App:
     """Build the server: routes now, store/pool/bots when the server starts."""
     # One fixed name: with several server processes, each rebuilds the app by this name.
-    app: App = Sanic(APP_NAME, configure_logging=False)
+    # strict_slashes: ``/webhook/demo/`` is not ``/webhook/demo`` (a 404, never a click).
+    app: App = Sanic(
+        APP_NAME, configure_logging=False, strict_slashes=True, request_class=SafeRequest
+    )
+    serverlog.configure(settings.log_level)  # again in every server process: no secret in a line
+    app.ctx.failures = serverlog.FailureLog()
     app.config.REQUEST_MAX_SIZE = MAX_BODY_BYTES
     app.ctx.settings = settings
     app.ctx.parts = parts or Parts()
@@ -86,9 +113,10 @@ async def start_services(app: App) -> None:
         master_key=master_key,
         cache=pool.cache,
     )
-    keys = KeyFile(settings.keys_file)
+    keys = KeyFile(settings.keys_file, generations=await bot_generations(store, registry))
     keys.load()
-    services = Services(pool, store, telegram, keys, settings.base_url, RunLog(store))
+    runlog = RunLog(store, failures=app.ctx.failures)
+    services = Services(pool, store, telegram, keys, settings.base_url, runlog)
     runner = Runner(services)
     processor = Processor(
         registry,
@@ -106,6 +134,18 @@ async def start_services(app: App) -> None:
     ctx.registry, ctx.services, ctx.runner = registry, services, runner
     ctx.processor, ctx.poller = processor, poller
     logger.info("botbox serving %d bot(s): %s", len(registry), ", ".join(registry.ids))
+
+
+async def bot_generations(store: Store, registry: Registry) -> dict[str, str]:
+    """Retire the bots that lost their folder; return every hosted bot's link generation.
+
+    Runs once per server process at start, so a click never reads the store for it. Every
+    process hosts the same bots, so the processes of one server agree.
+    """
+    now = time.time()
+    for bot_id in await store.retire_bots(registry.ids, now=now):
+        logger.warning("bot %s has no folder any more: retired, its links no longer work", bot_id)
+    return await store.bot_generations(registry.ids, now=now)
 
 
 async def stop_services(app: App) -> None:
@@ -126,13 +166,17 @@ async def stop_services(app: App) -> None:
 
 
 async def on_error(request: Request, exc: Exception) -> HTTPResponse:
-    """Every error, as a status code and a plain message (never a traceback)."""
+    """Every error, as a status code and a plain message (never a traceback).
+
+    Refusals and failed runs are not logged here (a failed run is a short line from the run
+    log); only a bug in the server is, with its traceback, rate-limited and redacted.
+    """
     if isinstance(exc, SanicException):
         error = HttpError(exc.status_code, str(exc) or "request refused")
     else:
         error = to_http(exc)
-        if error.status >= 500:
-            logger.error("request to %s failed", request.path, exc_info=exc)
+        if not isinstance(exc, BotboxError | Overloaded):
+            request.app.ctx.failures.unexpected(f"request to {request.path}", exc)
     return error_response(request, error)
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import os
 import socket
 import sys
@@ -15,11 +14,11 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from runtime import dispatch
+from runtime import dispatch, serverlog
 from runtime.botdir import check_bot, load_bot
 from runtime.errors import BotboxError, ConfigError, LinkError, Problem
 from runtime.keys import KeyFile, load_master_key
-from runtime.links import WebhookSettings, make_link, signature, url_of
+from runtime.links import MAX_DEPTH, WebhookSettings, make_link, nesting_depth, signature, url_of
 from runtime.registry import bot_folders, derive_secret
 from runtime.settings import Settings
 from runtime.store import RunRecord, SqliteStore
@@ -130,16 +129,35 @@ def mint_url(
         )
     except LinkError as exc:
         raise ConfigError(exc.message) from None
-    ring = KeyFile(settings.keys_file).current()
+    generations = {bot_id: asyncio.run(generation_of(settings, bot_id))}
+    ring = KeyFile(settings.keys_file, generations=generations).current()
     return url_of(settings.base_url, bot_id, link, signature(ring, bot_id, link))
+
+
+async def generation_of(settings: Settings, bot_id: str) -> str:
+    """The bot's link generation, from the store (recorded now if the bot is new to it)."""
+    store = SqliteStore(settings.database, synchronous=settings.sqlite_synchronous)
+    await store.open()
+    try:
+        return (await store.bot_generations([bot_id], now=time.time()))[bot_id]
+    finally:
+        await store.close()
+
+
+def read_options(text: str) -> object:
+    """Parse ``--options`` JSON; raise ConfigError if it is not JSON or nests too deep."""
+    # Measured first: json.loads would recurse once per level and die of RecursionError.
+    if nesting_depth(text) > MAX_DEPTH:
+        raise ConfigError(f"--options nest deeper than {MAX_DEPTH} levels")
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise ConfigError(f"--options is not JSON: {exc}") from None
 
 
 def run_url(settings: Settings, args: argparse.Namespace) -> int:
     """Print one signed link."""
-    try:
-        options = None if args.options is None else json.loads(args.options)
-    except ValueError as exc:
-        raise ConfigError(f"--options is not JSON: {exc}") from None
+    options = None if args.options is None else read_options(args.options)
     params: dict[str, str] = {}
     for pair in args.params:
         name, equals, value = pair.partition("=")
@@ -173,6 +191,7 @@ def run_keys(settings: Settings, args: argparse.Namespace) -> int:
         ring = ring.retired(args.key_id)
         print(f"key {args.key_id} retired: links it signed are refused from now on")
     elif args.action == "revoke":
+        find_folder(settings, args.bot)  # an unknown bot is an error, not a silent success
         ring = ring.revoked(args.bot)
         print(f"every existing link of bot {args.bot} is revoked (epoch {ring.epoch(args.bot)})")
     if args.action != "list":
@@ -341,9 +360,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = Settings.from_os_env()
-        logging.basicConfig(
-            level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-        )
+        serverlog.configure(settings.log_level)
         if args.command == "check":
             return run_check(args.folder)
         if args.command == "logs":

@@ -6,8 +6,12 @@ Telegram's webhook secret. The key ring (``keys.json``, mode 0600) holds link-si
 rotation) or ``retired`` (refused). It also holds each bot's link *epoch*: revoking a bot's links
 bumps it, and every link signed under an older epoch stops verifying.
 
-Per-bot link keys are derived, never stored: ``HMAC(key, "link" 0 bot_id 0 epoch)``. Keys never
-leave the server process: scripts receive finished URLs.
+Per-bot link keys are derived, never stored: ``HMAC(key, "link" 0 bot_id 0 epoch 0 generation)``.
+The *generation* is the bot's identity, recorded in the store when a bot is first seen (see
+:mod:`runtime.store.bots`): a new bot that reuses a removed bot's id gets a new one, so it never
+accepts the old bot's links. It is given to :class:`KeyFile` once, at start (never read per
+click); bots from before generations existed have ``""``, derived without it. Keys never leave
+the server process: scripts receive finished URLs.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import os
 import re
 import secrets
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Final, Literal
@@ -74,10 +79,14 @@ class SigningKey:
 
 @dataclass(frozen=True, slots=True)
 class KeyRing:
-    """The link-signing keys and every bot's link epoch (a pure value; see the load/save)."""
+    """The link-signing keys, every bot's link epoch and generation (a pure value).
+
+    ``keys`` and ``epochs`` are what ``keys.json`` holds; ``generations`` come from the store.
+    """
 
     keys: tuple[SigningKey, ...]
     epochs: dict[str, int] = field(default_factory=dict)
+    generations: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def active(self) -> SigningKey:
@@ -96,9 +105,12 @@ class KeyRing:
         return self.epochs.get(bot_id, 0)
 
     def bot_key(self, key: SigningKey, bot_id: str) -> bytes:
-        """The per-bot link key derived from ``key`` under the bot's current epoch."""
-        message = f"link\x00{bot_id}\x00{self.epoch(bot_id)}".encode()
-        return hmac.new(key.secret, message, hashlib.sha256).digest()
+        """The per-bot link key derived from ``key`` under the bot's epoch and generation."""
+        message = f"link\x00{bot_id}\x00{self.epoch(bot_id)}"
+        generation = self.generations.get(bot_id, "")
+        if generation:  # "" is a bot from before generations: its links stay as they were
+            message += f"\x00{generation}"
+        return hmac.new(key.secret, message.encode(), hashlib.sha256).digest()
 
     def rotated(self, now: float) -> KeyRing:
         """A new active key; the old active key keeps verifying."""
@@ -186,15 +198,22 @@ class KeyRing:
 class KeyFile:
     """The key ring on disk, re-read when the file changes (so CLI rotations reach servers)."""
 
-    def __init__(self, path: Path, *, check_every: float = 1.0) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        check_every: float = 1.0,
+        generations: Mapping[str, str] | None = None,
+    ) -> None:
         self.path = path
         self.check_every = check_every
+        self.generations: Mapping[str, str] = dict(generations or {})
         self._ring: KeyRing | None = None
         self._stamp: tuple[int, int] | None = None
         self._checked = 0.0
 
     def load(self) -> KeyRing:
-        """Read the ring, creating the file with one key if it does not exist."""
+        """Read the ring (with the bots' generations), creating the file if it does not exist."""
         if not self.path.exists():
             _write_private(self.path, KeyRing.new(time.time()).to_json())
         try:
@@ -202,6 +221,7 @@ class KeyFile:
             ring = KeyRing.from_json(self.path.read_text(encoding="utf-8"), where=str(self.path))
         except OSError as exc:
             raise ConfigError(f"cannot read the key ring {self.path}: {exc}") from exc
+        ring = replace(ring, generations=self.generations)
         self._ring, self._stamp = ring, (stat.st_mtime_ns, stat.st_size)
         self._checked = time.monotonic()
         return ring

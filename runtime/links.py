@@ -40,6 +40,8 @@ MAX_QUERY: Final = 8192
 MAX_MINTED_QUERY: Final = 6000
 """Minted links stay well under what servers and proxies accept in a request line."""
 MAX_PARAMS: Final = 32
+MAX_QUERY_PARAMS: Final = 64
+"""A link's query holds at most this many parameters (the most a minted one has is 39)."""
 MAX_VALUE: Final = 1024
 MAX_OPTIONS: Final = 4096
 MAX_DEPTH: Final = 10
@@ -270,6 +272,8 @@ def parse_query(raw: str) -> dict[str, str]:
         raise LinkError("the link is too long", status=413)
     if not raw:
         raise LinkError("the link has no parameters")
+    if raw.count("&") >= MAX_QUERY_PARAMS:
+        raise LinkError(f"the link has more than {MAX_QUERY_PARAMS} parameters")
     values: dict[str, str] = {}
     for part in raw.split("&"):
         name_raw, equals, value_raw = part.partition("=")
@@ -285,16 +289,20 @@ def parse_query(raw: str) -> dict[str, str]:
 
 
 def read_link(raw_query: str) -> tuple[Link, str, str]:
-    """Parse a link's query strictly; return the Link, the key id and the MAC text."""
+    """Parse a link's query strictly; return the Link, the key id and the MAC text.
+
+    A query that cannot be read one way only is 400; a readable one that lacks its command,
+    user or signature, or whose signature could never be ours, is 403, like any other forgery.
+    """
     values = parse_query(raw_query)
     sig = values.pop("sig", None)
     command = values.pop("command", None)
     user = values.pop("user", None)
     if sig is None or command is None or user is None:
-        raise LinkError("the link lacks its command, user or signature")
+        raise LinkError("the link lacks its command, user or signature", status=403)
     found = SIGNATURE.fullmatch(sig)
     if found is None:
-        raise LinkError("the link's signature is malformed")
+        raise LinkError("the link's signature does not match", status=403)
     if user and not NUMBER.fullmatch(user):
         raise LinkError("the link's user is not a canonical number")
     exp = values.pop("exp", None)
@@ -318,8 +326,8 @@ def read_link(raw_query: str) -> tuple[Link, str, str]:
 def verify_link(ring: KeyRing, bot_id: str, raw_query: str, *, now: float) -> Link:
     """Return the Link if its signature is right and it has not expired; else raise LinkError.
 
-    400 for a malformed link, 413 for an oversized one, 403 for a bad signature (or a
-    retired key, or a revoked bot epoch), 410 for an expired link.
+    400 for a malformed link, 413 for an oversized one, 403 for a missing or bad signature
+    (or a retired key, or a revoked bot epoch), 410 for an expired link.
     """
     link, key_id, given = read_link(raw_query)
     expected = mac(ring, key_id, bot_id, link.fields())
@@ -346,10 +354,19 @@ def parse_options(text: str) -> Any:
     """Parse options JSON with size and depth limits; raise LinkError (400) otherwise."""
     if len(text.encode()) > MAX_OPTIONS:
         raise LinkError("the link's options are too large")
-    depth = 0
-    deepest = 0
+    if nesting_depth(text) > MAX_DEPTH:
+        raise LinkError(f"the link's options nest deeper than {MAX_DEPTH}")
+    try:
+        return json.loads(text, parse_constant=_refuse_constant)
+    except ValueError:
+        raise LinkError("the link's options are not JSON") from None
+
+
+def nesting_depth(text: str) -> int:
+    """How deep JSON text nests ``[`` and ``{``, measured without recursing (before json.loads)."""
+    depth = deepest = 0
     in_string = escaped = False
-    for char in text:  # measure nesting before json.loads can recurse
+    for char in text:
         if in_string:
             if escaped:
                 escaped = False
@@ -365,12 +382,7 @@ def parse_options(text: str) -> Any:
             deepest = max(deepest, depth)
         elif char in "]}":
             depth -= 1
-    if deepest > MAX_DEPTH:
-        raise LinkError(f"the link's options nest deeper than {MAX_DEPTH}")
-    try:
-        return json.loads(text, parse_constant=_refuse_constant)
-    except ValueError:
-        raise LinkError("the link's options are not JSON") from None
+    return deepest
 
 
 def _refuse_constant(name: str) -> None:

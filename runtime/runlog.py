@@ -4,6 +4,7 @@ A run's record is queued at once and written with the others of the next ``inter
 transaction. What is lost on a crash is at most that interval of log lines, never a run's
 effects (those are committed before the record is queued). If the store falls far behind, the
 oldest queued records are dropped, with a warning, rather than memory growing without bound.
+A failed run is also one short, rate-limited line in the server log (:mod:`runtime.serverlog`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import logging
 from typing import Final
 
 from runtime.errors import StoreError
+from runtime.serverlog import FailureLog
 from runtime.store import RunRecord, Store
 
 logger = logging.getLogger(__name__)
@@ -26,9 +28,15 @@ class RunLog:
     """Queues run records and writes them in batches."""
 
     def __init__(
-        self, store: Store, *, interval: float = INTERVAL, max_pending: int = MAX_PENDING
+        self,
+        store: Store,
+        *,
+        interval: float = INTERVAL,
+        max_pending: int = MAX_PENDING,
+        failures: FailureLog | None = None,
     ) -> None:
         self.store = store
+        self.failures = failures or FailureLog()
         self.interval = interval
         self.max_pending = max_pending
         self.dropped = 0
@@ -37,6 +45,10 @@ class RunLog:
 
     def add(self, record: RunRecord) -> None:
         """Queue one record; it is written within ``interval`` seconds."""
+        if record.status != "ok":
+            error = record.error
+            kind = error.get("type") if isinstance(error, dict) else None
+            self.failures.run_failed(record.bot_id, record.command, record.status, kind)
         self._pending.append(record)
         if len(self._pending) > self.max_pending:
             excess = len(self._pending) - self.max_pending

@@ -175,3 +175,10 @@ class Store(Protocol):
         self, bot_id: str, *, failed_only: bool = False, limit: int = 50
     ) -> list[RunRecord]:
         """Return the newest runs first."""
+
+    # -- bot identities --
+    async def bot_generations(self, bot_ids: Sequence[str], *, now: float) -> dict[str, str]:
+        """Return each bot's link generation; one never seen, or retired, gets a new random one."""
+
+    async def retire_bots(self, keep: Sequence[str], *, now: float) -> list[str]:
+        """Retire every live bot not in ``keep``; return the ids this call retired, sorted."""

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Final
 
-from runtime.store import counters
+from runtime.store import bots, counters
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 """The schema this code writes; kept in ``PRAGMA user_version``."""
 
 SYNCHRONOUS_MODES: Final = frozenset({"OFF", "NORMAL", "FULL", "EXTRA"})
@@ -65,6 +65,7 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         """CREATE INDEX run_bot ON run (bot_id, id)""",
     ),
     counters.MIGRATION,
+    bots.MIGRATION,
 )
 
 CLAIM_SQL: Final = """

@@ -27,10 +27,10 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Concatenate, Final, Literal, ParamSpec, TypeVar, cast
+from typing import Concatenate, Final, Literal, ParamSpec, TypeVar, cast
 
 from runtime.errors import QuotaExceeded, StoreError
-from runtime.store import counters
+from runtime.store import bots, counters, runs
 from runtime.store.base import (
     MISSING,
     ItemKind,
@@ -43,12 +43,10 @@ from runtime.store.base import (
     _Missing,
 )
 from runtime.store.batch import Batcher
+from runtime.store.runs import encode as _encode
 from runtime.store.schema import (
     CLAIM_SQL,
-    LIST_RUNS_SQL,
     MIGRATIONS,
-    RECORD_RUN_SQL,
-    RUN_JSON_FIELDS,
     SCHEMA_VERSION,
     SYNCHRONOUS_MODES,
 )
@@ -58,15 +56,6 @@ log = logging.getLogger(__name__)
 
 P = ParamSpec("P")
 T = TypeVar("T")
-
-
-def _encode(value: object, what: str) -> tuple[str, int]:
-    """Return compact JSON text for a value and its size in UTF-8 bytes."""
-    try:
-        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-        return text, len(text.encode("utf-8"))
-    except (TypeError, ValueError) as exc:  # UnicodeEncodeError is a ValueError
-        raise StoreError(f"{what} is not storable JSON: {exc}") from exc
 
 
 @contextmanager
@@ -328,12 +317,12 @@ class SqliteStore:
     # -- run log --
     async def record_run(self, record: RunRecord) -> int:
         """Append a run to the log (its ``id`` is ignored); return the new id."""
-        return await self._call(_record_run, _run_row(record))
+        return await self._call(runs.record_run, runs.run_row(record))
 
     async def record_runs(self, records: Sequence[RunRecord]) -> None:
         """Append several runs in one transaction."""
-        rows = [_run_row(record) for record in records]
-        await self._call(_record_runs, rows)
+        rows = [runs.run_row(record) for record in records]
+        await self._call(runs.record_runs, rows)
 
     # -- links --
     async def claim_nonce(self, bot_id: str, nonce: str, *, expires_at: float, now: float) -> bool:
@@ -344,14 +333,22 @@ class SqliteStore:
         """Count one use of each key; return the first over its limit (None when all fit)."""
         return await self._rate_hits.submit((tuple(hits), now))
 
+    async def bot_generations(self, bot_ids: Sequence[str], *, now: float) -> dict[str, str]:
+        """Return each bot's link generation; a bot never seen, or retired, gets a new one."""
+        return await self._call(bots.generations, list(bot_ids), now)
+
+    async def retire_bots(self, keep: Sequence[str], *, now: float) -> list[str]:
+        """Retire every live bot not in ``keep``; return the ids retired now, sorted."""
+        return await self._call(bots.retire, list(keep), now)
+
     async def list_runs(
         self, bot_id: str, *, failed_only: bool = False, limit: int = 50
     ) -> list[RunRecord]:
         """Return up to ``limit`` runs, most recently recorded first; failed: status != 'ok'."""
         if limit <= 0:
             return []
-        rows = await self._call(_list_runs, bot_id, failed_only, limit)
-        return [_run_record(row) for row in rows]
+        rows = await self._call(runs.list_runs, bot_id, failed_only, limit)
+        return [runs.run_record(row) for row in rows]
 
 
 # -- blocking operations: each runs on the store's thread with its connection --
@@ -527,71 +524,13 @@ def _clear_waiting(conn: sqlite3.Connection, bot_id: str, chat_id: int, user_id:
     )
 
 
-def _run_row(record: RunRecord) -> dict[str, Any]:
-    """The run table row of a record (JSON fields encoded)."""
-    row: dict[str, Any] = {
-        "bot_id": record.bot_id,
-        "command": record.command,
-        "trigger": record.trigger,
-        "user_id": record.user_id,
-        "chat_id": record.chat_id,
-        "status": record.status,
-        "started_at": record.started_at,
-        "cpu_seconds": record.cpu_seconds,
-        "wall_seconds": record.wall_seconds,
-        "output": record.output,
-    }
-    # Not dataclasses.asdict: it deep-copies calls and extra only to encode them next.
-    row["calls"] = _encode(list(record.calls), "the run's calls")[0]
-    row["error"] = _encode(record.error, "the run's error")[0]
-    row["extra"] = _encode(record.extra, "the run's extra")[0]
-    return row
-
-
-def _record_runs(conn: sqlite3.Connection, rows: list[dict[str, Any]]) -> None:
-    """Insert run rows in one transaction."""
-    conn.execute("BEGIN")
-    try:
-        conn.executemany(RECORD_RUN_SQL, rows)
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-
-
-def _record_run(conn: sqlite3.Connection, row: dict[str, Any]) -> int:
-    """Insert a run row; return its id."""
-    cursor = conn.execute(RECORD_RUN_SQL, row)
-    if cursor.lastrowid is None:
-        raise StoreError("SQLite returned no id for the recorded run")
-    return cursor.lastrowid
-
-
-def _list_runs(
-    conn: sqlite3.Connection, bot_id: str, failed_only: bool, limit: int
-) -> list[sqlite3.Row]:
-    """Select a bot's newest run rows."""
-    params = {"bot_id": bot_id, "failed_only": failed_only, "limit": limit}
-    cursor = conn.execute(LIST_RUNS_SQL, params)
-    cursor.row_factory = sqlite3.Row
-    return cursor.fetchall()
-
-
-def _run_record(row: sqlite3.Row) -> RunRecord:
-    """Build a RunRecord from a run row."""
-    fields = dict(zip(row.keys(), row, strict=True))
-    for name in RUN_JSON_FIELDS:
-        fields[name] = json.loads(fields[name])
-    return RunRecord(**fields | {"calls": tuple(fields["calls"])})
-
-
 _FAST_OPERATIONS: Final = frozenset(
     {
         _claim,
         _finish,
         _retry,
-        _record_run,
-        _record_runs,
+        runs.record_run,
+        runs.record_runs,
         counters.hit_rates_many,
         _set_waiting,
         _take_waiting,

@@ -95,6 +95,30 @@ def test_keys_rotate_retire_and_revoke_change_the_ring(tmp_path):
     assert oct((tmp_path / "keys.json").stat().st_mode)[-3:] == "600"
 
 
+def test_keys_revoke_of_an_unknown_bot_is_an_error_and_changes_nothing(tmp_path):
+    """Revoking a bot this server does not host exits 2 naming it, and keys.json is untouched."""
+    assert run_py("keys", "list", data_dir=tmp_path).returncode == 0
+    before = (tmp_path / "keys.json").read_bytes()
+    done = run_py("keys", "revoke", "nosuchbot", data_dir=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: ")
+    assert "nosuchbot" in done.stderr
+    assert "revoked" not in done.stdout
+    assert (tmp_path / "keys.json").read_bytes() == before
+
+
+@pytest.mark.parametrize("depth", [11, 1000, 30_000], ids=["just-too-deep", "1k", "30k"])
+def test_url_with_too_deeply_nested_options_is_a_clean_error(tmp_path, depth):
+    """Options nested past the limit, however deep, exit 2 with an error line, no traceback."""
+    options = "[" * depth + "]" * depth
+    done = run_py("url", "demo", "stats", "--user", "5", "--options", options, data_dir=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert done.stdout == ""
+    assert done.stderr.startswith("error: ")
+    assert "deeper than 10" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 def test_logs_without_a_store_says_so(tmp_path):
     """Reading logs before the server ever ran is a plain message, not a crash."""
     done = run_py("logs", "demo", data_dir=tmp_path)

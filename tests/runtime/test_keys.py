@@ -1,10 +1,13 @@
-"""The link-signing key ring: rotation, retirement, per-bot revocation, and keys.json on disk."""
+"""The link-signing key ring: rotation, retirement, revocation, generations, keys.json on disk."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import stat
 import time
+from dataclasses import replace
 
 import pytest
 
@@ -99,6 +102,34 @@ def test_per_bot_keys_differ_by_bot_and_epoch():
     key = ring.active
     assert ring.bot_key(key, "demo") != ring.bot_key(key, "other")
     assert ring.bot_key(key, "demo") != ring.revoked("demo").bot_key(key, "demo")
+
+
+def test_a_link_of_an_earlier_bot_with_the_same_id_is_refused():
+    """A link signed under one generation of ``demo`` is a 403 under any other generation."""
+    first = replace(KeyRing.new(NOW), generations={"demo": "generation-one-aaaa"})
+    link = signed(first)
+    assert status(first, link) == 200
+    assert status(replace(first, generations={"demo": "generation-two-bbbb"}), link) == 403
+    assert status(replace(first, generations={}), link) == 403
+
+
+def test_the_empty_generation_derives_keys_as_before_generations_existed():
+    """Generation ``""`` (a bot from before the upgrade) keeps its old links working."""
+    ring = KeyRing.new(NOW)
+    key = ring.active
+    legacy = hmac.new(key.secret, b"link\x00demo\x000", hashlib.sha256).digest()
+    assert ring.bot_key(key, "demo") == legacy
+    assert replace(ring, generations={"demo": ""}).bot_key(key, "demo") == legacy
+    assert replace(ring, generations={"demo": "g" * 22}).bot_key(key, "demo") != legacy
+
+
+def test_a_key_file_hands_its_generations_to_every_ring_it_reads(tmp_path):
+    """KeyFile keeps the generations it was given across reloads of keys.json."""
+    keyfile = KeyFile(tmp_path / "keys.json", generations={"demo": "g" * 22})
+    assert keyfile.load().generations == {"demo": "g" * 22}
+    keyfile.save(keyfile.current().rotated(NOW))
+    assert keyfile.current().generations == {"demo": "g" * 22}
+    assert "g" * 22 not in (tmp_path / "keys.json").read_text()
 
 
 def test_key_numbers_keep_growing_after_retirement():

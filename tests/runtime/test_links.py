@@ -229,9 +229,9 @@ TAMPERED = [
     ("sig-changed", replace_raw(QUERY, "sig", "k1." + "A" * 43), 403),
     ("sig-of-another-user", replace_raw(QUERY, "sig", dict(pairs(query(OTHER)))["sig"]), 403),
     ("sig-key-unknown", replace_raw(QUERY, "sig", "k9" + dict(pairs(QUERY))["sig"][2:]), 403),
-    ("command-dropped", drop_raw(QUERY, "command"), 400),
-    ("user-dropped", drop_raw(QUERY, "user"), 400),
-    ("sig-dropped", drop_raw(QUERY, "sig"), 400),
+    ("command-dropped", drop_raw(QUERY, "command"), 403),
+    ("user-dropped", drop_raw(QUERY, "user"), 403),
+    ("sig-dropped", drop_raw(QUERY, "sig"), 403),
     ("options-dropped", drop_raw(QUERY, "options"), 403),
     ("param-dropped", drop_raw(QUERY, "ref"), 403),
     ("redirect-dropped", drop_raw(QUERY, "redirect"), 403),
@@ -331,17 +331,6 @@ MALFORMED = [
     ("exp-empty", BASE + "&exp=", 400),
     ("once-short", BASE + "&once=abc", 400),
     ("once-bad-chars", BASE + "&once=" + "a%2F" * 16, 400),
-    ("sig-short", replace_raw(BASE, "sig", SIG[:-1]), 400),
-    ("sig-key-id-only", replace_raw(BASE, "sig", "k1."), 400),
-    ("sig-padded", replace_raw(BASE, "sig", SIG + "%3D"), 400),
-    ("sig-long", replace_raw(BASE, "sig", SIG + "A"), 400),
-    ("sig-non-ascii", replace_raw(BASE, "sig", SIG[:-1] + "%C3%A9"), 400),
-    ("sig-no-key-id", replace_raw(BASE, "sig", SIG[3:]), 400),
-    ("sig-no-dot", replace_raw(BASE, "sig", "k1" + SIG[3:]), 400),
-    ("sig-upper-key-id", replace_raw(BASE, "sig", "K1" + SIG[2:]), 400),
-    ("sig-long-key-id", replace_raw(BASE, "sig", "k1234567" + SIG[2:]), 400),
-    ("sig-standard-base64", replace_raw(BASE, "sig", SIG[:-1] + "%2B"), 400),
-    ("sig-empty", replace_raw(BASE, "sig", ""), 400),
     ("oversized", BASE + "&pad=" + "x" * MAX_QUERY, 413),
     ("oversized-junk", "x" * (MAX_QUERY + 1), 413),
 ]
@@ -353,6 +342,47 @@ MALFORMED = [
 def test_malformed_links_are_refused_before_the_signature_is_checked(raw, status):
     """Ambiguous or malformed queries are 400 (413 when oversized), whatever they are signed by."""
     assert refused(raw) == status
+
+
+FORGED_SIGNATURES = [
+    ("sig-short", replace_raw(BASE, "sig", SIG[:-1])),
+    ("sig-key-id-only", replace_raw(BASE, "sig", "k1.")),
+    ("sig-padded", replace_raw(BASE, "sig", SIG + "%3D")),
+    ("sig-long", replace_raw(BASE, "sig", SIG + "A")),
+    ("sig-non-ascii", replace_raw(BASE, "sig", SIG[:-1] + "%C3%A9")),
+    ("sig-no-key-id", replace_raw(BASE, "sig", SIG[3:])),
+    ("sig-no-dot", replace_raw(BASE, "sig", "k1" + SIG[3:])),
+    ("sig-upper-key-id", replace_raw(BASE, "sig", "K1" + SIG[2:])),
+    ("sig-long-key-id", replace_raw(BASE, "sig", "k1234567" + SIG[2:])),
+    ("sig-standard-base64", replace_raw(BASE, "sig", SIG[:-1] + "%2B")),
+    ("sig-empty", replace_raw(BASE, "sig", "")),
+]
+
+
+@pytest.mark.parametrize(
+    "raw", [r for _, r in FORGED_SIGNATURES], ids=[i for i, _ in FORGED_SIGNATURES]
+)
+def test_a_signature_that_could_never_be_ours_is_a_forgery(raw):
+    """A readable link whose ``sig`` has the wrong shape is refused 403, like any forgery."""
+    assert refused(raw) == 403
+
+
+@pytest.mark.parametrize("name", ["command", "user", "sig"])
+def test_a_link_without_its_command_user_or_signature_is_a_forgery(name):
+    """Dropping a required field is refused 403, not 400: it could be a forgery."""
+    assert refused(drop_raw(BASE, name)) == 403
+
+
+def test_more_than_64_parameters_are_refused_before_anything_else():
+    """A query with 65 parameters is 400 even when each is well formed; 64 still parse."""
+    names = [f"x{i}" for i in range(64)]
+    sixty_four = "&".join(f"{name}=1" for name in names)
+    assert len(parse_query(sixty_four)) == 64
+    with pytest.raises(LinkError) as caught:
+        parse_query(sixty_four + "&y=1")
+    assert caught.value.status == 400
+    assert "64" in caught.value.message
+    assert refused(BASE + "".join(f"&x{i}=1" for i in range(62))) == 400
 
 
 def test_the_query_size_limit_is_exact():

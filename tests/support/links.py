@@ -1,10 +1,11 @@
 """Helpers for signed-link tests: mint with a server's real key ring, edit queries, count runs.
 
 Links are minted with the pure functions of :mod:`runtime.links` and the key ring the server
-itself reads (``<data dir>/keys.json``), so they are exactly what a script or the CLI would
-make. Queries are edited as lists of decoded ``(name, value)`` pairs and encoded again. Runs
-are counted in the store file directly (far quicker than ``python run.py logs``), after a
-probe click has flushed the write-behind run log (:func:`settle`).
+itself reads (``<data dir>/keys.json``, with the bots' generations from the store file), so
+they are exactly what a script or the CLI would make. Queries are edited as lists of decoded
+``(name, value)`` pairs and encoded again. Runs are counted in the store file directly (far
+quicker than ``python run.py logs``), after a probe click has flushed the write-behind run
+log (:func:`settle`).
 """
 
 from __future__ import annotations
@@ -27,8 +28,21 @@ Pairs = list[tuple[str, str]]
 
 
 def ring_of(data_dir: Path) -> KeyRing:
-    """The key ring in a server's data directory, read from disk now."""
-    return KeyFile(data_dir / "keys.json").load()
+    """The key ring in a server's data directory, with its live bots' generations, read now."""
+    return KeyFile(data_dir / "keys.json", generations=generations_of(data_dir)).load()
+
+
+def generations_of(data_dir: Path) -> dict[str, str]:
+    """The link generation of every live bot in a server's store file (none before it exists)."""
+    path = data_dir / "botbox.sqlite3"
+    if not path.exists():
+        return {}
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+    try:
+        rows = conn.execute("SELECT bot_id, generation FROM bot WHERE retired_at IS NULL")
+        return {str(bot_id): str(generation) for bot_id, generation in rows}
+    finally:
+        conn.close()
 
 
 def sign(data_dir: Path, bot_id: str, link: Link) -> str:

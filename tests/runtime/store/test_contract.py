@@ -564,3 +564,37 @@ class TestStoreContract:
         assert other.payload == {"n": 3}
         assert await claim(store) is None
         assert (await claim_one(store, now=NOW + 60)).payload == {"n": 1}
+
+    # -- bot identities --
+    async def test_a_bot_keeps_the_generation_it_got_when_first_seen(self, store: Store) -> None:
+        """A new bot gets a random generation; asking again returns the same; bots differ."""
+        first = await store.bot_generations([BOT, OTHER_BOT], now=NOW)
+        again = await store.bot_generations([BOT], now=NOW + 1)
+        assert set(first) == {BOT, OTHER_BOT}
+        assert again == {BOT: first[BOT]}
+        assert len(first[BOT]) >= 16 and first[BOT] != first[OTHER_BOT]
+
+    async def test_a_retired_bot_id_comes_back_with_a_new_generation(self, store: Store) -> None:
+        """Retiring a bot and seeing its id again gives the new bot a different generation."""
+        old = (await store.bot_generations([BOT, OTHER_BOT], now=NOW))[BOT]
+        assert await store.retire_bots([OTHER_BOT], now=NOW + 1) == [BOT]
+        new = (await store.bot_generations([BOT], now=NOW + 2))[BOT]
+        assert new != old
+        assert (await store.bot_generations([BOT], now=NOW + 3))[BOT] == new
+
+    async def test_retire_keeps_the_named_bots_and_reports_only_new_retirements(
+        self, store: Store
+    ) -> None:
+        """Named bots keep their generation; a bot already retired is not reported twice."""
+        kept = (await store.bot_generations([BOT, OTHER_BOT, "bot-c"], now=NOW))[BOT]
+        assert await store.retire_bots([BOT], now=NOW + 1) == [OTHER_BOT, "bot-c"]
+        assert await store.retire_bots([BOT], now=NOW + 2) == []
+        assert await store.retire_bots([], now=NOW + 3) == [BOT]
+        assert await store.retire_bots([], now=NOW + 4) == []
+        fresh = (await store.bot_generations([BOT], now=NOW + 5))[BOT]
+        assert fresh != kept
+
+    async def test_concurrent_first_sightings_of_a_bot_agree(self, store: Store) -> None:
+        """Ten simultaneous requests for a new bot's generation all get the same one."""
+        results = await asyncio.gather(*(store.bot_generations([BOT], now=NOW) for _ in range(10)))
+        assert len({result[BOT] for result in results}) == 1

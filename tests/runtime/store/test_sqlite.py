@@ -17,6 +17,7 @@ import pytest
 
 from runtime.errors import StoreError
 from runtime.store import PropertyWrite, SqliteStore
+from runtime.store.schema import MIGRATIONS
 from runtime.store.sqlite import SCHEMA_VERSION
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -277,6 +278,70 @@ async def test_a_second_process_racing_never_double_claims(store: SqliteStore) -
     theirs: list[int] = json.loads(out)
     assert sorted([seq for _, seq in mine] + theirs) == seqs
     assert mine and theirs
+
+
+CHILD_GENERATION = """
+import asyncio, sys, time
+from runtime.store import SqliteStore
+
+async def main():
+    store = SqliteStore(sys.argv[1])
+    await store.open()
+    print("ready", flush=True)
+    sys.stdin.readline()
+    generations = await store.bot_generations(["fresh-bot"], now=time.time())
+    await store.close()
+    print(generations["fresh-bot"], flush=True)
+
+asyncio.run(main())
+"""
+
+
+async def test_two_processes_seeing_a_new_bot_at_once_agree_on_its_generation(
+    store: SqliteStore,
+) -> None:
+    """A second process asking for a new bot's generation at the same time gets the same one."""
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        CHILD_GENERATION,
+        str(store.path),
+        cwd=REPO_ROOT,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert child.stdin is not None and child.stdout is not None
+    ready = await asyncio.wait_for(child.stdout.readline(), timeout=30)
+    assert ready == b"ready\n"
+    child.stdin.write(b"go\n")
+    await child.stdin.drain()
+    mine = (await store.bot_generations(["fresh-bot"], now=time.time()))["fresh-bot"]
+    out, err = await asyncio.wait_for(child.communicate(), timeout=60)
+    assert child.returncode == 0, err.decode()
+    assert out.decode().strip() == mine
+
+
+async def test_bots_with_data_from_before_generations_keep_their_old_links(path: Path) -> None:
+    """Upgrading a version-2 store gives bots that have data generation '' (links unchanged)."""
+    path.parent.mkdir(parents=True)
+    conn = sqlite3.connect(path)
+    for statement in (*MIGRATIONS[0], *MIGRATIONS[1]):
+        conn.execute(statement)
+    conn.execute(
+        "INSERT INTO property (bot_id, scope, name, value, size) VALUES ('old', 'bot', 'n', '1', 2)"
+    )
+    conn.execute("PRAGMA user_version = 2")
+    conn.commit()
+    conn.close()
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        found = await store.bot_generations(["old", "new"], now=time.time())
+    finally:
+        await store.close()
+    assert found["old"] == ""
+    assert len(found["new"]) >= 16
 
 
 # -- pruning --
