@@ -126,9 +126,9 @@ class Processor:
             logger.warning("dropping a queue item of unknown bot %s", item.bot_id)
             await store.finish(item, self.owner, failed=True)
             return
-        except Exception:
-            logger.exception(
-                "bot %s: item %s failed (attempt %s)", item.bot_id, item.seq, item.attempts
+        except Exception as exc:
+            self.services.runlog.failures.unexpected(
+                f"bot {item.bot_id}: queue item {item.seq} (attempt {item.attempts})", exc
             )
             if item.attempts < MAX_ATTEMPTS:
                 await store.retry(

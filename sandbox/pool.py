@@ -55,6 +55,7 @@ KNOWN_SCRIPTS: Final = 256
 EXIT_GRACE: Final = 1.0
 MAX_DEFERRED: Final = 1000
 HEAVY_LIMITS: Final = frozenset({"cpu_seconds", "wall_seconds", "memory_bytes"})
+HANDLER_LOG_PERIOD: Final = 60.0
 DEMOTE_AFTER: Final = 0.05
 """Seconds after which a run still going is demoted to :data:`DEMOTED` CPU priority."""
 NORMAL: Final = 0
@@ -111,6 +112,7 @@ class WorkerPool:
         self._closed = False
         self._drained = asyncio.Event()
         self._limit_tables: dict[Limits, dict[str, float | int]] = {}
+        self._handler_failures: dict[str, tuple[float, int]] = {}
 
     async def __aenter__(self) -> WorkerPool:
         await self.start()
@@ -574,8 +576,8 @@ class WorkerPool:
                 reply = ("err", exc.kind, exc.message, exc.data)
             except StopScript as exc:
                 reply = ("stop", exc.value)
-            except Exception:
-                logger.exception("capability %s failed", name)
+            except Exception as exc:
+                self._log_handler_failure(name, exc)
                 error = f"{name} failed inside the host"
                 reply = ("err", "CapabilityError", error, {})
         calls.append(
@@ -640,6 +642,18 @@ class WorkerPool:
                     value=None,
                 )
         return replace(result, calls=tuple(calls))
+
+    def _log_handler_failure(self, name: str, exc: Exception) -> None:
+        """Log a capability handler's bug with its traceback, at most once a minute per name
+        (a script can call a failing capability at will; the run log has every failure)."""
+        now = time.monotonic()
+        last, suppressed = self._handler_failures.get(name, (-HANDLER_LOG_PERIOD, 0))
+        if now - last < HANDLER_LOG_PERIOD:
+            self._handler_failures[name] = (last, suppressed + 1)
+            return
+        self._handler_failures[name] = (now, 0)
+        note = f" ({suppressed} more since the last line)" if suppressed else ""
+        logger.error("capability %s failed inside the host%s", name, note, exc_info=exc)
 
     def _nested(self, worker: WorkerProcess, run: RunInPlace) -> tuple[Any, ...]:
         failure = run.script.failure()

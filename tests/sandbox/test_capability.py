@@ -286,3 +286,21 @@ async def test_a_syntax_error_subclass_cannot_smuggle_a_line_object(pool):
     assert result.status is Status.SCRIPT_ERROR
     assert result.error.type == "E"
     assert result.error.line == 11
+
+
+async def test_a_failing_handler_is_logged_once_a_minute_not_once_a_call(pool, caplog):
+    """A script calling a broken capability 20 times costs the server log one line."""
+
+    async def broken(call: CallRequest) -> None:
+        raise RuntimeError("bug in the host")
+
+    with caplog.at_level("ERROR", logger="sandbox.pool"):
+        result = await pool.run(
+            "for i in range(20):\n    try:\n        oops_once()\n    except Exception:\n"
+            "        pass\n",
+            capabilities={"oops_once": broken},
+        )
+    assert result.ok
+    assert [c.ok for c in result.calls] == [False] * 20
+    lines = [r for r in caplog.records if "oops_once" in r.getMessage()]
+    assert len(lines) == 1 and lines[0].exc_info is not None
