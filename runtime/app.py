@@ -102,7 +102,9 @@ async def start_services(app: App) -> None:
     store = parts.store or SqliteStore(settings.database, synchronous=settings.sqlite_synchronous)
     await store.open()
     pool = parts.pool or WorkerPool(
-        settings.sandbox_workers or None, queue_size=settings.sandbox_queue or None
+        settings.sandbox_workers or None,
+        max_workers=settings.sandbox_max_workers or None,
+        queue_size=settings.sandbox_queue or None,
     )
     await pool.start()
     telegram = parts.telegram or TelegramClient(settings.telegram_api)

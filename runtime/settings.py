@@ -87,6 +87,7 @@ class Settings:
     demo_dir: Path = PROJECT_ROOT / "commands"
     telegram_api: str = "https://api.telegram.org"
     sandbox_workers: int = 0
+    sandbox_max_workers: int = 0
     sandbox_queue: int = 0
     server_workers: int = 1
     sqlite_synchronous: str = "FULL"
@@ -129,6 +130,7 @@ class Settings:
             "demo_dir": Path,
             "telegram_api": _url,
             "sandbox_workers": _positive,
+            "sandbox_max_workers": _positive,
             "sandbox_queue": _positive,
             "server_workers": _positive,
             "sqlite_synchronous": _sync,

@@ -27,6 +27,7 @@ def test_values_are_parsed_and_the_public_url_drives_links():
             "BOTBOX_DEMO": "off",
             "BOTBOX_PUBLIC_URL": "https://b.example/",
             "BOTBOX_SANDBOX_WORKERS": "3",
+            "BOTBOX_SANDBOX_MAX_WORKERS": "5",
             "BOTBOX_SQLITE_SYNCHRONOUS": "normal",
             "BOTBOX_LEASE_SECONDS": "2.5",
             "BOTBOX_BOTS_DIR": "/srv/bots",
@@ -36,6 +37,7 @@ def test_values_are_parsed_and_the_public_url_drives_links():
     assert settings.demo is False
     assert settings.base_url == "https://b.example"
     assert settings.sandbox_workers == 3
+    assert settings.sandbox_max_workers == 5
     assert settings.sqlite_synchronous == "NORMAL"
     assert settings.lease_seconds == 2.5
     assert settings.bots_dir == Path("/srv/bots")
