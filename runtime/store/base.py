@@ -57,6 +57,15 @@ class PropertyWrite:
 
 
 @dataclass(frozen=True, slots=True)
+class NewRun:
+    """A scheduled run (``Bot.run``) to enqueue with the commit of the run that asked for it."""
+
+    chat_key: str
+    payload: JSON
+    run_after: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
 class Waiting:
     """A ``need_reply`` command waiting for the next message of a user in a chat."""
 
@@ -132,8 +141,10 @@ class Store(Protocol):
     async def prune(self, before: float) -> int:
         """Delete queue items finished, and runs logged, before ``before``; return how many."""
 
-    async def pending_count(self, bot_id: str | None = None) -> int:
-        """Count items not yet finished."""
+    async def pending_count(
+        self, bot_id: str | None = None, *, kind: ItemKind | None = None
+    ) -> int:
+        """Count items not yet finished (of one bot, of one kind)."""
 
     # -- properties --
     async def get_property(self, bot_id: str, scope: Scope, name: str) -> JSON | _Missing:
@@ -146,6 +157,23 @@ class Store(Protocol):
 
     async def bot_data_bytes(self, bot_id: str) -> int:
         """Return the bytes a bot's properties take (keys and JSON values)."""
+
+    async def commit_run(
+        self,
+        bot_id: str,
+        writes: Sequence[PropertyWrite],
+        runs: Sequence[NewRun],
+        *,
+        max_bot_bytes: int,
+        max_pending_runs: int,
+    ) -> None:
+        """Apply a run's property writes and enqueue its scheduled runs in one transaction.
+
+        Raises QuotaExceeded past ``max_bot_bytes`` (as :meth:`commit_properties`), or its
+        subclass PendingRunsExceeded when the bot's unfinished ``run`` items plus ``runs`` would
+        pass ``max_pending_runs``; either way nothing is written. The check and the writes are
+        one atomic step: concurrent commits (from any process) never pass the cap together.
+        """
 
     # -- need_reply waits --
     async def set_waiting(self, waiting: Waiting) -> None:
