@@ -3,7 +3,9 @@
 Design for several server processes (and later machines): every method is one atomic
 operation; queue items are *claimed* with a lease by an owner, so a crashed owner's items are
 picked up again after the lease (processing is at least once); within one ``(bot_id, chat_key)``
-items are handed out strictly in order and one at a time.
+items are handed out strictly in order and one at a time. Across bots, claims are fair: the
+next item goes to the bot with the fewest items in flight (live leases), oldest item first among
+equals, so one bot's backlog never holds up another bot's updates.
 """
 
 from __future__ import annotations
@@ -130,7 +132,11 @@ class Store(Protocol):
     async def claim(
         self, owner: str, *, now: float, lease_seconds: float, bot_ids: Sequence[str] | None = None
     ) -> QueuedItem | None:
-        """Lease the next ready item: oldest first, one at a time per ``(bot_id, chat_key)``."""
+        """Lease the next ready item, one at a time per ``(bot_id, chat_key)``.
+
+        It is the oldest ready item of the bot with the fewest live leases (ties: the oldest
+        item of them all), so one bot's backlog cannot starve another bot.
+        """
 
     async def finish(self, item: QueuedItem, owner: str, *, failed: bool = False) -> None:
         """Mark a claimed item done (or failed for good); its chat's next item becomes ready."""

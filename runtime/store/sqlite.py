@@ -8,10 +8,12 @@ write lock up front (waiting up to ``busy_timeout``) instead of failing on upgra
 nowhere else.
 
 Queue rows are kept once finished, so a redelivered ``update_id`` is still refused; call
-:meth:`SqliteStore.prune` now and then to drop old ones. Claiming walks the unfinished rows in
-``seq`` order and stops at the first ready one, so it stays cheap however many finished rows
-there are; a very deep backlog in one busy chat, or very many items scheduled far ahead, makes
-each claim scan past them (about 20 ms per 100k such rows).
+:meth:`SqliteStore.prune` now and then to drop old ones. Claiming is fair across bots
+(``CLAIM_SQL``): it finds the bots with unfinished items by a skip-scan of an index (one seek per
+bot), takes each bot's oldest ready item by walking only that bot's unfinished rows, and leases
+the one of the bot with the fewest live leases. Finished rows cost nothing; a very deep backlog
+in one busy chat, or very many items scheduled far ahead, makes each claim scan past them
+(about 20 ms per 100k such rows); a bot's scheduled runs are capped by ``runs.max_pending``.
 """
 
 from __future__ import annotations
@@ -258,7 +260,7 @@ class SqliteStore:
     async def claim(
         self, owner: str, *, now: float, lease_seconds: float, bot_ids: Sequence[str] | None = None
     ) -> QueuedItem | None:
-        """Lease the next ready item: oldest first, one at a time per ``(bot_id, chat_key)``."""
+        """Lease the next ready item: fewest in flight per bot first, then oldest."""
         if bot_ids is not None and not bot_ids:
             return None
         bots = None if bot_ids is None else tuple(bot_ids)

@@ -241,10 +241,57 @@ class TestStoreContract:
         claimed = [await claim_one(store, f"w{n}") for n in range(3)]
         assert [(i.bot_id, i.payload) for i in claimed] == [
             (BOT, {"n": 1}),
-            (BOT, {"n": 3}),
             (OTHER_BOT, {"n": 4}),
+            (BOT, {"n": 3}),
         ]
         assert await claim(store, "w9") is None
+
+    # -- fairness across bots --
+    async def test_the_bot_with_fewer_items_in_flight_is_served_first(self, store: Store) -> None:
+        """An older backlog of one bot does not go before another bot with nothing in flight."""
+        for n in range(50):
+            await store.enqueue(BOT, "run", f"c{n}", {"n": n})
+        await store.enqueue(OTHER_BOT, "update", "c0", {"n": "other"}, update_id=1)
+        first = await claim_one(store, "w1")
+        second = await claim_one(store, "w2")
+        assert (first.bot_id, first.payload) == (BOT, {"n": 0})
+        assert (second.bot_id, second.payload) == (OTHER_BOT, {"n": "other"})
+
+    async def test_claims_alternate_between_bots_oldest_first_among_equals(
+        self, store: Store
+    ) -> None:
+        """Claims alternate between bots by items in flight; among equals the oldest item wins."""
+        await store.enqueue(OTHER_BOT, "update", "c1", {"n": 1})
+        await store.enqueue(OTHER_BOT, "update", "c2", {"n": 2})
+        await store.enqueue(BOT, "update", "c1", {"n": 3})
+        await store.enqueue(BOT, "update", "c2", {"n": 4})
+        claimed = [(await claim_one(store, f"w{n}")).payload for n in range(4)]
+        assert claimed == [{"n": 1}, {"n": 3}, {"n": 2}, {"n": 4}]
+
+    async def test_another_bots_update_waits_for_no_more_than_one_free_slot(
+        self, store: Store
+    ) -> None:
+        """A 1,000-run due backlog holds four workers; the first slot freed takes B's update."""
+        for n in range(1000):
+            await store.enqueue(BOT, "run", f"c{n % 200}", {"n": n})
+        held = [await claim_one(store, f"w{n}") for n in range(4)]
+        assert {item.bot_id for item in held} == {BOT}
+        await store.enqueue(OTHER_BOT, "update", "c0", {"n": "b"}, update_id=1)
+        await store.finish(held[0], "w0")
+        item = await claim_one(store, "w0")
+        assert (item.bot_id, item.payload) == (OTHER_BOT, {"n": "b"})
+        assert await store.pending_count(BOT) == 999
+
+    async def test_expired_leases_do_not_count_as_in_flight(self, store: Store) -> None:
+        """A crashed owner's items stop weighing on their bot once their lease is over."""
+        await store.enqueue(BOT, "update", "c1", {"n": 1})
+        await store.enqueue(BOT, "update", "c2", {"n": 2})
+        await store.enqueue(OTHER_BOT, "update", "c1", {"n": 3})
+        await store.enqueue(OTHER_BOT, "update", "c2", {"n": 4})
+        await claim_one(store, "crashed", bot_ids=[OTHER_BOT])
+        later = NOW + LEASE + 1
+        assert (await claim_one(store, "w1", now=later)).payload == {"n": 1}
+        assert (await claim_one(store, "w2", now=later)).payload == {"n": 3}
 
     async def test_failed_finish_also_releases_the_chat(self, store: Store) -> None:
         """An item finished as failed counts as finished and unblocks its chat."""
