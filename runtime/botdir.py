@@ -37,6 +37,7 @@ CONFIG_KEYS: Final = (
     "username",
     "limits",
     "properties",
+    "runs",
     "webhook",
     "telegram",
     "settings",
@@ -69,6 +70,7 @@ LIMIT_KEYS: Final[Mapping[str, _LimitKey]] = {
     "recursion_depth": _LimitKey("recursion_depth", 1, integer=True),
 }
 PROPERTY_KEYS: Final = ("max_value_bytes", "max_bot_bytes")
+RUN_KEYS: Final = ("max_pending", "max_generations")
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +79,14 @@ class PropertyLimits:
 
     max_value_bytes: int = 64 * KIB
     max_bot_bytes: int = 10 * MIB
+
+
+@dataclass(frozen=True, slots=True)
+class RunLimits:
+    """How far ``Bot.run`` may go: runs queued at once, and generations of one chain."""
+
+    max_pending: int = 1000
+    max_generations: int = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +99,7 @@ class BotConfig:
     username: str | None = None
     limits: Limits = field(default_factory=Limits)
     properties: PropertyLimits = field(default_factory=PropertyLimits)
+    runs: RunLimits = field(default_factory=RunLimits)
     webhook: dict[str, JSON] = field(default_factory=dict)
     telegram: dict[str, JSON] = field(default_factory=dict)
     settings: dict[str, JSON] = field(default_factory=dict)
@@ -148,14 +159,15 @@ def parse_config(text: str, folder_name: str) -> tuple[BotConfig | None, list[Pr
         if not USERNAME.fullmatch(username):
             check.problem(f"username {username!r} is not a Telegram username", "username")
     limits = _limits(raw.get("limits"), check)
-    properties = _properties(raw.get("properties"), check)
+    properties = _whole_numbers(raw.get("properties"), "properties", PROPERTY_KEYS, check)
+    runs = _whole_numbers(raw.get("runs"), "runs", RUN_KEYS, check)
     webhook = check.json_mapping(raw, "webhook")
     telegram = check.json_mapping(raw, "telegram")
     if set(telegram) - {"flood_limits"} or not isinstance(telegram.get("flood_limits", True), bool):
         check.problem("telegram takes only flood_limits: true or false", "telegram")
     settings = check.json_mapping(raw, "settings")
     name = check.text(raw, "name")
-    if problems or token_env is None or limits is None or properties is None:
+    if problems or token_env is None or limits is None or properties is None or runs is None:
         return None, problems
     config = BotConfig(
         id=bot_id,
@@ -163,7 +175,8 @@ def parse_config(text: str, folder_name: str) -> tuple[BotConfig | None, list[Pr
         name=name or bot_id,
         username=username,
         limits=limits,
-        properties=properties,
+        properties=PropertyLimits(**properties),
+        runs=RunLimits(**runs),
         webhook=webhook,
         telegram=telegram,
         settings=settings,
@@ -281,26 +294,28 @@ def _is_number(value: object, *, whole: bool) -> TypeGuard[int | float]:
     return not whole and isinstance(value, float) and math.isfinite(value)
 
 
-def _properties(value: object, check: _Checker) -> PropertyLimits | None:
-    """Convert the ``properties`` mapping to :class:`PropertyLimits`."""
-    raw = check.mapping({"properties": value}, "properties")
+def _whole_numbers(
+    value: object, section: str, keys: tuple[str, ...], check: _Checker
+) -> dict[str, int] | None:
+    """The positive whole numbers of a section (``properties``, ``runs``), by known key."""
+    raw = check.mapping({section: value}, section)
     given: dict[str, int] = {}
     ok = True
     for key, number in raw.items():
-        if key not in PROPERTY_KEYS:
-            hint = suggest(str(key), PROPERTY_KEYS)
-            check.problem(f'unknown properties setting "{key}"{hint}', "properties", str(key))
+        if key not in keys:
+            hint = suggest(str(key), keys)
+            check.problem(f'unknown {section} setting "{key}"{hint}', section, str(key))
             ok = False
         elif isinstance(number, bool) or not isinstance(number, int) or number <= 0:
             check.problem(
-                f'"properties.{key}" must be a positive whole number of bytes, not {number!r}',
-                "properties",
+                f'"{section}.{key}" must be a positive whole number, not {number!r}',
+                section,
                 str(key),
             )
             ok = False
         else:
             given[str(key)] = number
-    return PropertyLimits(**given) if ok else None
+    return given if ok else None
 
 
 def _json_problem(value: object, where: str, budget: list[int]) -> str | None:

@@ -9,6 +9,7 @@
     ├── LinkError              a webhook link that cannot be minted or is refused (``status``)
     ├── StoreError             the store failed (``sqlite3.Error`` is translated in the store)
     │   └── QuotaExceeded      a property value or a bot's data is over its size limit
+    │       └── PendingRunsExceeded  a commit would queue more runs than ``runs.max_pending``
     └── TelegramError          talking to the Bot API failed
         ├── ApiError           Telegram refused a call (``code``, ``description``, ``retry_after``)
         ├── CallRefused        a call failed the spec check before it was sent
@@ -74,6 +75,19 @@ class StoreError(BotboxError):
 
 class QuotaExceeded(StoreError):
     """A property value, or a bot's total data, is over its size limit."""
+
+
+class PendingRunsExceeded(QuotaExceeded):
+    """A commit would leave more unfinished ``Bot.run`` runs queued than the bot may have."""
+
+    def __init__(self, bot_id: str, pending: int, adding: int, limit: int) -> None:
+        super().__init__(
+            f"bot {bot_id!r} has {pending} unfinished scheduled runs; {adding} more would pass "
+            f"its limit of {limit} (runs.max_pending in bot.yaml)"
+        )
+        self.pending = pending
+        self.adding = adding
+        self.limit = limit
 
 
 class TelegramError(BotboxError):

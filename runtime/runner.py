@@ -118,6 +118,7 @@ class Runner:
             logger.warning("bot %s: scheduled command %r no longer exists", bot.id, name)
             return
         user, chat = payload.get("user"), payload.get("chat")
+        generation = payload.get("generation")
         context = Context(
             bot,
             command,
@@ -125,6 +126,8 @@ class Runner:
             user=user if isinstance(user, dict) else None,
             chat=chat if isinstance(chat, dict) else None,
             options=payload.get("options"),
+            # Items queued before generations were counted have none: they start a new chain.
+            generation=generation if type(generation) is int and generation > 0 else 0,
         )
         await self.run_pipeline(context)
 
@@ -267,7 +270,7 @@ class Runner:
                 result = RunResult(
                     Status.SCRIPT_ERROR,
                     output=result.output,
-                    error=ScriptFailure("QuotaExceeded", str(exc)),
+                    error=ScriptFailure(type(exc).__name__, str(exc)),
                     cpu_seconds=result.cpu_seconds,
                     wall_seconds=result.wall_seconds,
                     calls=result.calls,
@@ -296,6 +299,7 @@ class Runner:
                     "breach": result.breach.limit if result.breach else None,
                     "depth": context.depth,
                     "worker_pid": result.worker_pid,
+                    "generation": context.generation,
                 },
             )
         )

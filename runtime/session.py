@@ -28,7 +28,7 @@ from runtime.keys import KeyFile
 from runtime.links import Link, make_link, signature, url_of
 from runtime.registry import LiveBot
 from runtime.runlog import RunLog
-from runtime.store import MISSING, PropertyWrite, Store
+from runtime.store import MISSING, NewRun, PropertyWrite, Store
 from runtime.telegram.client import TelegramClient
 from runtime.update import chat_key
 from sandbox import JSON, CallRequest, CapabilityError, Handler, WorkerPool
@@ -59,6 +59,8 @@ class Context:
     options: JSON = None
     error: JSON = None
     depth: int = 0
+    generation: int = 0
+    """0 for a run started by an update or a click; n + 1 for a run a generation-n run queued."""
 
     @property
     def user_id(self) -> int | None:
@@ -98,6 +100,18 @@ class ScheduledRun:
     chat: dict[str, Any] | None
     options: JSON
     run_after: float
+    generation: int = 1
+
+    def queued(self) -> NewRun:
+        """The queue item that carries this run (its generation travels in the payload)."""
+        payload: dict[str, JSON] = {
+            "command": self.command,
+            "user": self.user,
+            "chat": self.chat,
+            "options": self.options,
+            "generation": self.generation,
+        }
+        return NewRun(chat_key(self.user, self.chat), payload, self.run_after)
 
 
 @dataclass(slots=True)
@@ -307,12 +321,43 @@ class Session:
             raise CapabilityError("run_after must be a number of seconds, 0 or more")
         user = self.context.user if "user_id" not in args else _who(args["user_id"])
         chat = self.context.chat if "chat_id" not in args else _who(args["chat_id"])
+        await self._check_run_limits()
         self.tx.scheduled.append(
             ScheduledRun(
-                name, user, chat, args.get("options"), self.services.clock() + float(delay)
+                name,
+                user,
+                chat,
+                args.get("options"),
+                self.services.clock() + float(delay),
+                self.context.generation + 1,
             )
         )
         return None
+
+    async def _check_run_limits(self) -> None:
+        """Refuse a ``Bot.run`` past the chain's last generation or the bot's pending cap.
+
+        The pending check here is early and friendly; the store checks again, atomically, when
+        the run commits (concurrent runs may pass this one together).
+        """
+        bot, generation = self.context.bot, self.context.generation
+        limits = bot.definition.config.runs
+        if generation >= limits.max_generations:
+            raise CapabilityError(
+                f"Bot.run refused: this run is generation {generation} of a chain started by one "
+                f"update or click, and runs.max_generations in bot.yaml is "
+                f"{limits.max_generations}",
+                data={"limit": "runs.max_generations", "value": limits.max_generations},
+            )
+        queued = await self.services.store.pending_count(bot.id, kind="run")
+        mine = len(self.tx.scheduled)
+        if queued + mine + 1 > limits.max_pending:
+            raise CapabilityError(
+                f"Bot.run refused: bot {bot.id!r} has {queued + mine} unfinished scheduled runs "
+                f"({mine} of them from this run), and runs.max_pending in bot.yaml is "
+                f"{limits.max_pending}",
+                data={"limit": "runs.max_pending", "value": limits.max_pending},
+            )
 
     # -- signed links --
     def _link_args(self, call: CallRequest, *, with_user: bool) -> dict[str, Any]:
@@ -453,21 +498,21 @@ def _who(value: object) -> dict[str, Any] | None:
 
 
 async def commit(services: Services, bot: LiveBot, tx: Transaction) -> None:
-    """Apply a run's writes and enqueue its scheduled runs (raises QuotaExceeded)."""
-    if tx.writes:
-        await services.store.commit_properties(
-            bot.id,
-            list(tx.writes.values()),
-            max_bot_bytes=bot.definition.config.properties.max_bot_bytes,
-        )
-    for run in tx.scheduled:
-        await services.store.enqueue(
-            bot.id,
-            "run",
-            chat_key(run.user, run.chat),
-            {"command": run.command, "user": run.user, "chat": run.chat, "options": run.options},
-            run_after=run.run_after,
-        )
+    """Apply a run's writes and enqueue its scheduled runs, all or nothing.
+
+    Raises QuotaExceeded (or PendingRunsExceeded, past ``runs.max_pending``) and then writes
+    nothing.
+    """
+    if not tx.writes and not tx.scheduled:
+        return
+    config = bot.definition.config
+    await services.store.commit_run(
+        bot.id,
+        list(tx.writes.values()),
+        [run.queued() for run in tx.scheduled],
+        max_bot_bytes=config.properties.max_bot_bytes,
+        max_pending_runs=config.runs.max_pending,
+    )
 
 
 __all__ = [

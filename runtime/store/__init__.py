@@ -7,6 +7,7 @@ unchanged.
 
 from runtime.store.base import (
     MISSING,
+    NewRun,
     PropertyWrite,
     QueuedItem,
     RateHit,
@@ -18,6 +19,7 @@ from runtime.store.sqlite import SqliteStore
 
 __all__ = [
     "MISSING",
+    "NewRun",
     "PropertyWrite",
     "QueuedItem",
     "RateHit",

@@ -3,7 +3,9 @@
 Design for several server processes (and later machines): every method is one atomic
 operation; queue items are *claimed* with a lease by an owner, so a crashed owner's items are
 picked up again after the lease (processing is at least once); within one ``(bot_id, chat_key)``
-items are handed out strictly in order and one at a time.
+items are handed out strictly in order and one at a time. Across bots, claims are fair: the
+next item goes to the bot with the fewest items in flight (live leases), oldest item first among
+equals, so one bot's backlog never holds up another bot's updates.
 """
 
 from __future__ import annotations
@@ -54,6 +56,15 @@ class PropertyWrite:
     name: str
     value: JSON = None
     delete: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class NewRun:
+    """A scheduled run (``Bot.run``) to enqueue with the commit of the run that asked for it."""
+
+    chat_key: str
+    payload: JSON
+    run_after: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +132,11 @@ class Store(Protocol):
     async def claim(
         self, owner: str, *, now: float, lease_seconds: float, bot_ids: Sequence[str] | None = None
     ) -> QueuedItem | None:
-        """Lease the next ready item: oldest first, one at a time per ``(bot_id, chat_key)``."""
+        """Lease the next ready item, one at a time per ``(bot_id, chat_key)``.
+
+        It is the oldest ready item of the bot with the fewest live leases (ties: the oldest
+        item of them all), so one bot's backlog cannot starve another bot.
+        """
 
     async def finish(self, item: QueuedItem, owner: str, *, failed: bool = False) -> None:
         """Mark a claimed item done (or failed for good); its chat's next item becomes ready."""
@@ -132,8 +147,10 @@ class Store(Protocol):
     async def prune(self, before: float) -> int:
         """Delete queue items finished, and runs logged, before ``before``; return how many."""
 
-    async def pending_count(self, bot_id: str | None = None) -> int:
-        """Count items not yet finished."""
+    async def pending_count(
+        self, bot_id: str | None = None, *, kind: ItemKind | None = None
+    ) -> int:
+        """Count items not yet finished (of one bot, of one kind)."""
 
     # -- properties --
     async def get_property(self, bot_id: str, scope: Scope, name: str) -> JSON | _Missing:
@@ -146,6 +163,23 @@ class Store(Protocol):
 
     async def bot_data_bytes(self, bot_id: str) -> int:
         """Return the bytes a bot's properties take (keys and JSON values)."""
+
+    async def commit_run(
+        self,
+        bot_id: str,
+        writes: Sequence[PropertyWrite],
+        runs: Sequence[NewRun],
+        *,
+        max_bot_bytes: int,
+        max_pending_runs: int,
+    ) -> None:
+        """Apply a run's property writes and enqueue its scheduled runs in one transaction.
+
+        Raises QuotaExceeded past ``max_bot_bytes`` (as :meth:`commit_properties`), or its
+        subclass PendingRunsExceeded when the bot's unfinished ``run`` items plus ``runs`` would
+        pass ``max_pending_runs``; either way nothing is written. The check and the writes are
+        one atomic step: concurrent commits (from any process) never pass the cap together.
+        """
 
     # -- need_reply waits --
     async def set_waiting(self, waiting: Waiting) -> None:

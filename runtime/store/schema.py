@@ -69,21 +69,44 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
 )
 
 CLAIM_SQL: Final = """
-    SELECT seq, bot_id, kind, chat_key, payload, update_id, attempts, status, owner
-    FROM queue AS q
-    WHERE q.finished_at IS NULL
-      AND q.run_after <= :now
-      AND (q.status = 'pending' OR q.lease_until <= :now)
-      AND (:bots IS NULL OR q.bot_id IN (SELECT value FROM json_each(:bots)))
-      AND (q.bot_id, q.chat_key) NOT IN (
-          SELECT bot_id, chat_key FROM queue WHERE status = 'claimed' AND lease_until > :now)
-      -- An earlier unfinished update holds its chat even while it waits to be retried, so
-      -- updates stay in order; scheduled runs waiting for their time hold nothing.
-      AND NOT EXISTS (
-          SELECT 1 FROM queue AS e
-          WHERE e.finished_at IS NULL AND e.bot_id = q.bot_id AND e.chat_key = q.chat_key
-            AND e.seq < q.seq AND e.kind = 'update')
-    ORDER BY q.seq
+    WITH RECURSIVE
+      -- The bots with unfinished items, by skip-scan of queue_open_bot: one seek per bot.
+      waiting(bot_id) AS (
+          SELECT MIN(bot_id) FROM queue WHERE finished_at IS NULL
+          UNION ALL
+          SELECT (SELECT MIN(bot_id) FROM queue
+                  WHERE finished_at IS NULL AND bot_id > waiting.bot_id)
+          FROM waiting WHERE waiting.bot_id IS NOT NULL),
+      -- Per bot: its oldest ready item, and how many of its items are in flight.
+      first(bot_id, seq, in_flight) AS MATERIALIZED (
+          SELECT w.bot_id,
+                 (SELECT q.seq FROM queue AS q
+                  WHERE q.bot_id = w.bot_id AND q.finished_at IS NULL
+                    AND q.run_after <= :now
+                    AND (q.status = 'pending' OR q.lease_until <= :now)
+                    AND (q.bot_id, q.chat_key) NOT IN (
+                        SELECT bot_id, chat_key FROM queue
+                        WHERE status = 'claimed' AND lease_until > :now)
+                    -- An earlier unfinished update holds its chat even while it waits to be
+                    -- retried, so updates stay in order; scheduled runs waiting for their
+                    -- time hold nothing.
+                    AND NOT EXISTS (
+                        SELECT 1 FROM queue AS e
+                        WHERE e.finished_at IS NULL AND e.bot_id = q.bot_id
+                          AND e.chat_key = q.chat_key AND e.seq < q.seq AND e.kind = 'update')
+                  ORDER BY q.seq
+                  LIMIT 1),
+                 (SELECT COUNT(*) FROM queue AS c
+                  WHERE c.status = 'claimed' AND c.lease_until > :now AND c.bot_id = w.bot_id)
+          FROM waiting AS w
+          WHERE w.bot_id IS NOT NULL
+            AND (:bots IS NULL OR w.bot_id IN (SELECT value FROM json_each(:bots))))
+    -- Fair across bots: the bot with the fewest items in flight goes first, oldest item first
+    -- among equals; within a bot (and so within a chat), items keep their order.
+    SELECT q.seq, q.bot_id, q.kind, q.chat_key, q.payload, q.update_id, q.attempts, q.status,
+           q.owner
+    FROM first JOIN queue AS q ON q.seq = first.seq
+    ORDER BY first.in_flight, first.seq
     LIMIT 1
 """
 RUN_JSON_FIELDS: Final = ("calls", "error", "extra")

@@ -8,10 +8,12 @@ write lock up front (waiting up to ``busy_timeout``) instead of failing on upgra
 nowhere else.
 
 Queue rows are kept once finished, so a redelivered ``update_id`` is still refused; call
-:meth:`SqliteStore.prune` now and then to drop old ones. Claiming walks the unfinished rows in
-``seq`` order and stops at the first ready one, so it stays cheap however many finished rows
-there are; a very deep backlog in one busy chat, or very many items scheduled far ahead, makes
-each claim scan past them (about 20 ms per 100k such rows).
+:meth:`SqliteStore.prune` now and then to drop old ones. Claiming is fair across bots
+(``CLAIM_SQL``): it finds the bots with unfinished items by a skip-scan of an index (one seek per
+bot), takes each bot's oldest ready item by walking only that bot's unfinished rows, and leases
+the one of the bot with the fewest live leases. Finished rows cost nothing; a very deep backlog
+in one busy chat, or very many items scheduled far ahead, makes each claim scan past them
+(about 20 ms per 100k such rows); a bot's scheduled runs are capped by ``runs.max_pending``.
 """
 
 from __future__ import annotations
@@ -30,10 +32,11 @@ from pathlib import Path
 from typing import Concatenate, Final, Literal, ParamSpec, TypeVar, cast
 
 from runtime.errors import QuotaExceeded, StoreError
-from runtime.store import bots, counters, runs
+from runtime.store import bots, commit, counters, runs
 from runtime.store.base import (
     MISSING,
     ItemKind,
+    NewRun,
     PropertyWrite,
     QueuedItem,
     RateHit,
@@ -43,6 +46,7 @@ from runtime.store.base import (
     _Missing,
 )
 from runtime.store.batch import Batcher
+from runtime.store.commit import CommitArgs, PropertyRow, RunRow
 from runtime.store.runs import encode as _encode
 from runtime.store.schema import (
     CLAIM_SQL,
@@ -90,6 +94,7 @@ class SqliteStore:
         self._conn: sqlite3.Connection | None = None  # touched only on the executor's thread
         self._fast: sqlite3.Connection | None = None  # the same file, synchronous = OFF
         self._enqueues: Batcher[_EnqueueArgs, bool] = Batcher(self._enqueue_many)
+        self._commits: Batcher[CommitArgs, QuotaExceeded | None] = Batcher(self._commit_many)
         self._rate_hits: Batcher[tuple[tuple[RateHit, ...], float], RateHit | None] = Batcher(
             self._hit_rates_many
         )
@@ -119,6 +124,7 @@ class SqliteStore:
         """Close the connection and stop the store's thread; later use raises StoreError."""
         if self._state == "open":
             await self._enqueues.wait()  # calls made before close() still complete
+            await self._commits.wait()
             await self._rate_hits.wait()
         executor, self._executor, self._state = self._executor, None, "closed"
         if executor is None:
@@ -243,7 +249,7 @@ class SqliteStore:
     async def claim(
         self, owner: str, *, now: float, lease_seconds: float, bot_ids: Sequence[str] | None = None
     ) -> QueuedItem | None:
-        """Lease the next ready item: oldest first, one at a time per ``(bot_id, chat_key)``."""
+        """Lease the next ready item: fewest in flight per bot first, then oldest."""
         if bot_ids is not None and not bot_ids:
             return None
         bots = None if bot_ids is None else tuple(bot_ids)
@@ -260,9 +266,11 @@ class SqliteStore:
         if not await self._call(_retry, item, owner, run_after):
             log.warning("retry of seq=%d ignored: %s no longer holds it", item.seq, owner)
 
-    async def pending_count(self, bot_id: str | None = None) -> int:
+    async def pending_count(
+        self, bot_id: str | None = None, *, kind: ItemKind | None = None
+    ) -> int:
         """Count items not yet finished (including ones scheduled for later)."""
-        return await self._call(_pending_count, bot_id)
+        return await self._call(commit.pending_count, bot_id, kind)
 
     async def prune(self, before: float) -> int:
         """Delete queue items finished, and runs logged, before ``before``; return how many.
@@ -286,19 +294,44 @@ class SqliteStore:
         A commit that does not grow the bot's data is accepted even over the quota, so a bot
         left over it (by a lowered quota) can still delete its way back under.
         """
-        rows: list[tuple[str, str, str | None, int]] = []
-        for write in writes:
-            if write.delete:
-                rows.append((write.scope, write.name, None, 0))
-            else:
-                text, size = _encode(write.value, f"property {write.name!r}")
-                rows.append((write.scope, write.name, text, size + len(write.name.encode())))
+        rows = _property_rows(writes)
         if rows:
             await self._call(_commit_properties, bot_id, rows, max_bot_bytes)
 
+    async def commit_run(
+        self,
+        bot_id: str,
+        writes: Sequence[PropertyWrite],
+        runs: Sequence[NewRun],
+        *,
+        max_bot_bytes: int,
+        max_pending_runs: int,
+    ) -> None:
+        """Apply a run's writes and enqueue its runs atomically; see the Protocol for the checks.
+
+        Commits from concurrent runs share one synced transaction (group commit), each in its
+        own savepoint, so a refused one is undone alone.
+        """
+        rows = tuple(_property_rows(writes))
+        queued: tuple[RunRow, ...] = tuple(
+            (run.chat_key, _encode(run.payload, "the scheduled run")[0], run.run_after)
+            for run in runs
+        )
+        if not rows and not queued:
+            return
+        refused = await self._commits.submit(
+            (bot_id, rows, queued, max_bot_bytes, max_pending_runs)
+        )
+        if refused is not None:
+            raise refused
+
+    async def _commit_many(self, items: list[CommitArgs]) -> list[QuotaExceeded | None]:
+        """Apply a batch of runs' commits in one synced transaction (group commit)."""
+        return await self._call(_commit_many, items)
+
     async def bot_data_bytes(self, bot_id: str) -> int:
         """Return the bytes a bot's properties take: UTF-8 names plus compact JSON values."""
-        return await self._call(_bot_data_bytes, bot_id)
+        return await self._call(commit.bot_data_bytes, bot_id)
 
     # -- need_reply waits --
     async def set_waiting(self, waiting: Waiting) -> None:
@@ -351,6 +384,18 @@ class SqliteStore:
         return [runs.run_record(row) for row in rows]
 
 
+def _property_rows(writes: Sequence[PropertyWrite]) -> list[PropertyRow]:
+    """Encode property writes as rows (JSON text and size); raise StoreError for non-JSON."""
+    rows: list[PropertyRow] = []
+    for write in writes:
+        if write.delete:
+            rows.append((write.scope, write.name, None, 0))
+        else:
+            text, size = _encode(write.value, f"property {write.name!r}")
+            rows.append((write.scope, write.name, text, size + len(write.name.encode())))
+    return rows
+
+
 # -- blocking operations: each runs on the store's thread with its connection --
 _EnqueueArgs = tuple[str, str, str, str, "int | None", float]
 
@@ -358,25 +403,21 @@ _EnqueueArgs = tuple[str, str, str, str, "int | None", float]
 def _enqueue_many(conn: sqlite3.Connection, items: list[_EnqueueArgs]) -> list[bool]:
     """Insert several items in one transaction; True for each that was new."""
     with _immediate(conn):
-        return [_enqueue(conn, *item) for item in items]
+        return [commit.enqueue(conn, *item) for item in items]
 
 
-def _enqueue(
-    conn: sqlite3.Connection,
-    bot_id: str,
-    kind: str,
-    chat_key: str,
-    payload: str,
-    update_id: int | None,
-    run_after: float,
-) -> bool:
-    """Insert one item unless its update_id is already known for the bot."""
-    cursor = conn.execute(
-        "INSERT INTO queue (bot_id, kind, chat_key, payload, update_id, run_after, enqueued_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-        (bot_id, kind, chat_key, payload, update_id, run_after, time.time()),
-    )
-    return cursor.rowcount == 1
+def _commit_many(conn: sqlite3.Connection, items: list[CommitArgs]) -> list[QuotaExceeded | None]:
+    """Apply several runs' commits in one transaction, each all or nothing on its own."""
+    with _immediate(conn):
+        return [commit.commit_one(conn, *item) for item in items]
+
+
+def _commit_properties(
+    conn: sqlite3.Connection, bot_id: str, rows: Sequence[PropertyRow], max_bot_bytes: int
+) -> None:
+    """Apply property writes in their own transaction (rolled back whole past the quota)."""
+    with _immediate(conn):
+        commit.apply_properties(conn, bot_id, rows, max_bot_bytes)
 
 
 def _claim(
@@ -426,17 +467,6 @@ def _retry(conn: sqlite3.Connection, item: QueuedItem, owner: str, run_after: fl
     return cursor.rowcount == 1
 
 
-def _pending_count(conn: sqlite3.Connection, bot_id: str | None) -> int:
-    """Count unfinished items, of one bot or all."""
-    if bot_id is None:
-        row = conn.execute("SELECT COUNT(*) FROM queue WHERE finished_at IS NULL").fetchone()
-    else:
-        row = conn.execute(
-            "SELECT COUNT(*) FROM queue WHERE finished_at IS NULL AND bot_id = ?", (bot_id,)
-        ).fetchone()
-    return int(row[0])
-
-
 def _prune(conn: sqlite3.Connection, before: float) -> int:
     """Delete items finished, and runs started, before a time."""
     with _immediate(conn):
@@ -454,44 +484,6 @@ def _get_property(conn: sqlite3.Connection, bot_id: str, scope: str, name: str) 
         (bot_id, scope, name),
     ).fetchone()
     return None if row is None else str(row[0])
-
-
-def _commit_properties(
-    conn: sqlite3.Connection,
-    bot_id: str,
-    rows: Sequence[tuple[str, str, str | None, int]],
-    max_bot_bytes: int,
-) -> None:
-    """Apply the writes in order, then enforce the bot's quota before committing."""
-    with _immediate(conn):
-        before = _bot_data_bytes(conn, bot_id)
-        for scope, name, value, size in rows:
-            if value is None:
-                conn.execute(
-                    "DELETE FROM property WHERE bot_id = ? AND scope = ? AND name = ?",
-                    (bot_id, scope, name),
-                )
-            else:
-                conn.execute(
-                    "INSERT INTO property (bot_id, scope, name, value, size)"
-                    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (bot_id, scope, name)"
-                    " DO UPDATE SET value = excluded.value, size = excluded.size",
-                    (bot_id, scope, name, value, size),
-                )
-        after = _bot_data_bytes(conn, bot_id)
-        if after > max_bot_bytes and after > before:
-            raise QuotaExceeded(
-                f"bot {bot_id!r} data would take {after} bytes, over its "
-                f"max_bot_bytes quota of {max_bot_bytes} bytes"
-            )
-
-
-def _bot_data_bytes(conn: sqlite3.Connection, bot_id: str) -> int:
-    """Sum the sizes of a bot's properties."""
-    row = conn.execute(
-        "SELECT COALESCE(SUM(size), 0) FROM property WHERE bot_id = ?", (bot_id,)
-    ).fetchone()
-    return int(row[0])
 
 
 def _set_waiting(conn: sqlite3.Connection, waiting: Waiting) -> None:

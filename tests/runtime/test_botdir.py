@@ -6,7 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from runtime.botdir import BotConfig, PropertyLimits, check_bot, load_bot, parse_config
+from runtime.botdir import (
+    BotConfig,
+    PropertyLimits,
+    RunLimits,
+    check_bot,
+    load_bot,
+    parse_config,
+)
 from runtime.dispatch import find
 from runtime.errors import BotFolderError, Problem
 from sandbox import Limits
@@ -56,6 +63,7 @@ def test_the_good_example_bot_loads_with_everything_converted() -> None:
             cpu_seconds=0.5, wall_seconds=5.0, memory_bytes=64 * MIB, output_bytes=16 * KIB
         ),
         properties=PropertyLimits(max_value_bytes=1024, max_bot_bytes=10 * MIB),
+        runs=RunLimits(max_pending=50, max_generations=10),
         webhook={"allowed_updates": ["message", "callback_query"]},
         settings={"greeting": "Hello", "admins": [1001]},
     )
@@ -320,6 +328,10 @@ def test_a_username_may_be_written_with_its_at_sign() -> None:
         ),
         ("token_env: T\nproperties:\n  max_value_bytes: 0\n", 3, "must be a positive whole number"),
         ("token_env: T\nproperties:\n  max_values: 5\n", 3, '(did you mean "max_value_bytes"?)'),
+        ("token_env: T\nruns:\n  max_pending: 0\n", 3, '"runs.max_pending" must be a positive'),
+        ("token_env: T\nruns:\n  max_generations: 2.5\n", 3, "must be a positive whole"),
+        ("token_env: T\nruns:\n  max_generation: 5\n", 3, '(did you mean "max_generations"?)'),
+        ("token_env: T\nruns: 5\n", 2, '"runs" must be a mapping'),
         ("token_env: T\nsettings:\n  launch: 2024-01-01\n", 3, '"settings.launch" holds a date'),
         ("token_env: T\nsettings:\n  ratio: .nan\n", 3, "which JSON cannot"),
         ("token_env: T\nsettings:\n  1: one\n", 3, "key 1, which is not text"),
@@ -352,6 +364,10 @@ def test_a_username_may_be_written_with_its_at_sign() -> None:
         "limit-in-the-wrong-unit",
         "zero-property-limit",
         "unknown-property-limit",
+        "zero-pending-runs",
+        "fractional-generations",
+        "unknown-runs-setting",
+        "runs-not-mapping",
         "date-in-settings",
         "nan-in-settings",
         "non-text-key-in-settings",
@@ -367,6 +383,13 @@ def test_bot_yaml_problems_are_reported_at_their_line(
     """Each bad bot.yaml is refused with a problem at the right line."""
     found = config_problems(text)
     assert any(n == line and fragment in m for n, m in found), found
+
+
+def test_run_limits_default_to_a_thousand_pending_and_ten_generations() -> None:
+    """A bot.yaml without ``runs`` gets the documented defaults."""
+    config, problems = parse_config("token_env: T\n", "mybot")
+    assert problems == [] and config is not None
+    assert (config.runs.max_pending, config.runs.max_generations) == (1000, 10)
 
 
 def test_a_yaml_alias_bomb_in_settings_is_refused() -> None:

@@ -1,20 +1,24 @@
 """The Store contract: every backend must pass this suite unchanged.
 
 To add a backend, add one entry to ``STORE_FACTORIES``: a function building an unopened store
-whose data is empty (for a server backend, a fresh database or schema per test).
+whose data is empty (for a server backend, a fresh database or schema per test), and one to
+``CHILD_STORES``: how a second process opens the same store (for the concurrency cases).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
 
-from runtime.errors import QuotaExceeded, StoreError
+from runtime.errors import PendingRunsExceeded, QuotaExceeded, StoreError
 from runtime.store import (
     MISSING,
+    NewRun,
     PropertyWrite,
     QueuedItem,
     RateHit,
@@ -28,6 +32,14 @@ from sandbox import JSON
 STORE_FACTORIES: dict[str, Callable[[Path], Store]] = {
     "sqlite": lambda tmp_path: SqliteStore(tmp_path / "store" / "botbox.sqlite3"),
 }
+CHILD_STORES: dict[str, tuple[str, Callable[[Path], str]]] = {
+    "sqlite": (
+        "from runtime.store import SqliteStore\nstore = SqliteStore(ARG)",
+        lambda tmp_path: str(tmp_path / "store" / "botbox.sqlite3"),
+    ),
+}
+"""Per backend: Python that binds ``store`` (unopened) from the text ``ARG``, and that text."""
+REPO_ROOT = Path(__file__).resolve().parents[3]
 
 NOW = 1_000_000.0
 LEASE = 30.0
@@ -36,9 +48,15 @@ OTHER_BOT = "bot-b"
 
 
 @pytest.fixture(params=sorted(STORE_FACTORIES))
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+def backend(request: pytest.FixtureRequest) -> str:
+    """The name of the store implementation under test."""
+    return str(request.param)
+
+
+@pytest.fixture
+async def store(backend: str, tmp_path: Path) -> AsyncIterator[Store]:
     """An opened, empty store of each implementation, closed after the test."""
-    opened = STORE_FACTORIES[request.param](tmp_path)
+    opened = STORE_FACTORIES[backend](tmp_path)
     await opened.open()
     yield opened
     await opened.close()
@@ -66,9 +84,11 @@ async def claim(
     return await store.claim(owner, now=now, lease_seconds=LEASE, bot_ids=bot_ids)
 
 
-async def claim_one(store: Store, owner: str = "w1", *, now: float = NOW) -> QueuedItem:
+async def claim_one(
+    store: Store, owner: str = "w1", *, now: float = NOW, bot_ids: list[str] | None = None
+) -> QueuedItem:
     """Claim an item that must be there."""
-    item = await claim(store, owner, now=now)
+    item = await claim(store, owner, now=now, bot_ids=bot_ids)
     assert item is not None
     return item
 
@@ -90,6 +110,49 @@ def run_record(status: str = "ok", *, bot_id: str = BOT, started_at: float = NOW
         error=None if status == "ok" else {"line": 3, "message": "boom"},
         extra={"attempt": 1, "tags": ["a"]},
     )
+
+
+CHILD_COMMITTER = """
+import asyncio, json, sys
+from runtime.errors import PendingRunsExceeded
+from runtime.store import NewRun, PropertyWrite
+ARG = sys.argv[1]
+{opener}
+
+async def main():
+    await store.open()
+    print("ready", flush=True)
+    sys.stdin.readline()
+    accepted = []
+    for n in range(int(sys.argv[3])):
+        try:
+            await store.commit_run(
+                "bot-a", [PropertyWrite("bot", f"{{sys.argv[2]}}-{{n}}", n)],
+                [NewRun("c", {{"n": n}}), NewRun("d", {{"n": n}})],
+                max_bot_bytes=10**6, max_pending_runs=int(sys.argv[4]))
+            accepted.append(n)
+        except PendingRunsExceeded:
+            pass
+    await store.close()
+    print(json.dumps(accepted), flush=True)
+
+asyncio.run(main())
+"""
+
+
+async def commit_two_runs(store: Store, who: str, n: int, cap: int) -> bool:
+    """Commit a property ``who-n`` and two runs under ``cap``; True if accepted."""
+    try:
+        await store.commit_run(
+            BOT,
+            [PropertyWrite("bot", f"{who}-{n}", n)],
+            [NewRun("c", {"n": n}), NewRun("d", {"n": n})],
+            max_bot_bytes=10**6,
+            max_pending_runs=cap,
+        )
+    except PendingRunsExceeded:
+        return False
+    return True
 
 
 class TestStoreContract:
@@ -178,10 +241,57 @@ class TestStoreContract:
         claimed = [await claim_one(store, f"w{n}") for n in range(3)]
         assert [(i.bot_id, i.payload) for i in claimed] == [
             (BOT, {"n": 1}),
-            (BOT, {"n": 3}),
             (OTHER_BOT, {"n": 4}),
+            (BOT, {"n": 3}),
         ]
         assert await claim(store, "w9") is None
+
+    # -- fairness across bots --
+    async def test_the_bot_with_fewer_items_in_flight_is_served_first(self, store: Store) -> None:
+        """An older backlog of one bot does not go before another bot with nothing in flight."""
+        for n in range(50):
+            await store.enqueue(BOT, "run", f"c{n}", {"n": n})
+        await store.enqueue(OTHER_BOT, "update", "c0", {"n": "other"}, update_id=1)
+        first = await claim_one(store, "w1")
+        second = await claim_one(store, "w2")
+        assert (first.bot_id, first.payload) == (BOT, {"n": 0})
+        assert (second.bot_id, second.payload) == (OTHER_BOT, {"n": "other"})
+
+    async def test_claims_alternate_between_bots_oldest_first_among_equals(
+        self, store: Store
+    ) -> None:
+        """Claims alternate between bots by items in flight; among equals the oldest item wins."""
+        await store.enqueue(OTHER_BOT, "update", "c1", {"n": 1})
+        await store.enqueue(OTHER_BOT, "update", "c2", {"n": 2})
+        await store.enqueue(BOT, "update", "c1", {"n": 3})
+        await store.enqueue(BOT, "update", "c2", {"n": 4})
+        claimed = [(await claim_one(store, f"w{n}")).payload for n in range(4)]
+        assert claimed == [{"n": 1}, {"n": 3}, {"n": 2}, {"n": 4}]
+
+    async def test_another_bots_update_waits_for_no_more_than_one_free_slot(
+        self, store: Store
+    ) -> None:
+        """A 1,000-run due backlog holds four workers; the first slot freed takes B's update."""
+        for n in range(1000):
+            await store.enqueue(BOT, "run", f"c{n % 200}", {"n": n})
+        held = [await claim_one(store, f"w{n}") for n in range(4)]
+        assert {item.bot_id for item in held} == {BOT}
+        await store.enqueue(OTHER_BOT, "update", "c0", {"n": "b"}, update_id=1)
+        await store.finish(held[0], "w0")
+        item = await claim_one(store, "w0")
+        assert (item.bot_id, item.payload) == (OTHER_BOT, {"n": "b"})
+        assert await store.pending_count(BOT) == 999
+
+    async def test_expired_leases_do_not_count_as_in_flight(self, store: Store) -> None:
+        """A crashed owner's items stop weighing on their bot once their lease is over."""
+        await store.enqueue(BOT, "update", "c1", {"n": 1})
+        await store.enqueue(BOT, "update", "c2", {"n": 2})
+        await store.enqueue(OTHER_BOT, "update", "c1", {"n": 3})
+        await store.enqueue(OTHER_BOT, "update", "c2", {"n": 4})
+        await claim_one(store, "crashed", bot_ids=[OTHER_BOT])
+        later = NOW + LEASE + 1
+        assert (await claim_one(store, "w1", now=later)).payload == {"n": 1}
+        assert (await claim_one(store, "w2", now=later)).payload == {"n": 3}
 
     async def test_failed_finish_also_releases_the_chat(self, store: Store) -> None:
         """An item finished as failed counts as finished and unblocks its chat."""
@@ -598,3 +708,141 @@ class TestStoreContract:
         """Ten simultaneous requests for a new bot's generation all get the same one."""
         results = await asyncio.gather(*(store.bot_generations([BOT], now=NOW) for _ in range(10)))
         assert len({result[BOT] for result in results}) == 1
+
+    # -- a run's commit: properties and scheduled runs, all or nothing --
+    async def test_a_commit_writes_properties_and_enqueues_runs_together(
+        self, store: Store
+    ) -> None:
+        """commit_run applies the writes and queues each run with its chat, payload and time."""
+        await store.commit_run(
+            BOT,
+            [PropertyWrite("bot", "k", "v")],
+            [NewRun("c1", {"command": "a"}), NewRun("c2", {"command": "b"}, run_after=NOW + 60)],
+            max_bot_bytes=1000,
+            max_pending_runs=10,
+        )
+        assert await store.get_property(BOT, "bot", "k") == "v"
+        assert await store.pending_count(BOT, kind="run") == 2
+        first = await claim_one(store)
+        assert (first.kind, first.chat_key, first.payload) == ("run", "c1", {"command": "a"})
+        await store.finish(first, "w1")
+        assert await claim(store) is None
+        assert (await claim_one(store, now=NOW + 60)).payload == {"command": "b"}
+
+    async def test_runs_exactly_up_to_the_cap_are_accepted(self, store: Store) -> None:
+        """The pending-runs cap is inclusive."""
+        await store.enqueue(BOT, "run", "c", {})
+        await store.commit_run(
+            BOT, [], [NewRun("c", {})] * 2, max_bot_bytes=1000, max_pending_runs=3
+        )
+        assert await store.pending_count(BOT, kind="run") == 3
+
+    async def test_a_commit_past_the_pending_cap_is_refused_whole(self, store: Store) -> None:
+        """Past the cap, neither the runs nor the property writes land; the error names the cap."""
+        await store.commit_run(
+            BOT,
+            [PropertyWrite("bot", "keep", 1)],
+            [NewRun("c", {})],
+            max_bot_bytes=1000,
+            max_pending_runs=2,
+        )
+        with pytest.raises(PendingRunsExceeded, match=r"limit of 2 \(runs\.max_pending") as info:
+            await store.commit_run(
+                BOT,
+                [PropertyWrite("bot", "keep", delete=True), PropertyWrite("bot", "new", 2)],
+                [NewRun("c", {}), NewRun("d", {})],
+                max_bot_bytes=1000,
+                max_pending_runs=2,
+            )
+        assert (info.value.pending, info.value.adding, info.value.limit) == (1, 2, 2)
+        assert isinstance(info.value, QuotaExceeded)
+        assert await store.get_property(BOT, "bot", "keep") == 1
+        assert await store.get_property(BOT, "bot", "new") is MISSING
+        assert await store.pending_count(BOT, kind="run") == 1
+
+    async def test_a_commit_over_the_data_quota_queues_no_runs(self, store: Store) -> None:
+        """A property quota failure also drops the commit's scheduled runs."""
+        with pytest.raises(QuotaExceeded, match="max_bot_bytes"):
+            await store.commit_run(
+                BOT,
+                [PropertyWrite("bot", "big", "x" * 200)],
+                [NewRun("c", {})],
+                max_bot_bytes=100,
+                max_pending_runs=10,
+            )
+        assert await store.pending_count(BOT) == 0
+
+    async def test_a_scheduled_run_that_is_not_json_is_refused_whole(self, store: Store) -> None:
+        """A non-JSON payload raises StoreError and writes nothing."""
+        with pytest.raises(StoreError, match="JSON"):
+            await store.commit_run(
+                BOT,
+                [PropertyWrite("bot", "ok", 1)],
+                [NewRun("c", {"x": float("nan")})],
+                max_bot_bytes=1000,
+                max_pending_runs=10,
+            )
+        assert await store.get_property(BOT, "bot", "ok") is MISSING
+        assert await store.pending_count(BOT) == 0
+
+    async def test_the_cap_counts_unfinished_runs_of_the_bot_only(self, store: Store) -> None:
+        """Runs in flight count; finished runs, updates and other bots' runs do not."""
+        await store.enqueue(BOT, "run", "c1", {})
+        await store.enqueue(BOT, "run", "c2", {})
+        await store.enqueue(BOT, "update", "c3", {}, update_id=1)
+        await store.enqueue(OTHER_BOT, "run", "c1", {})
+        await store.finish(await claim_one(store, bot_ids=[BOT]), "w1")
+        await claim_one(store, bot_ids=[BOT])  # in flight: still counts
+        assert await store.pending_count(BOT, kind="run") == 1
+        assert await store.pending_count(BOT, kind="update") == 1
+        await store.commit_run(BOT, [], [NewRun("c", {})], max_bot_bytes=1, max_pending_runs=2)
+        with pytest.raises(PendingRunsExceeded):
+            await store.commit_run(BOT, [], [NewRun("c", {})], max_bot_bytes=1, max_pending_runs=2)
+
+    async def test_concurrent_commits_never_pass_the_cap_together(self, store: Store) -> None:
+        """Fifty commits at once, two runs each, under a cap of 20: exactly ten land, whole."""
+        results = await asyncio.gather(*(commit_two_runs(store, "w", n, 20) for n in range(50)))
+        assert sum(results) == 10
+        assert await store.pending_count(BOT, kind="run") == 20
+        for n, accepted in enumerate(results):
+            value = await store.get_property(BOT, "bot", f"w-{n}")
+            assert value == (n if accepted else MISSING)
+
+    async def test_two_processes_committing_never_pass_the_cap(
+        self, store: Store, backend: str, tmp_path: Path
+    ) -> None:
+        """A second process racing commits against ours: the cap holds exactly, each commit whole.
+
+        Each side tries 150 commits of two runs and 200 fit under the cap, so neither side alone
+        can fill it: both must get commits in, and the total lands exactly on the cap.
+        """
+        opener, arg = CHILD_STORES[backend]
+        attempts, cap = 150, 400
+        child = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            CHILD_COMMITTER.format(opener=opener),
+            arg(tmp_path),
+            "child",
+            str(attempts),
+            str(cap),
+            cwd=REPO_ROOT,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        assert child.stdin is not None and child.stdout is not None
+        assert await asyncio.wait_for(child.stdout.readline(), timeout=30) == b"ready\n"
+        child.stdin.write(b"go\n")
+        await child.stdin.drain()
+        mine = [n for n in range(attempts) if await commit_two_runs(store, "parent", n, cap)]
+        out, err = await asyncio.wait_for(child.communicate(), timeout=60)
+        assert child.returncode == 0, err.decode()
+        theirs: list[int] = json.loads(out)
+        assert len(mine) + len(theirs) == cap // 2
+        assert mine and theirs
+        assert await store.pending_count(BOT, kind="run") == cap
+        for who, accepted in (("parent", set(mine)), ("child", set(theirs))):
+            for n in range(attempts):
+                value = await store.get_property(BOT, "bot", f"{who}-{n}")
+                assert value == (n if n in accepted else MISSING)
