@@ -21,7 +21,7 @@ from typing import Final, Generic, TypeVar
 
 HEAT_HALF_LIFE: Final = 10.0
 """Seconds for a tenant's heat (count of recent limit breaches) to halve."""
-HOT: Final = 2.0
+HOT: Final = 1.5
 """Heat at which a tenant is throttled."""
 
 T = TypeVar("T")

@@ -57,10 +57,8 @@ MAX_DEFERRED: Final = 1000
 HEAVY_LIMITS: Final = frozenset({"cpu_seconds", "wall_seconds", "memory_bytes"})
 HANDLER_LOG_PERIOD: Final = 60.0
 DEMOTE_AFTER: Final = 0.05
-"""Seconds after which a run still going is demoted to :data:`DEMOTED` CPU priority."""
-NORMAL: Final = 0
-DEMOTED: Final = 10
-"""``nice`` values of workers: normal, and for heavy runs and hot tenants."""
+"""Seconds after which a run still going moves to the background (``SCHED_IDLE``): it then
+uses only CPU that no short run wants, and a click of any bot preempts it at once."""
 
 
 class WorkerPool:
@@ -236,10 +234,10 @@ class WorkerPool:
         worker = await self._acquire(owner)
         self._running += 1
         result: RunResult | None = None
-        worker.set_priority(DEMOTED if self.share.is_hot(owner) else NORMAL)
+        worker.set_background(self.share.is_hot(owner))
         # A run still going after DEMOTE_AFTER is a heavy one: it yields the CPU to short runs
         # (of any tenant) until it ends, as a multi-level feedback queue would.
-        demote = asyncio.get_running_loop().call_later(DEMOTE_AFTER, worker.set_priority, DEMOTED)
+        demote = asyncio.get_running_loop().call_later(DEMOTE_AFTER, worker.set_background, True)
         try:
             result = await self._execute(worker, script, request, capabilities or {}, limits)
             return replace(result, worker_pid=worker.pid)

@@ -58,7 +58,7 @@ class WorkerProcess:
         self.killed_by_host = False
         self.retiring = False
         self.idle_since = 0.0
-        self.priority = 0
+        self.background = False
 
     @property
     def alive(self) -> bool:
@@ -100,15 +100,20 @@ class WorkerProcess:
         ticks = os.sysconf("SC_CLK_TCK")
         return (int(fields[11]) + int(fields[12])) / ticks
 
-    def set_priority(self, nice: int) -> None:
-        """Set the worker's CPU priority (``nice``); a no-op if it has it or may not change."""
-        if nice == self.priority or not self.alive:
+    def set_background(self, background: bool) -> None:
+        """Move the worker to ``SCHED_IDLE`` (background) or back to the normal policy.
+
+        Only a root host can move a worker back, so elsewhere this does nothing at all: a worker
+        stuck in the background would slow every later run of its bot.
+        """
+        if background == self.background or not self.alive or os.geteuid() != 0:
             return
+        policy = os.SCHED_IDLE if background else os.SCHED_OTHER
         try:
-            os.setpriority(os.PRIO_PROCESS, self.pid, nice)
-        except OSError:  # not root: a worker's nice can go up but never back down
+            os.sched_setscheduler(self.pid, policy, os.sched_param(0))
+        except OSError:  # the process is gone (its exit is reported separately)
             return
-        self.priority = nice
+        self.background = background
 
     def kill(self) -> None:
         """Kill the worker at once (it may be stuck inside C code)."""

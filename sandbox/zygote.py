@@ -142,7 +142,9 @@ class Zygote:
             os.closerange(low + 1, high)
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, signal.SIG_DFL)
-        os.setsid()  # a group of its own: kill(0, ...) can reach no one else
+        # No setsid(): workers stay in the fork server's session, so with the kernel's
+        # autogroups they share one scheduling group and a background (SCHED_IDLE) worker
+        # really yields to the others. Signals need no session: seccomp refuses kill().
         report = isolation.isolate_worker(uid)
         if self.baseline:
             isolation.cap_address_space(self.baseline + self.max_memory)

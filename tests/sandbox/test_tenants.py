@@ -8,6 +8,7 @@ proves that even then nothing of another tenant's runs is visible from that proc
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import AsyncIterator
 
@@ -145,3 +146,24 @@ async def test_the_pool_survives_its_fork_server_dying():
         result = await pool.run("print('back')", tenant="a")
         assert result.output == "back\n", result.describe()
         assert pool._server is not server
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only a root server moves workers between policies")
+async def test_a_long_run_moves_to_the_background_and_a_short_one_comes_back():
+    """A run past DEMOTE_AFTER is SCHED_IDLE; the next run of a cool tenant is normal again."""
+    async with WorkerPool(1, max_workers=1) as pool:
+        script = "import time\nt = time.time()\nwhile time.time() - t < 0.4:\n    pass"
+        slow = asyncio.ensure_future(pool.run(script, tenant="a"))
+        deadline = time.monotonic() + 5
+        policy = None
+        while time.monotonic() < deadline and not slow.done():
+            busy = [w for w in pool._workers if w.tenant == "a"]
+            if busy and (policy := os.sched_getscheduler(busy[0].pid)) == os.SCHED_IDLE:
+                break
+            await asyncio.sleep(0.01)
+        assert policy == os.SCHED_IDLE
+        first = await slow
+        assert first.ok
+        quick = await pool.run("x = 1", tenant="a")
+        assert quick.worker_pid == first.worker_pid
+        assert os.sched_getscheduler(quick.worker_pid) == os.SCHED_OTHER
