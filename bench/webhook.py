@@ -194,18 +194,19 @@ class Load:
 
 @dataclass(frozen=True, slots=True)
 class CpuTimes:
-    """CPU seconds (user + system) of a server process, its live children and reaped ones."""
+    """CPU seconds (user + system) of a server process and its descendants (the fork server and
+    the workers it forks), live and reaped."""
 
     server: float
     children: float
 
     @classmethod
     def of(cls, pid: int) -> CpuTimes:
-        """Read /proc for ``pid`` and its children (zeros where /proc is unavailable)."""
+        """Read /proc for ``pid`` and its descendants (zeros where /proc is unavailable)."""
         tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
         own = _proc_times(pid)
-        live = sum(sum(_proc_times(child)[:2]) for child in _children(pid))
-        return cls(server=(own[0] + own[1]) / tick, children=(live + own[2] + own[3]) / tick)
+        below = sum(sum(_proc_times(child)) for child in _descendants(pid))
+        return cls(server=(own[0] + own[1]) / tick, children=(below + own[2] + own[3]) / tick)
 
 
 def _proc_times(pid: int) -> tuple[int, int, int, int]:
@@ -216,6 +217,15 @@ def _proc_times(pid: int) -> tuple[int, int, int, int]:
         return (0, 0, 0, 0)
     fields = text.rpartition(")")[2].split()  # fields from the 3rd on; the name may hold spaces
     return (int(fields[11]), int(fields[12]), int(fields[13]), int(fields[14]))
+
+
+def _descendants(pid: int) -> list[int]:
+    """Children, grandchildren and so on (workers are children of the fork server)."""
+    found: list[int] = []
+    for child in _children(pid):
+        found.append(child)
+        found.extend(_descendants(child))
+    return found
 
 
 def _children(pid: int) -> list[int]:

@@ -47,15 +47,19 @@ class FairShare(Generic[T]):
 
     def cap(self, tenant: str) -> int:
         """How many workers ``tenant`` may hold right now."""
-        others = len((set(self.busy) | set(self.lines)) - {tenant})
-        cap = min(self.size, max(1, self.max_workers // (others + 1)))
-        if self.is_hot(tenant):
+        if self.lines:
+            active = len(self.busy.keys() | self.lines.keys() | {tenant})
+        else:  # the common case, on every run: nobody waits
+            active = len(self.busy) + (tenant not in self.busy)
+        cap = min(self.size, max(1, self.max_workers // active))
+        if self.heat and self.is_hot(tenant):
             cap = min(cap, max(1, self.size // 2))
         return cap
 
     def under_cap(self, tenant: str) -> bool:
         """True if ``tenant`` may start one more run."""
-        return self.busy[tenant] < self.cap(tenant)
+        held = self.busy[tenant]
+        return held == 0 or held < self.cap(tenant)  # every tenant may hold one
 
     def started(self, tenant: str) -> None:
         """Count a run of ``tenant`` as holding a worker."""
@@ -90,6 +94,8 @@ class FairShare(Generic[T]):
 
     def next(self, can_serve: Callable[[str], bool]) -> tuple[str, asyncio.Future[T]] | None:
         """The next run to serve: round robin over tenants under their cap that ``can_serve``."""
+        if not self.turn:
+            return None
         for _ in range(len(self.turn)):
             tenant = self.turn[0]
             self.turn.rotate(-1)
@@ -124,7 +130,7 @@ class FairShare(Generic[T]):
 
     def is_hot(self, tenant: str) -> bool:
         """True while the tenant is throttled for breaking limits."""
-        return self.current_heat(tenant) >= HOT
+        return bool(self.heat) and self.current_heat(tenant) >= HOT
 
     def _drop(self, tenant: str) -> None:
         self.lines.pop(tenant, None)

@@ -111,6 +111,8 @@ class WorkerPool:
         self._drained = asyncio.Event()
         self._limit_tables: dict[Limits, dict[str, float | int]] = {}
         self._handler_failures: dict[str, tuple[float, int]] = {}
+        self._busy: set[WorkerProcess] = set()
+        self._demoter: asyncio.Future[None] | None = None
 
     async def __aenter__(self) -> WorkerPool:
         await self.start()
@@ -151,6 +153,10 @@ class WorkerPool:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout):
                     await self._drained.wait()
+        if self._demoter is not None:
+            self._demoter.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._demoter
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -235,12 +241,13 @@ class WorkerPool:
         self._running += 1
         result: RunResult | None = None
         worker.set_background(self.share.is_hot(owner))
-        # A run still going after DEMOTE_AFTER is a heavy one: it yields the CPU to short runs
-        # (of any tenant) until it ends, as a multi-level feedback queue would.
-        demote = asyncio.get_running_loop().call_later(DEMOTE_AFTER, worker.set_background, True)
+        worker.run_started = time.monotonic()
+        self._busy.add(worker)
+        if self._demoter is None and worker.may_renice:
+            self._demoter = asyncio.ensure_future(self._demote_heavy_runs())
         try:
             result = await self._execute(worker, script, request, capabilities or {}, limits)
-            return replace(result, worker_pid=worker.pid)
+            return result
         except asyncio.CancelledError:
             # The caller gave up mid-run (a client hung up). The worker may still be inside
             # the script or waiting for a capability's answer: it must never serve another
@@ -248,12 +255,23 @@ class WorkerPool:
             worker.kill()
             raise
         finally:
-            demote.cancel()
+            self._busy.discard(worker)
             self._running -= 1
             self.share.record(owner, breached=result is not None and _breached(result))
             self._release(owner, worker)
             if self._closed and not self._running:
                 self._drained.set()
+
+    async def _demote_heavy_runs(self) -> None:
+        """Move runs still going after DEMOTE_AFTER to the background: heavy runs yield the
+        CPU to short ones (of any tenant), as in a multi-level feedback queue. One sweep every
+        half DEMOTE_AFTER, while the pool runs: cheaper than a timer per run."""
+        while not self._closed:
+            await asyncio.sleep(DEMOTE_AFTER / 2)
+            due = time.monotonic() - DEMOTE_AFTER
+            for worker in list(self._busy):
+                if worker.run_started <= due:
+                    worker.set_background(True)
 
     def _limit_table(self, limits: Limits) -> dict[str, float | int]:
         table = self._limit_tables.get(limits)
@@ -271,6 +289,9 @@ class WorkerPool:
             and self._can_serve(tenant)
         ):
             self.share.started(tenant)
+            worker = self._take_idle(tenant)
+            if worker is not None:
+                return worker
             try:
                 return await self._take(tenant)
             except BaseException:
@@ -303,8 +324,8 @@ class WorkerPool:
             return True
         return any(idle for owner, idle in self._idle.items() if owner not in (None, tenant))
 
-    async def _take(self, tenant: str) -> WorkerProcess:
-        """Hand ``tenant`` its own idle worker, a fresh one, or a newly forked one."""
+    def _take_idle(self, tenant: str) -> WorkerProcess | None:
+        """``tenant``'s own idle worker, else a fresh one bound to it now, else ``None``."""
         own = self._idle.get(tenant)
         while own:
             worker = own.pop()
@@ -317,6 +338,13 @@ class WorkerPool:
                 worker.tenant = tenant
                 self._top_up()
                 return worker
+        return None
+
+    async def _take(self, tenant: str) -> WorkerProcess:
+        """Hand ``tenant`` its own idle worker, a fresh one, or a newly forked one."""
+        worker = self._take_idle(tenant)
+        if worker is not None:
+            return worker
         if len(self._workers) + self._starting >= self.max_workers:
             self._retire_oldest_idle(tenant)
         self._switches += 1
@@ -350,7 +378,11 @@ class WorkerPool:
                 return
             tenant, future = chosen
             self.share.started(tenant)
-            self._spawn(self._hand_over(tenant, future))
+            worker = self._take_idle(tenant)
+            if worker is None:
+                self._spawn(self._hand_over(tenant, future))  # a fork: not here, in a task
+            else:
+                future.set_result(worker)
 
     async def _hand_over(self, tenant: str, future: asyncio.Future[WorkerProcess]) -> None:
         try:
@@ -527,6 +559,7 @@ class WorkerPool:
                 cpu_seconds=cpu,
                 wall_seconds=wall,
                 calls=tuple(calls),
+                worker_pid=worker.pid,
             )
         return RunResult(
             Status.CRASHED,
@@ -534,6 +567,7 @@ class WorkerPool:
             cpu_seconds=cpu,
             wall_seconds=wall,
             calls=tuple(calls),
+            worker_pid=worker.pid,
         )
 
     async def _serve_call(
@@ -686,6 +720,7 @@ class WorkerPool:
         breach_name = message.get("breach")
         failure = message.get("failure")
         common: dict[str, Any] = {
+            "worker_pid": worker.pid,
             "output": output,
             "calls": tuple(calls),
             "cpu_seconds": _float(message.get("cpu")),

@@ -59,6 +59,9 @@ class WorkerProcess:
         self.retiring = False
         self.idle_since = 0.0
         self.background = False
+        self.may_renice = os.geteuid() == 0
+        """Only root can move a worker back from the background, so only root moves it."""
+        self.run_started = 0.0
 
     @property
     def alive(self) -> bool:
@@ -106,13 +109,18 @@ class WorkerProcess:
         Only a root host can move a worker back, so elsewhere this does nothing at all: a worker
         stuck in the background would slow every later run of its bot.
         """
-        if background == self.background or not self.alive or os.geteuid() != 0:
+        if background == self.background or not self.may_renice or not self.alive:
             return
         policy = os.SCHED_IDLE if background else os.SCHED_OTHER
         try:
             os.sched_setscheduler(self.pid, policy, os.sched_param(0))
         except OSError:  # the process is gone (its exit is reported separately)
             return
+        # With autogroups (the kernel default) each worker's session is a scheduling group
+        # of its own: the policy above only ranks it inside that group, the group's nice
+        # value ranks it against the others.
+        with contextlib.suppress(OSError):
+            Path(f"/proc/{self.pid}/autogroup").write_text("19" if background else "0")
         self.background = background
 
     def kill(self) -> None:

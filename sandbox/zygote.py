@@ -142,9 +142,10 @@ class Zygote:
             os.closerange(low + 1, high)
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, signal.SIG_DFL)
-        # No setsid(): workers stay in the fork server's session, so with the kernel's
-        # autogroups they share one scheduling group and a background (SCHED_IDLE) worker
-        # really yields to the others. Signals need no session: seccomp refuses kill().
+        # A session of its own: with the kernel's autogroups, a scheduling group of its own, so
+        # workers are scheduled as peers of the server (the host moves a heavy run's group to
+        # the background through /proc/PID/autogroup).
+        os.setsid()
         report = isolation.isolate_worker(uid)
         if self.baseline:
             isolation.cap_address_space(self.baseline + self.max_memory)
