@@ -51,10 +51,14 @@ def _plain(value: object, depth: int) -> Any:
         return _scalar(value, kind)
     if depth >= MAX_DEPTH:
         raise NotPlain(f"nests deeper than {MAX_DEPTH} levels")
+    scalars = _SCALARS  # a local: this loop runs for every capability call
     if type(items) is dict:
         plain: dict[str, Any] = {}
         for key, item in dict.items(items):
-            name = _key(key)
+            name = key if type(key) is str else _key(key)
+            if type(item) in scalars:
+                plain[name] = item
+                continue
             try:
                 plain[name] = _plain(item, depth + 1)
             except NotPlain as exc:
@@ -63,6 +67,9 @@ def _plain(value: object, depth: int) -> Any:
         return plain
     out: list[Any] = []
     for index, item in enumerate(items):
+        if type(item) in scalars:
+            out.append(item)
+            continue
         try:
             out.append(_plain(item, depth + 1))
         except NotPlain as exc:
