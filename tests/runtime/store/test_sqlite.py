@@ -253,13 +253,13 @@ async def test_two_racing_stores_keep_each_chat_in_order(store: SqliteStore, pat
     assert all(order == sorted(order) for order in per_chat.values())
 
 
-async def test_a_second_process_racing_never_double_claims(store: SqliteStore) -> None:
-    """A real second process claiming from the same file never gets an item we also got."""
-    seqs = await fill(store, chats=20, per_chat=25)
+async def start_child(script: str, store: SqliteStore) -> asyncio.subprocess.Process:
+    """Start ``script`` on the store's file in a second process; return once it said ready and
+    was told to go (the race starts now)."""
     child = await asyncio.create_subprocess_exec(
         sys.executable,
         "-c",
-        CHILD_CLAIMER,
+        script,
         str(store.path),
         cwd=REPO_ROOT,
         stdin=asyncio.subprocess.PIPE,
@@ -271,6 +271,13 @@ async def test_a_second_process_racing_never_double_claims(store: SqliteStore) -
     assert ready == b"ready\n"
     child.stdin.write(b"go\n")
     await child.stdin.drain()
+    return child
+
+
+async def test_a_second_process_racing_never_double_claims(store: SqliteStore) -> None:
+    """A real second process claiming from the same file never gets an item we also got."""
+    seqs = await fill(store, chats=20, per_chat=25)
+    child = await start_child(CHILD_CLAIMER, store)
     mine: list[tuple[str, int]] = []
     await drain(store, "parent", mine, finish=True)
     out, err = await asyncio.wait_for(child.communicate(), timeout=60)
@@ -301,21 +308,7 @@ async def test_two_processes_seeing_a_new_bot_at_once_agree_on_its_generation(
     store: SqliteStore,
 ) -> None:
     """A second process asking for a new bot's generation at the same time gets the same one."""
-    child = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        CHILD_GENERATION,
-        str(store.path),
-        cwd=REPO_ROOT,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    assert child.stdin is not None and child.stdout is not None
-    ready = await asyncio.wait_for(child.stdout.readline(), timeout=30)
-    assert ready == b"ready\n"
-    child.stdin.write(b"go\n")
-    await child.stdin.drain()
+    child = await start_child(CHILD_GENERATION, store)
     mine = (await store.bot_generations(["fresh-bot"], now=time.time()))["fresh-bot"]
     out, err = await asyncio.wait_for(child.communicate(), timeout=60)
     assert child.returncode == 0, err.decode()
