@@ -211,6 +211,7 @@ def format_record(record: RunRecord) -> str:
         f"#{record.id} {when} {record.command} [{record.status}] trigger={record.trigger} "
         f"user={record.user_id} chat={record.chat_id} "
         f"cpu={record.cpu_seconds * 1000:.1f}ms wall={record.wall_seconds * 1000:.1f}ms"
+        + (f" worker={pid}" if type(pid := record.extra.get("worker_pid")) is int else "")
     ]
     if isinstance(record.error, dict):
         where = f"line {record.error.get('line')}: " if record.error.get("line") else ""

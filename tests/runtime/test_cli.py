@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from runtime.cli import format_record
 from runtime.keys import load_master_key
 from runtime.registry import derive_secret
+from runtime.store import RunRecord
 from tests.support.telegram_standin import TelegramStandIn
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -197,3 +199,23 @@ def test_set_webhook_without_a_token_says_which_variable_to_set(tmp_path):
     done = run_py("set-webhook", "demo", data_dir=tmp_path)
     assert done.returncode == 1
     assert "set DEMO_BOT_TOKEN" in done.stdout
+
+
+def test_a_log_line_names_the_worker_process_that_ran_the_run():
+    """`run.py logs` shows worker=PID when the run log recorded one, and nothing otherwise."""
+    base = dict(
+        bot_id="b",
+        command="/x",
+        trigger="update",
+        user_id=1,
+        chat_id=1,
+        status="ok",
+        started_at=0.0,
+        cpu_seconds=0.001,
+        wall_seconds=0.002,
+        id=5,
+    )
+    with_pid = format_record(RunRecord(**base, extra={"worker_pid": 4321}))
+    without = format_record(RunRecord(**base, extra={"worker_pid": None}))
+    assert with_pid.splitlines()[0].endswith(" worker=4321")
+    assert "worker=" not in without
