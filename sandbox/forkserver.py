@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any, Final
 
 from sandbox.errors import WorkerStartError
-from sandbox.process import ProtocolViolation, WorkerProcess
-from sandbox.protocol import CONTROL_PACKET
+from sandbox.process import WorkerProcess
+from sandbox.protocol import CONTROL_PACKET, ProtocolViolation, Ready
 
 logger = logging.getLogger(__name__)
 
@@ -152,7 +152,7 @@ class ForkServer:
         try:
             async with asyncio.timeout(timeout):
                 ready = await worker.receive()
-            if ready.get("t") != "ready" or not isinstance(ready.get("isolation"), dict):
+            if not isinstance(ready, Ready):
                 raise ProtocolViolation("worker process sent a bad ready message")
         except BaseException as exc:
             worker.kill()
@@ -164,8 +164,7 @@ class ForkServer:
             ):
                 raise WorkerStartError(f"worker process did not become ready: {exc!r}") from exc
             raise
-        report = {str(k): str(v) for k, v in ready["isolation"].items()}
-        worker.isolation = {**self.isolation, **report}
+        worker.isolation = {**self.isolation, **ready.isolation}
         return worker
 
     def kill(self, pid: int) -> None:

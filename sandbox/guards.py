@@ -176,7 +176,7 @@ class RunState:
         self.breach: str | None = None
         self.calls = 0
         self.closed = False
-        self.deferred: list[list[Any]] = []
+        self.deferred: list[Any] = []  # protocol.Deferred, in call order
 
     def write(self, text: str) -> None:
         """Append printed text, ending the run when the output limit is crossed."""

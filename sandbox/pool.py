@@ -20,40 +20,22 @@ import logging
 import os
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import replace
 from types import TracebackType
 from typing import Any, Final
 
-from sandbox.capability import CallRequest, Capabilities, RunInPlace, find_handler
+from sandbox.capability import Capabilities
 from sandbox.compiler import Script, ScriptCache
-from sandbox.errors import (
-    CapabilityError,
-    Overloaded,
-    PoolClosed,
-    StopScript,
-    WorkerStartError,
-)
+from sandbox.conversation import Conversation, check_globals
+from sandbox.errors import Overloaded, PoolClosed, WorkerStartError
 from sandbox.fairness import FairShare
 from sandbox.forkserver import ForkServer
 from sandbox.jsontypes import JSON
 from sandbox.limits import MIB, Limits
-from sandbox.process import ProtocolViolation, WorkerProcess, log_isolation
-from sandbox.result import (
-    CapabilityCall,
-    Frame,
-    LimitBreach,
-    RunResult,
-    ScriptFailure,
-    Status,
-)
+from sandbox.process import WorkerProcess, log_isolation
+from sandbox.result import RunResult, Status
 
 logger = logging.getLogger(__name__)
 
-LIMIT_NAMES: Final = frozenset(Limits.__dataclass_fields__)
-MAX_TRACEBACK: Final = 20
-KNOWN_SCRIPTS: Final = 256
-EXIT_GRACE: Final = 1.0
-MAX_DEFERRED: Final = 1000
 HEAVY_LIMITS: Final = frozenset({"cpu_seconds", "wall_seconds", "memory_bytes"})
 HANDLER_LOG_PERIOD: Final = 60.0
 DEMOTE_AFTER: Final = 0.05
@@ -223,7 +205,7 @@ class WorkerPool:
         if not script.ok:
             return RunResult(Status.COMPILE_ERROR, error=script.failure())
         limits = limits or self.limits
-        names = _check_globals(globals or {}, capabilities or {})
+        names = check_globals(globals or {}, capabilities or {})
         request = {
             "key": script.key,
             "code": None,
@@ -246,7 +228,9 @@ class WorkerPool:
         if self._demoter is None and worker.may_renice:
             self._demoter = asyncio.ensure_future(self._demote_heavy_runs())
         try:
-            result = await self._execute(worker, script, request, capabilities or {}, limits)
+            result = await Conversation(
+                worker, script, request, capabilities or {}, limits, self._log_handler_failure
+            ).run()
             return result
         except asyncio.CancelledError:
             # The caller gave up mid-run (a client hung up). The worker may still be inside
@@ -480,201 +464,6 @@ class WorkerPool:
             self._top_up()
             self._dispatch()
 
-    async def _execute(
-        self,
-        worker: WorkerProcess,
-        script: Script,
-        request: dict[str, Any],
-        capabilities: Capabilities,
-        limits: Limits,
-    ) -> RunResult:
-        worker.runs += 1
-        if script.key not in worker.known:
-            request["code"] = script.code
-            if len(worker.known) >= KNOWN_SCRIPTS:
-                worker.known.clear()  # the worker evicts too; a miss costs one "need_code"
-            worker.known.add(script.key)
-        calls: list[CapabilityCall] = []
-        stack = [capabilities]
-        scripts = {script.filename: script}
-        started = time.perf_counter()
-        try:
-            worker.send(("run", request))
-            async with asyncio.timeout(limits.wall_seconds):
-                while True:
-                    message = await worker.receive()
-                    kind = message.get("t")
-                    if kind == "call":
-                        nested = await self._serve_call(worker, message, stack[-1], calls, limits)
-                        if nested is not None:
-                            stack.append(nested[0])
-                            scripts.setdefault(nested[1].filename, nested[1])
-                    elif kind == "nested_done" and len(stack) > 1:
-                        stack.pop()
-                    elif kind == "done":
-                        result = self._finish(worker, scripts, message, calls, limits, started)
-                        return await self._run_deferred(result, message, stack[0], request)
-                    elif kind == "need_code":
-                        request["code"] = script.code
-                        worker.send(("run", request))
-                    else:
-                        raise ProtocolViolation(f"unexpected message {kind!r}")
-        except TimeoutError:
-            return await self._kill(
-                worker, calls, started, LimitBreach("wall_seconds", limits.wall_seconds)
-            )
-        except (asyncio.IncompleteReadError, ConnectionError, ProtocolViolation) as exc:
-            if isinstance(exc, ProtocolViolation):
-                logger.warning("worker %s broke the protocol: %s", worker.pid, exc)
-            return await self._kill(worker, calls, started, None, limits)
-
-    async def _kill(
-        self,
-        worker: WorkerProcess,
-        calls: list[CapabilityCall],
-        started: float,
-        breach: LimitBreach | None,
-        limits: Limits | None = None,
-    ) -> RunResult:
-        cpu = worker.cpu_seconds()
-        if breach is None:
-            # The socket closed: the worker is dying on its own (SIGXCPU, a crash). Let it
-            # finish dying so its exit signal tells us why, instead of killing it ourselves.
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(EXIT_GRACE):
-                    await worker.wait()
-        worker.kill()
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(EXIT_GRACE * 5):
-                await worker.wait()
-        wall = time.perf_counter() - started
-        cause = worker.death_cause()
-        if breach is None and cause is not None and limits is not None:
-            breach = LimitBreach(cause, getattr(limits, cause))
-        worker.killed_by_host = True
-        if breach is not None:
-            return RunResult(
-                Status.LIMIT_EXCEEDED,
-                breach=breach,
-                cpu_seconds=cpu,
-                wall_seconds=wall,
-                calls=tuple(calls),
-                worker_pid=worker.pid,
-            )
-        return RunResult(
-            Status.CRASHED,
-            error=ScriptFailure("WorkerCrashed", worker.describe_exit()),
-            cpu_seconds=cpu,
-            wall_seconds=wall,
-            calls=tuple(calls),
-            worker_pid=worker.pid,
-        )
-
-    async def _serve_call(
-        self,
-        worker: WorkerProcess,
-        message: dict[str, Any],
-        capabilities: Capabilities,
-        calls: list[CapabilityCall],
-        limits: Limits,
-    ) -> tuple[Capabilities, Script] | None:
-        """Serve one call; return the capabilities and script of a nested run it started."""
-        name, args, kwargs = message.get("name"), message.get("args"), message.get("kwargs")
-        if not (isinstance(name, str) and isinstance(args, list) and isinstance(kwargs, dict)):
-            raise ProtocolViolation("malformed capability call")
-        if len(calls) >= limits.capability_calls:
-            worker.send(("limit", "capability_calls"))
-            return None
-        handler = find_handler(capabilities, name)
-        nested: tuple[Capabilities, Script] | None = None
-        started = time.perf_counter()
-        error: str | None = None
-        if handler is None:
-            error = f"{name} is not available to this script"
-            reply: tuple[Any, ...] = ("err", "CapabilityError", error, {})
-        else:
-            try:
-                value = await handler(CallRequest(name, tuple(args), kwargs))
-                if isinstance(value, RunInPlace):
-                    reply = self._nested(worker, value)
-                    if reply[0] == "err":
-                        error = str(reply[2])
-                    else:
-                        nested = (value.capabilities, value.script)
-                else:
-                    reply = ("ret", value)
-            except CapabilityError as exc:
-                error = exc.message
-                reply = ("err", exc.kind, exc.message, exc.data)
-            except StopScript as exc:
-                reply = ("stop", exc.value)
-            except Exception as exc:
-                self._log_handler_failure(name, exc)
-                error = f"{name} failed inside the host"
-                reply = ("err", "CapabilityError", error, {})
-        calls.append(
-            CapabilityCall(
-                name, tuple(args), kwargs, error is None, time.perf_counter() - started, error
-            )
-        )
-        worker.send(reply)
-        return nested
-
-    async def _run_deferred(
-        self,
-        result: RunResult,
-        message: dict[str, Any],
-        capabilities: Capabilities,
-        request: dict[str, Any],
-    ) -> RunResult:
-        """Run the handlers of deferred calls, in order; the first refusal fails the run."""
-        deferred = message.get("deferred")
-        allowed: Mapping[str, bool] = request["deferred"]
-        if not result.ok or not deferred:
-            return result
-        if not isinstance(deferred, list) or len(deferred) > MAX_DEFERRED:
-            raise ProtocolViolation("malformed deferred calls")
-        calls = list(result.calls)
-        for item in deferred:
-            if not (
-                isinstance(item, list)
-                and len(item) == 4
-                and item[0] in allowed
-                and isinstance(item[1], list)
-                and isinstance(item[2], dict)
-            ):
-                raise ProtocolViolation("malformed deferred call")
-            name, args, kwargs, line = item
-            handler = find_handler(capabilities, name)
-            started = time.perf_counter()
-            error: str | None = None
-            failure: ScriptFailure | None = None
-            try:
-                if handler is None:
-                    raise CapabilityError(f"{name} is not available to this script")
-                await handler(CallRequest(name, tuple(args), kwargs))
-            except StopScript:
-                pass
-            except CapabilityError as exc:
-                error = exc.message
-                at = line if isinstance(line, int) and not isinstance(line, bool) else None
-                failure = ScriptFailure(exc.kind, exc.message, at)
-            calls.append(
-                CapabilityCall(
-                    name, tuple(args), kwargs, error is None, time.perf_counter() - started, error
-                )
-            )
-            if failure is not None:
-                return replace(
-                    result,
-                    status=Status.SCRIPT_ERROR,
-                    error=failure,
-                    calls=tuple(calls),
-                    returned=False,
-                    value=None,
-                )
-        return replace(result, calls=tuple(calls))
-
     def _log_handler_failure(self, name: str, exc: Exception) -> None:
         """Log a capability handler's bug with its traceback, at most once a minute per name
         (a script can call a failing capability at will; the run log has every failure)."""
@@ -687,98 +476,9 @@ class WorkerPool:
         note = f" ({suppressed} more since the last line)" if suppressed else ""
         logger.error("capability %s failed inside the host%s", name, note, exc_info=exc)
 
-    def _nested(self, worker: WorkerProcess, run: RunInPlace) -> tuple[Any, ...]:
-        failure = run.script.failure()
-        if failure is not None:
-            return ("err", failure.type, failure.describe(), {})
-        names = _check_globals(run.globals, run.capabilities)
-        worker.known.add(run.script.key)
-        return (
-            "exec",
-            {
-                "key": run.script.key,
-                "code": run.script.code,
-                "filename": run.script.filename,
-                "globals": dict(run.globals),
-                "capabilities": names,
-                "exceptions": list(run.exceptions),
-            },
-        )
-
-    def _finish(
-        self,
-        worker: WorkerProcess,
-        scripts: dict[str, Script],
-        message: dict[str, Any],
-        calls: list[CapabilityCall],
-        limits: Limits,
-        started: float,
-    ) -> RunResult:
-        worker.maxrss_kib = _int(message.get("maxrss_kib"), 0)
-        output = message.get("output")
-        output = output[: limits.output_bytes] if isinstance(output, str) else ""
-        breach_name = message.get("breach")
-        failure = message.get("failure")
-        common: dict[str, Any] = {
-            "worker_pid": worker.pid,
-            "output": output,
-            "calls": tuple(calls),
-            "cpu_seconds": _float(message.get("cpu")),
-            "wall_seconds": time.perf_counter() - started,
-        }
-        if isinstance(breach_name, str) and breach_name in LIMIT_NAMES:
-            return RunResult(
-                Status.LIMIT_EXCEEDED,
-                **common,
-                breach=LimitBreach(breach_name, getattr(limits, breach_name)),
-            )
-        if isinstance(failure, dict):
-            return RunResult(Status.SCRIPT_ERROR, error=_failure(failure, scripts), **common)
-        value = message.get("value")
-        return RunResult(Status.OK, returned=message.get("returned") is True, value=value, **common)
-
-
-def _check_globals(values: Mapping[str, JSON], capabilities: Capabilities) -> list[str]:
-    for name in values:
-        if not name.isidentifier() or name.startswith("_"):
-            raise ValueError(f"global name {name!r} must be an identifier not starting with _")
-    return sorted(capabilities)
-
 
 def _breached(result: RunResult) -> bool:
     """True for runs that cost the pool a lot: a CPU, wall or memory breach, or a crash."""
     if result.status is Status.CRASHED:
         return True
     return result.breach is not None and result.breach.limit in HEAVY_LIMITS
-
-
-def _int(value: object, default: int) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else default
-
-
-def _float(value: object) -> float:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
-
-
-def _failure(data: dict[str, Any], scripts: dict[str, Script]) -> ScriptFailure:
-    frames: list[Frame] = []
-    raw = data.get("traceback")
-    for item in raw[-MAX_TRACEBACK:] if isinstance(raw, list) else ():
-        if (
-            isinstance(item, list)
-            and len(item) == 3
-            and isinstance(item[0], int)
-            and isinstance(item[1], str)
-            and isinstance(item[2], str)
-        ):
-            source = scripts.get(item[2])
-            text = source.line_text(item[0]) if source is not None else ""
-            frames.append(Frame(item[0], item[1][:100], text, item[2][:200]))
-    line = data.get("line")
-    return ScriptFailure(
-        str(data.get("type", "Error"))[:100],
-        str(data.get("message", ""))[:2000],
-        line if isinstance(line, int) and not isinstance(line, bool) else None,
-        None,
-        tuple(frames),
-    )

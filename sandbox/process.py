@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import marshal
 import os
@@ -19,13 +18,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sandbox.protocol import HEADER, MAX_WORKER_FRAME, frame
+from sandbox import protocol
+from sandbox.protocol import HEADER, MAX_WORKER_FRAME, ProtocolViolation, frame
 
 logger = logging.getLogger(__name__)
-
-
-class ProtocolViolation(Exception):
-    """The worker sent something that is not a well-formed message."""
 
 
 class WorkerProcess:
@@ -79,20 +75,13 @@ class WorkerProcess:
         """Queue one message for the worker (marshal; the worker trusts the host)."""
         self.writer.write(frame(marshal.dumps(message)))
 
-    async def receive(self) -> dict[str, Any]:
-        """Read one JSON object from the worker; raise on EOF or a malformed frame."""
+    async def receive(self) -> protocol.WorkerMessage:
+        """Read one message from the worker; raise on EOF or a malformed frame."""
         header = await self.reader.readexactly(HEADER.size)
         (size,) = HEADER.unpack(header)
         if size > MAX_WORKER_FRAME:
             raise ProtocolViolation(f"frame of {size} bytes is over the limit")
-        body = await self.reader.readexactly(size)
-        try:
-            message = json.loads(body)
-        except (ValueError, RecursionError) as exc:
-            raise ProtocolViolation("frame is not JSON") from exc
-        if not isinstance(message, dict):
-            raise ProtocolViolation("frame is not a JSON object")
-        return message
+        return protocol.decode(await self.reader.readexactly(size))
 
     def cpu_seconds(self) -> float:
         """Return the CPU time the worker used so far (0.0 where ``/proc`` cannot tell)."""
@@ -139,7 +128,7 @@ class WorkerProcess:
         """Ask the worker to exit, killing it if it does not within ``timeout``."""
         if self.alive:
             try:
-                self.send(("exit",))
+                self.send(protocol.exit_worker())
                 self.writer.write_eof()
             except (OSError, RuntimeError):
                 pass

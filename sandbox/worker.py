@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import decimal
 import gc
-import json
 import marshal
 import resource
 import signal
@@ -26,7 +25,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-from sandbox import isolation
+from sandbox import isolation, protocol
 from sandbox.guards import LimitExceeded, RunState, ScriptReturn, base_builtins, make_guards
 from sandbox.modules import load_facades, make_import, random_facade
 from sandbox.plain import NotPlain, to_plain
@@ -45,9 +44,9 @@ class Channel:
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
 
-    def send(self, message: Mapping[str, Any]) -> None:
-        """Send one JSON message to the host."""
-        self.sock.sendall(frame(json.dumps(message, separators=(",", ":")).encode()))
+    def send(self, message: protocol.WorkerMessage) -> None:
+        """Send one message to the host."""
+        self.sock.sendall(frame(protocol.encode(message)))
 
     def receive(self) -> Any:
         """Receive one marshal message from the host, or ``None`` when the host has gone."""
@@ -156,9 +155,9 @@ class Worker:
         """Serve run requests until the host closes the socket or says ``exit``."""
         while True:
             message = self.channel.receive()
-            if message is None or message[0] == "exit":
+            if message is None or message[0] == protocol.EXIT:
                 return
-            if message[0] == "run":
+            if message[0] == protocol.RUN:
                 self.run(message[1])
 
     def run(self, request: dict[str, Any]) -> None:
@@ -170,7 +169,7 @@ class Worker:
                 self.codes.popitem(last=False)
         code = self.codes.get(key)
         if code is None:
-            self.channel.send({"t": "need_code"})
+            self.channel.send(protocol.NeedCode())
             return
         self.codes.move_to_end(key)
         if self.test_hooks and request.get("escape"):
@@ -189,18 +188,17 @@ class Worker:
         self.state = None
         usage = resource.getrusage(resource.RUSAGE_SELF)
         self.channel.send(
-            {
-                "t": "done",
-                "output": "".join(state.output),
-                "failure": failure,
-                "breach": state.breach,
-                "returned": returned,
-                "value": value,
-                "cpu": time.process_time() - started_cpu,
-                "wall": time.perf_counter() - started,
-                "maxrss_kib": usage.ru_maxrss,
-                "deferred": state.deferred,
-            }
+            protocol.Done(
+                output="".join(state.output),
+                failure=failure,
+                breach=state.breach,
+                returned=returned,
+                value=value,
+                cpu=time.process_time() - started_cpu,
+                wall=time.perf_counter() - started,
+                maxrss_kib=usage.ru_maxrss,
+                deferred=tuple(state.deferred),
+            )
         )
 
     def _arm(self, limits: dict[str, Any]) -> None:
@@ -215,9 +213,9 @@ class Worker:
 
     def _execute(
         self, code: Any, run_globals: dict[str, Any], state: RunState, limits: dict[str, Any]
-    ) -> tuple[dict[str, Any] | None, bool, Any]:
+    ) -> tuple[protocol.Failure | None, bool, Any]:
         """Run the code under its limits; return (failure, returned, value)."""
-        failure: dict[str, Any] | None = None
+        failure: protocol.Failure | None = None
         returned, value = False, None
         decimal.setcontext(decimal.Context())  # a suspended `with localcontext()` cannot leak
         try:
@@ -276,13 +274,13 @@ class Worker:
         """Turn the host's reply to a capability call into a value or an exception."""
         if reply is None:
             raise SystemExit(0)
-        if reply[0] == "ret":
+        if reply[0] == protocol.RET:
             return reply[1]
-        if reply[0] == "limit":
+        if reply[0] == protocol.LIMIT:
             state.exceed(reply[1])
-        if reply[0] == "stop":
+        if reply[0] == protocol.STOP:
             raise ScriptReturn(reply[1])
-        if reply[0] == "exec":
+        if reply[0] == protocol.EXEC:
             return self._run_nested(state, reply[1])
         kind, message, data = reply[1], reply[2], reply[3]
         raise self._error_class(kind)(message, kind, data)
@@ -304,7 +302,7 @@ class Worker:
             self.nesting -= 1
             self.in_io = True
             try:
-                self.channel.send({"t": "nested_done"})
+                self.channel.send(protocol.NestedDone())
             finally:
                 self.in_io = False
         return None
@@ -332,10 +330,7 @@ class Worker:
                 plain_kwargs = to_plain(kwargs, where="argument")
             except NotPlain as exc:
                 raise TypeError(f"{name}(): {exc}") from None
-            payload = json.dumps(
-                {"t": "call", "name": name, "args": plain_args, "kwargs": plain_kwargs},
-                separators=(",", ":"),
-            ).encode()
+            payload = protocol.encode(protocol.Call(name, plain_args, plain_kwargs))
             if len(payload) > MAX_CALL_BYTES:
                 raise ValueError(
                     f"arguments of {name}() are {len(payload)} bytes; the limit is {MAX_CALL_BYTES}"
@@ -345,7 +340,7 @@ class Worker:
                 # Answered by the host after the script: no round trip now (WorkerPool.run).
                 # Frame 2 is the script's line: 0 is this function, 1 Capability.__call__.
                 line = sys._getframe(2).f_lineno
-                state.deferred.append([name, plain_args, plain_kwargs, line])
+                state.deferred.append(protocol.Deferred(name, plain_args, plain_kwargs, line))
                 if ends_script:
                     raise ScriptReturn(None)
                 return None
@@ -413,9 +408,9 @@ def _truncate(text: str) -> str:
     return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 3] + "..."
 
 
-def _describe(exc: BaseException, filenames: set[str]) -> dict[str, Any]:
+def _describe(exc: BaseException, filenames: set[str]) -> protocol.Failure:
     frames = [
-        [lineno, frame_.f_code.co_name, frame_.f_code.co_filename]
+        (lineno, frame_.f_code.co_name, frame_.f_code.co_filename)
         for frame_, lineno in traceback.walk_tb(exc.__traceback__)
         if frame_.f_code.co_filename in filenames
     ]
@@ -426,9 +421,6 @@ def _describe(exc: BaseException, filenames: set[str]) -> dict[str, Any]:
     line = getattr(exc, "lineno", None) if isinstance(exc, SyntaxError) else None
     if type(line) is not int:  # a script's SyntaxError subclass may set anything there
         line = frames[-1][0] if frames else None
-    return {
-        "type": _exact_str(type(exc).__name__),
-        "message": _truncate(message),
-        "line": line,
-        "traceback": frames[-20:],
-    }
+    return protocol.Failure(
+        _exact_str(type(exc).__name__), _truncate(message), line, tuple(frames[-20:])
+    )

@@ -35,7 +35,7 @@ from typing import Any, Final
 
 from sandbox import isolation
 from sandbox.modules import ALLOWED_MODULES, load_facades
-from sandbox.protocol import CONTROL_PACKET
+from sandbox.protocol import CONTROL_PACKET, Ready
 
 PRELOAD: Final = (
     "_strptime",
@@ -154,7 +154,7 @@ class Zygote:
             channel, baseline=self.baseline, facades=self.facades, test_hooks=self.test_hooks
         )
         gc.collect()
-        channel.send({"t": "ready", "isolation": report, "baseline": self.baseline})
+        channel.send(Ready(report, self.baseline))
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             worker.serve()
 

@@ -12,9 +12,10 @@ import string
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from RestrictedPython.transformer import INSPECT_ATTRIBUTES
 
 from sandbox.guards import BLOCKED_ATTRIBUTES, RunState, make_guards
-from sandbox.policy import EXCEPTION_BLOCKED
+from sandbox.policy import EXCEPTION_BLOCKED, GUARDED_ATTRIBUTES
 
 TARGETS = (1, "text", [1], {"a": 1}, len, lambda: 0, ValueError("x"), object(), int, str)
 DUNDERS = sorted(
@@ -196,3 +197,46 @@ def test_simple_format_fields_still_work_through_the_guard():
     _, table = guards()
     assert table["getattr"]("{0}-{name}", "format")(1, name="x") == "1-x"
     assert table["getattr"](LIARS[0]("{a}!"), "format_map")({"a": 2}) == "2!"
+
+
+def test_every_name_a_guard_decides_by_object_is_read_through_the_guard():
+    """Names the guard answers differently from getattr are all in GUARDED_ATTRIBUTES.
+
+    The compiler inlines reads of every other public name as plain attribute access
+    (policy.Unguard), so a guard rule for a name missing from that set would never run.
+    """
+
+    def gen():
+        yield 1
+
+    samples = (
+        ValueError("x"),
+        AttributeError("x"),
+        BaseExceptionGroup("g", [ValueError()]),
+        "text",
+        str,
+        b"bytes",
+        1,
+        [1],
+        {"a": 1},
+        len,
+        gen(),
+        gen,
+        object(),
+        type,
+    )
+    _, table = guards()
+    decided_by_guard = set()
+    for obj in samples:
+        for name in dir(obj):
+            if name.startswith("_") or name in INSPECT_ATTRIBUTES:
+                continue  # refused at compile time already
+            try:
+                got = table["getattr"](obj, name)
+            except AttributeError:
+                decided_by_guard.add(name)
+                continue
+            if got != getattr(obj, name):
+                decided_by_guard.add(name)
+    assert decided_by_guard, "the sample objects exercise no object-dependent rule"
+    assert decided_by_guard <= GUARDED_ATTRIBUTES, decided_by_guard - GUARDED_ATTRIBUTES
