@@ -32,6 +32,8 @@ logger = logging.getLogger(__name__)
 LIMIT_NAMES: Final = frozenset(Limits.__dataclass_fields__)
 KNOWN_SCRIPTS: Final = 256
 EXIT_GRACE: Final = 1.0
+CALL_OVERHEAD: Final = 64 * 1024
+"""Room for a call's name and JSON punctuation above protocol.MAX_CALL_BYTES."""
 
 HandlerFailed = Callable[[str, Exception], None]
 """Called when a capability handler raised something other than a CapabilityError (a bug)."""
@@ -58,6 +60,7 @@ class Conversation:
         self.stack = [capabilities]
         self.scripts = {script.filename: script}
         self.started = 0.0
+        self.call_bytes = 0
 
     async def run(self) -> RunResult:
         """Run the script to its end (or the worker's) and return how it went."""
@@ -79,7 +82,7 @@ class Conversation:
                     elif type(message) is protocol.NestedDone and len(self.stack) > 1:
                         self.stack.pop()
                     elif type(message) is protocol.Done:
-                        return await self._run_deferred(self._finish(message), message)
+                        return await self._run_deferred(self._checked(message), message)
                     elif type(message) is protocol.NeedCode:
                         request["code"] = script.code
                         worker.send(protocol.run(request))
@@ -124,6 +127,16 @@ class Conversation:
     async def _serve_call(self, call: protocol.Call) -> None:
         """Serve one capability call and send the worker its answer."""
         name, args, kwargs = call.name, call.args, call.kwargs
+        size = self.worker.last_frame_size
+        if size > protocol.MAX_CALL_BYTES + CALL_OVERHEAD:
+            raise ProtocolViolation(f"a call of {size} bytes")  # the worker caps its own calls
+        self.call_bytes += size
+        if self.call_bytes > protocol.MAX_RUN_CALL_BYTES:
+            limit = protocol.MAX_RUN_CALL_BYTES // (1024 * 1024)
+            message = f"the arguments of this run's calls passed {limit} MiB"
+            self.calls.append(CapabilityCall(name, (), {}, False, 0.0, message))
+            self.worker.send(protocol.err("CapabilityError", message, {}))
+            return
         if len(self.calls) >= self.limits.capability_calls:
             self.worker.send(protocol.limit("capability_calls"))
             return
@@ -220,6 +233,13 @@ class Conversation:
                 "exceptions": list(run.exceptions),
             }
         )
+
+    def _checked(self, done: protocol.Done) -> RunResult:
+        """:meth:`_finish`, with any surprise in the worker's data a protocol violation."""
+        try:
+            return self._finish(done)
+        except (ValueError, TypeError, OverflowError, KeyError) as exc:
+            raise ProtocolViolation(f"unusable done message: {exc}") from exc
 
     def _finish(self, done: protocol.Done) -> RunResult:
         self.worker.maxrss_kib = done.maxrss_kib

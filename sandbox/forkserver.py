@@ -45,14 +45,20 @@ GONE: Final = -9
 class ForkServer:
     """One running fork server, as seen from the host."""
 
-    def __init__(self, process: asyncio.subprocess.Process, control: socket.socket, root: str):
+    def __init__(
+        self,
+        process: asyncio.subprocess.Process,
+        control: socket.socket,
+        root: str,
+        uids: set[int] | None = None,
+    ):
         self.process = process
         self.control = control
         self.root = root
         self.isolation: dict[str, str] = {}
         self.workers: dict[int, WorkerProcess] = {}
         self._pending: deque[asyncio.Future[int]] = deque()
-        self._uids: set[int] = set()
+        self._uids: set[int] = set() if uids is None else uids
         self._early_exits: dict[int, int] = {}
         self._lock = asyncio.Lock()
         self._ready: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
@@ -76,8 +82,13 @@ class ForkServer:
         timeout: float = 30.0,
         debug: bool = False,
         test_hooks: bool = False,
+        uids: set[int] | None = None,
     ) -> ForkServer:
-        """Start a fork server from a clean interpreter and wait until it is ready."""
+        """Start a fork server from a clean interpreter and wait until it is ready.
+
+        ``uids`` is the set of worker user ids in use, shared by every fork server of a pool, so
+        a new server never hands out the id of a worker an earlier one may have left behind.
+        """
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         root = tempfile.mkdtemp(prefix="botbox-worker-")
         argv = [str(child.fileno()), root, str(max_memory), str(os.getpid())]
@@ -105,7 +116,7 @@ class ForkServer:
         finally:
             child.close()
         parent.setblocking(False)
-        server = cls(process, parent, root)
+        server = cls(process, parent, root, uids)
         server._reader = asyncio.ensure_future(server._read())
         try:
             async with asyncio.timeout(timeout):
@@ -247,6 +258,5 @@ class ForkServer:
             if not future.done():
                 future.set_exception(error)
         for worker in list(self.workers.values()):
-            worker.exited(GONE)
+            worker.exited(GONE)  # its user id stays taken: it should be dead, it may not be
         self.workers.clear()
-        self._uids.clear()

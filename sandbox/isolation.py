@@ -99,7 +99,7 @@ def isolate_worker(uid: int | None) -> dict[str, str]:
     resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))
     resource.setrlimit(resource.RLIMIT_CPU, (CPU_HARD_SECONDS, CPU_HARD_SECONDS))
     report["rlimits"] = "fsize=0 core=0 nofile=16 nproc=0"
-    report["syscalls"] = seccomp.install()
+    report["syscalls"] = seccomp.install(os.getpid())
     return report
 
 

@@ -17,6 +17,9 @@ from typing import Any, Final
 
 MAX_DEPTH: Final = 32
 """How deep a value that leaves a script may nest (lists and dicts)."""
+MAX_CONTAINERS: Final = 10_000
+"""How many lists and dicts one value that leaves a script may hold (``[[]] * 10**6`` is a
+megabyte of JSON but tens of megabytes of objects for whoever parses it)."""
 
 
 class NotPlain(TypeError):
@@ -31,7 +34,7 @@ class NotPlain(TypeError):
 def to_plain(value: object, *, where: str = "value") -> Any:
     """Return a plain-JSON copy of ``value`` or raise :class:`NotPlain` naming the bad part."""
     try:
-        return _plain(value, 0)
+        return _plain(value, 0, [MAX_CONTAINERS])
     except NotPlain as exc:
         spot = where + "".join(reversed(exc.path))
         raise NotPlain(f"{spot} {exc.reason}") from None
@@ -40,7 +43,7 @@ def to_plain(value: object, *, where: str = "value") -> Any:
 _SCALARS: Final = frozenset({bool, str, int, type(None)})
 
 
-def _plain(value: object, depth: int) -> Any:
+def _plain(value: object, depth: int, budget: list[int]) -> Any:
     kind = type(value)
     if kind in _SCALARS:
         return value
@@ -51,6 +54,9 @@ def _plain(value: object, depth: int) -> Any:
         return _scalar(value, kind)
     if depth >= MAX_DEPTH:
         raise NotPlain(f"nests deeper than {MAX_DEPTH} levels")
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise NotPlain(f"holds more than {MAX_CONTAINERS} lists and dicts")
     scalars = _SCALARS  # a local: this loop runs for every capability call
     if type(items) is dict:
         plain: dict[str, Any] = {}
@@ -60,7 +66,7 @@ def _plain(value: object, depth: int) -> Any:
                 plain[name] = item
                 continue
             try:
-                plain[name] = _plain(item, depth + 1)
+                plain[name] = _plain(item, depth + 1, budget)
             except NotPlain as exc:
                 exc.path.append(f"[{name!r}]")
                 raise
@@ -71,7 +77,7 @@ def _plain(value: object, depth: int) -> Any:
             out.append(item)
             continue
         try:
-            out.append(_plain(item, depth + 1))
+            out.append(_plain(item, depth + 1, budget))
         except NotPlain as exc:
             exc.path.append(f"[{index}]")
             raise

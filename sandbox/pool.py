@@ -38,6 +38,10 @@ logger = logging.getLogger(__name__)
 
 HEAVY_LIMITS: Final = frozenset({"cpu_seconds", "wall_seconds", "memory_bytes"})
 HANDLER_LOG_PERIOD: Final = 60.0
+IDLE_CHECK: Final = 1.0
+"""Seconds between two reads of every idle worker's CPU time."""
+IDLE_CPU_SLACK: Final = 0.1
+"""CPU seconds an idle worker may use between two checks (a finalizer, the interpreter)."""
 DEMOTE_AFTER: Final = 0.05
 """Seconds after which a run still going moves to the background (``SCHED_IDLE``): it then
 uses only CPU that no short run wants, and a click of any bot preempts it at once."""
@@ -94,7 +98,8 @@ class WorkerPool:
         self._limit_tables: dict[Limits, dict[str, float | int]] = {}
         self._handler_failures: dict[str, tuple[float, int]] = {}
         self._busy: set[WorkerProcess] = set()
-        self._demoter: asyncio.Future[None] | None = None
+        self._sweeper: asyncio.Future[None] | None = None
+        self._uids: set[int] = set()  # worker user ids in use, across fork servers
 
     async def __aenter__(self) -> WorkerPool:
         await self.start()
@@ -122,6 +127,7 @@ class WorkerPool:
             self._idle.setdefault(None, []).append(worker)
         self.isolation = dict(workers[0].isolation)
         log_isolation(self.isolation)
+        self._sweeper = asyncio.ensure_future(self._sweep())
 
     async def close(self, timeout: float = 5.0) -> None:
         """Stop taking runs, let running ones finish (up to ``timeout``), stop every worker."""
@@ -135,10 +141,10 @@ class WorkerPool:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout):
                     await self._drained.wait()
-        if self._demoter is not None:
-            self._demoter.cancel()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._demoter
+                await self._sweeper
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -225,8 +231,6 @@ class WorkerPool:
         worker.set_background(self.share.is_hot(owner))
         worker.run_started = time.monotonic()
         self._busy.add(worker)
-        if self._demoter is None and worker.may_renice:
-            self._demoter = asyncio.ensure_future(self._demote_heavy_runs())
         try:
             result = await Conversation(
                 worker, script, request, capabilities or {}, limits, self._log_handler_failure
@@ -246,16 +250,42 @@ class WorkerPool:
             if self._closed and not self._running:
                 self._drained.set()
 
-    async def _demote_heavy_runs(self) -> None:
-        """Move runs still going after DEMOTE_AFTER to the background: heavy runs yield the
-        CPU to short ones (of any tenant), as in a multi-level feedback queue. One sweep every
-        half DEMOTE_AFTER, while the pool runs: cheaper than a timer per run."""
+    async def _sweep(self) -> None:
+        """Watch the workers, twenty times a second, for as long as the pool runs.
+
+        Runs still going after DEMOTE_AFTER move to the background: heavy runs yield the CPU to
+        short ones (of any tenant), as in a multi-level feedback queue (one task, cheaper than
+        a timer per run). Once a second, every idle worker's CPU time is read: a worker that
+        used CPU while it had no run is running code of its own (a script that escaped the
+        policy) and is killed.
+        """
+        next_idle_check = 0.0
         while not self._closed:
             await asyncio.sleep(DEMOTE_AFTER / 2)
-            due = time.monotonic() - DEMOTE_AFTER
+            now = time.monotonic()
+            due = now - DEMOTE_AFTER
             for worker in list(self._busy):
                 if worker.run_started <= due:
                     worker.set_background(True)
+            if now >= next_idle_check:
+                next_idle_check = now + IDLE_CHECK
+                self._check_idle_cpu()
+
+    def _check_idle_cpu(self) -> None:
+        for idle in list(self._idle.values()):
+            for worker in list(idle):
+                used = worker.cpu_seconds()
+                if worker.idle_cpu is None:
+                    worker.idle_cpu = used
+                elif used - worker.idle_cpu > IDLE_CPU_SLACK:
+                    logger.warning(
+                        "worker %s of %s used %.2f s of CPU while idle: killed",
+                        worker.pid,
+                        worker.tenant or "no tenant",
+                        used - worker.idle_cpu,
+                    )
+                    idle.remove(worker)
+                    worker.kill()
 
     def _limit_table(self, limits: Limits) -> dict[str, float | int]:
         table = self._limit_tables.get(limits)
@@ -314,11 +344,13 @@ class WorkerPool:
         while own:
             worker = own.pop()
             if worker.alive:
+                worker.idle_cpu = None
                 return worker
         fresh = self._idle.get(None)
         while fresh:
             worker = fresh.pop()
             if worker.alive:
+                worker.idle_cpu = None
                 worker.tenant = tenant
                 self._top_up()
                 return worker
@@ -446,6 +478,7 @@ class WorkerPool:
                     timeout=self.start_timeout,
                     debug=self.debug,
                     test_hooks=self.test_hooks,
+                    uids=self._uids,
                 )
             return server
 

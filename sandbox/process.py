@@ -16,12 +16,15 @@ import os
 import signal
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from sandbox import protocol
 from sandbox.protocol import HEADER, MAX_WORKER_FRAME, ProtocolViolation, frame
 
 logger = logging.getLogger(__name__)
+
+OFF_LOOP_FRAME: Final = 256 * 1024
+"""Frames larger than this are decoded in a thread, off the event loop."""
 
 
 class WorkerProcess:
@@ -58,6 +61,9 @@ class WorkerProcess:
         self.may_renice = os.geteuid() == 0
         """Only root can move a worker back from the background, so only root moves it."""
         self.run_started = 0.0
+        self.last_frame_size = 0
+        self.idle_cpu: float | None = None
+        """CPU seconds read at the first idle check since its last run (None: not read yet)."""
 
     @property
     def alive(self) -> bool:
@@ -81,7 +87,11 @@ class WorkerProcess:
         (size,) = HEADER.unpack(header)
         if size > MAX_WORKER_FRAME:
             raise ProtocolViolation(f"frame of {size} bytes is over the limit")
-        return protocol.decode(await self.reader.readexactly(size))
+        body = await self.reader.readexactly(size)
+        self.last_frame_size = size
+        if size > OFF_LOOP_FRAME:  # parsing a large frame must not stall every other run
+            return await asyncio.to_thread(protocol.decode, body)
+        return protocol.decode(body)
 
     def cpu_seconds(self) -> float:
         """Return the CPU time the worker used so far (0.0 where ``/proc`` cannot tell)."""

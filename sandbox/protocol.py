@@ -31,12 +31,20 @@ MAX_WORKER_FRAME: Final = 4 * 1024 * 1024
 """The largest frame the host accepts from a worker; a larger one kills the worker."""
 CONTROL_PACKET: Final = 4096
 """The largest message on the fork server's control channel (one JSON object per packet)."""
+MAX_CALL_BYTES: Final = 1024 * 1024
+"""The largest capability call a worker may send (its encoded arguments)."""
+MAX_RUN_CALL_BYTES: Final = 8 * 1024 * 1024
+"""The most capability-call bytes one run may send in all; past it, calls are refused."""
 MAX_DEFERRED: Final = 1000
 """Deferred calls one run may leave for the host."""
 MAX_TRACEBACK: Final = 20
 """Frames of a failure's traceback the host keeps."""
 MAX_TEXT: Final = 2000
 """Characters of a failure's message the host keeps."""
+MAX_COUNT: Final = 2**53
+"""The largest count (bytes, lines) a worker may report."""
+MAX_SECONDS: Final = 10.0**6
+"""The largest time a worker may report."""
 
 
 class ProtocolViolation(Exception):
@@ -207,15 +215,32 @@ def encode(message: WorkerMessage) -> bytes:
         body = {"t": "nested_done"}
     else:  # pragma: no cover - the union is closed
         raise TypeError(f"not a worker message: {message!r}")
-    return json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
+    text = json.dumps(body, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate a script printed, raised or passed
+        return scrub(text).encode("utf-8")
+
+
+def scrub(text: str) -> str:
+    """``text`` with every lone surrogate (which UTF-8 cannot hold) replaced by U+FFFD."""
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
 def decode(body: bytes) -> WorkerMessage:
-    """A worker's frame body as a typed message; :class:`ProtocolViolation` if malformed."""
+    """A worker's frame body as a typed message; :class:`ProtocolViolation` if malformed.
+
+    Strict UTF-8 (no surrogates smuggled as bytes), no NaN or Infinity, and lone surrogates
+    written as ``\\ud800`` escapes are replaced: every string that reaches the host can be
+    stored and logged as UTF-8.
+    """
     try:
-        raw = json.loads(body)
+        text = body.decode("utf-8")
+        raw = json.loads(text, parse_constant=_no_constant)
     except (ValueError, RecursionError) as exc:
         raise ProtocolViolation("frame is not JSON") from exc
+    if "\\ud" in text or "\\uD" in text:  # an honest worker writes no such escape
+        raw = _scrubbed(raw)
     if type(raw) is not dict:
         raise ProtocolViolation("frame is not a JSON object")
     kind = raw.get("t")
@@ -235,6 +260,21 @@ def decode(body: bytes) -> WorkerMessage:
     raise ProtocolViolation(f"unexpected message {str(kind)[:40]!r}")
 
 
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON data")
+
+
+def _scrubbed(value: Any) -> Any:
+    kind = type(value)
+    if kind is str:
+        return scrub(value)
+    if kind is list:
+        return [_scrubbed(item) for item in value]
+    if kind is dict:
+        return {scrub(key): _scrubbed(item) for key, item in value.items()}
+    return value
+
+
 def _done(raw: dict[str, Any]) -> Done:
     deferred_raw = _list(raw, "deferred")
     if len(deferred_raw) > MAX_DEFERRED:
@@ -247,7 +287,7 @@ def _done(raw: dict[str, Any]) -> Done:
             and type(item[0]) is str
             and type(item[1]) is list
             and type(item[2]) is dict
-            and (item[3] is None or type(item[3]) is int)
+            and (item[3] is None or (type(item[3]) is int and 0 <= item[3] <= MAX_COUNT))
         ):
             raise ProtocolViolation("malformed deferred call")
         deferred.append(Deferred(item[0], item[1], item[2], item[3]))
@@ -275,7 +315,7 @@ def _failure(raw: object) -> Failure:
     if type(raw) is not dict:
         raise ProtocolViolation("malformed failure")
     line = raw.get("line")
-    if line is not None and type(line) is not int:
+    if line is not None and (type(line) is not int or not 0 <= line <= MAX_COUNT):
         raise ProtocolViolation("malformed failure line")
     frames: list[tuple[int, str, str]] = []
     for item in _list(raw, "traceback")[-MAX_TRACEBACK:]:
@@ -283,6 +323,7 @@ def _failure(raw: object) -> Failure:
             type(item) is list
             and len(item) == 3
             and type(item[0]) is int
+            and 0 <= item[0] <= MAX_COUNT
             and type(item[1]) is str
             and type(item[2]) is str
         ):
@@ -314,13 +355,13 @@ def _dict(raw: dict[str, Any], key: str) -> dict[str, Any]:
 
 def _int(raw: dict[str, Any], key: str) -> int:
     value = raw.get(key)
-    if type(value) is not int:
+    if type(value) is not int or not 0 <= value <= MAX_COUNT:
         raise ProtocolViolation(f"malformed {key}")
     return value
 
 
 def _number(raw: dict[str, Any], key: str) -> float:
     value = raw.get(key)
-    if type(value) is not float and type(value) is not int:
+    if (type(value) is not float and type(value) is not int) or not 0 <= value <= MAX_SECONDS:
         raise ProtocolViolation(f"malformed {key}")
     return float(value)

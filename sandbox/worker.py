@@ -33,7 +33,6 @@ from sandbox.protocol import HEADER, frame
 
 CODE_CACHE_SIZE: Final = 512
 MAX_NESTING: Final = 16
-MAX_CALL_BYTES: Final = 1024 * 1024
 MAX_MESSAGE: Final = 2000
 CPU_REARM_SECONDS: Final = 0.05
 
@@ -331,9 +330,10 @@ class Worker:
             except NotPlain as exc:
                 raise TypeError(f"{name}(): {exc}") from None
             payload = protocol.encode(protocol.Call(name, plain_args, plain_kwargs))
-            if len(payload) > MAX_CALL_BYTES:
+            if len(payload) > protocol.MAX_CALL_BYTES:
                 raise ValueError(
-                    f"arguments of {name}() are {len(payload)} bytes; the limit is {MAX_CALL_BYTES}"
+                    f"arguments of {name}() are {len(payload)} bytes; "
+                    f"the limit is {protocol.MAX_CALL_BYTES}"
                 )
             ends_script = deferred.get(name)
             if ends_script is not None:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sandbox.plain import MAX_DEPTH, NotPlain, to_plain
+from sandbox.plain import MAX_CONTAINERS, MAX_DEPTH, NotPlain, to_plain
 
 JSON_DATA = st.recursive(
     st.none()
@@ -217,3 +217,10 @@ def test_keys_are_spelled_as_json_spells_them():
         "1.5": "d",
         "7": "e",
     }
+
+
+def test_a_value_made_of_too_many_containers_is_refused():
+    """[[]] * n is small as JSON but huge as objects: more than MAX_CONTAINERS is refused."""
+    assert len(to_plain([[]] * (MAX_CONTAINERS - 1))) == MAX_CONTAINERS - 1
+    with pytest.raises(NotPlain, match=f"more than {MAX_CONTAINERS} lists and dicts"):
+        to_plain([[]] * MAX_CONTAINERS)

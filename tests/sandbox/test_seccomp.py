@@ -66,3 +66,57 @@ async def test_real_workers_run_under_the_filter():
         assert worker.isolation["syscalls"].startswith("seccomp filter")
     finally:
         await server.close()
+
+
+@pytest.mark.skipif(not X86_64, reason="the filter is written for x86_64 system call numbers")
+def test_a_filtered_worker_can_signal_and_limit_only_itself():
+    """With the worker rules, tgkill and prlimit reach only the process itself; the death
+    signal and the dumpable flag cannot be undone; priorities cannot be changed at all.
+
+    The probe's parent is this test process, with the same user: only the filter can refuse.
+    """
+    probe = textwrap.dedent(f"""
+        import ctypes, os, resource, sys
+        sys.path.insert(0, {str(ROOT)!r})
+        from sandbox import seccomp
+        libc = ctypes.CDLL(None, use_errno=True)
+        assert libc.prctl(38, 1, 0, 0, 0) == 0
+        me, parent = os.getpid(), os.getppid()
+        seccomp.install(me)
+        def outcome(result):
+            return "ok" if result == 0 else os.strerror(ctypes.get_errno())
+        print("tgkill self", outcome(libc.syscall(234, me, me, 0)))
+        print("tgkill parent", outcome(libc.syscall(234, parent, parent, 0)))
+        print("getrlimit", resource.getrlimit(resource.RLIMIT_NOFILE) is not None)
+        try:
+            resource.prlimit(parent, resource.RLIMIT_NOFILE)
+            print("prlimit parent ok")
+        except PermissionError:
+            print("prlimit parent refused")
+        print("clear pdeathsig", outcome(libc.prctl(1, 0, 0, 0, 0)))
+        print("set dumpable", outcome(libc.prctl(4, 1, 0, 0, 0)))
+        print("get dumpable", libc.prctl(3, 0, 0, 0, 0) >= 0)
+        print("setpriority", outcome(libc.setpriority(0, 0, 5)))
+    """)
+    done = subprocess.run(
+        [sys.executable, "-I", "-c", probe], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "tgkill self ok",
+        "tgkill parent Operation not permitted",
+        "getrlimit True",
+        "prlimit parent refused",
+        "clear pdeathsig Operation not permitted",
+        "set dumpable Operation not permitted",
+        "get dumpable True",
+        "setpriority Operation not permitted",
+    ]
+
+
+def test_an_argument_rule_jumps_land_inside_the_program():
+    """Each rule block ends in its own returns; the program still ends allow, refuse."""
+    rules = seccomp.worker_rules(1234)
+    code = seccomp.program([41], rules)
+    per_rule = sum(2 + len(rule.values) + 2 for rule in rules)
+    assert len(code) == (4 + 1 + per_rule + 2) * 8

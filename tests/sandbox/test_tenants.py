@@ -133,11 +133,13 @@ async def test_one_tenants_full_line_does_not_refuse_another():
 
 
 async def test_the_pool_survives_its_fork_server_dying():
-    """If the fork server dies (and its workers with it), the next run gets a new one."""
+    """If the fork server dies (and its workers with it), the next run gets a new one, whose
+    workers take user ids the dead server's workers never had."""
     async with WorkerPool(1) as pool:
         assert (await pool.run("x = 1", tenant="a")).ok
         server = pool._server  # no public handle: killing it is what this test is about
         assert server is not None
+        old_uids = {w.uid for w in pool._workers}
         server.process.kill()
         deadline = time.monotonic() + 5
         while server.alive and time.monotonic() < deadline:
@@ -146,6 +148,8 @@ async def test_the_pool_survives_its_fork_server_dying():
         result = await pool.run("print('back')", tenant="a")
         assert result.output == "back\n", result.describe()
         assert pool._server is not server
+        new_uids = {w.uid for w in pool._workers}
+        assert not (new_uids & old_uids) - {None}  # never an id an orphan may still hold
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="only a root server moves workers between policies")
