@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from runtime.command import Command
-from runtime.dispatch import (
+from runtime.bots.command import Command
+from runtime.bots.dispatch import (
     CommandTable,
     Match,
     find,
@@ -15,7 +15,7 @@ from runtime.dispatch import (
     match,
     strip_bot_username,
 )
-from runtime.update import IncomingUpdate, parse_update
+from runtime.telegram.update import IncomingUpdate, parse_update
 from tests.support.updates import make_update
 
 GROUP = -1001234567890

@@ -10,14 +10,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from runtime import dispatch
-from runtime.answer import render_answer, reply_keyboard
-from runtime.command import Command
+from runtime.bots import dispatch
+from runtime.bots.answer import render_answer, reply_keyboard
+from runtime.bots.command import Command
 from runtime.errors import QuotaExceeded
-from runtime.registry import LiveBot
-from runtime.session import Context, Services, Session, Transaction, call_telegram, commit
+from runtime.runs.registry import LiveBot
+from runtime.runs.session import Context, Services, Session, Transaction, call_telegram, commit
 from runtime.store import QueuedItem, RunRecord, Waiting
-from runtime.update import IncomingUpdate, parse_update
+from runtime.telegram.update import IncomingUpdate, parse_update
 from sandbox import JSON, CapabilityError, Handler, RunResult, ScriptFailure, Status
 
 logger = logging.getLogger(__name__)

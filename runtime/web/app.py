@@ -1,7 +1,7 @@
 """The Sanic application, built by :func:`create_app` (no module-level app, pool or store).
 
 Routes: ``POST /telegram/<bot_id>`` (Telegram's webhook) and ``GET /health``. The signed user
-webhooks are added by :mod:`runtime.webhook`.
+webhooks are added by :mod:`runtime.web.webhook`.
 """
 
 from __future__ import annotations
@@ -19,19 +19,19 @@ from sanic.response import json as json_response
 
 from runtime import serverlog
 from runtime.errors import BotboxError, NotFound
-from runtime.keys import KeyFile, load_master_key
-from runtime.polling import Poller
-from runtime.processor import Processor
-from runtime.registry import Registry, bot_folders
-from runtime.responses import HttpError, error_response, to_http
-from runtime.runlog import RunLog
-from runtime.runner import Runner
-from runtime.session import Services
+from runtime.runs.pipeline import Runner
+from runtime.runs.polling import Poller
+from runtime.runs.processor import Processor
+from runtime.runs.registry import Registry, bot_folders
+from runtime.runs.runlog import RunLog
+from runtime.runs.session import Services
 from runtime.settings import Settings
+from runtime.signing.keys import KeyFile, load_master_key
 from runtime.store import SqliteStore, Store
 from runtime.telegram.client import TelegramClient
-from runtime.update import parse_update
-from runtime.webhook import handle_click
+from runtime.telegram.update import parse_update
+from runtime.web.responses import HttpError, error_response, to_http
+from runtime.web.webhook import handle_click
 from sandbox import Overloaded, WorkerPool
 
 logger = logging.getLogger(__name__)

@@ -22,15 +22,15 @@ from sanic.response import html as html_response
 from sanic.response import json as json_response
 from sanic.response import raw, redirect
 
-from runtime import dispatch
-from runtime.command import Command
+from runtime.bots import dispatch
+from runtime.bots.command import Command
 from runtime.errors import LinkError, NotFound
-from runtime.links import Link, verify_link
-from runtime.registry import LiveBot
-from runtime.responses import HttpError, page, wants_html
-from runtime.runner import Extras
-from runtime.session import Context
+from runtime.runs.pipeline import Extras
+from runtime.runs.registry import LiveBot
+from runtime.runs.session import Context
+from runtime.signing.links import Link, verify_link
 from runtime.store import RateHit
+from runtime.web.responses import HttpError, page, wants_html
 from sandbox import JSON, CallRequest, CapabilityError, Handler, StopScript
 
 MAX_BODY: Final = 64 * 1024

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Final, Literal
 
-from runtime.command import AFTER, BEFORE, FALLBACK, ON_ERROR, SPECIAL_NAMES, Command
-from runtime.update import (
+from runtime.bots.command import AFTER, BEFORE, FALLBACK, ON_ERROR, SPECIAL_NAMES, Command
+from runtime.telegram.update import (
     CALLBACK_QUERY,
     CHANNEL_KINDS,
     INLINE_QUERY,

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Final
 
-from runtime.command import Command
+from runtime.bots.command import Command
 from runtime.errors import (
     ApiError,
     CallRefused,
@@ -24,18 +24,18 @@ from runtime.errors import (
     TelegramError,
     TransportError,
 )
-from runtime.keys import KeyFile
-from runtime.links import Link, make_link, signature, url_of
-from runtime.registry import LiveBot
-from runtime.runlog import RunLog
+from runtime.runs.registry import LiveBot
+from runtime.runs.runlog import RunLog
+from runtime.signing.keys import KeyFile
+from runtime.signing.links import Link, make_link, signature, url_of
 from runtime.store import MISSING, NewRun, PropertyWrite, Store
 from runtime.telegram.client import TelegramClient
-from runtime.update import chat_key
+from runtime.telegram.update import chat_key
 from sandbox import JSON, CallRequest, CapabilityError, Handler, WorkerPool
 from sandbox.capability import RunInPlace
 
 if TYPE_CHECKING:
-    from runtime.runner import Runner
+    from runtime.runs.pipeline import Runner
 
 MAX_DEPTH: Final = 6
 MAX_RETRY_AFTER: Final = 5.0
