@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import hmac
 import json
-import logging
-import time
-from dataclasses import dataclass, field
 from typing import Any, Final
 
 from sanic import HTTPResponse, Request, Sanic
@@ -19,24 +16,13 @@ from sanic.response import json as json_response
 
 from runtime import serverlog
 from runtime.errors import BotboxError, NotFound
-from runtime.runs.pipeline import Runner
-from runtime.runs.polling import Poller
-from runtime.runs.processor import Processor
-from runtime.runs.registry import Registry, bot_folders
-from runtime.runs.runlog import RunLog
-from runtime.runs.session import Services
 from runtime.settings import Settings
-from runtime.signing.keys import KeyFile, load_master_key
-from runtime.store import SqliteStore, Store
-from runtime.telegram.client import TelegramClient
 from runtime.telegram.update import parse_update
 from runtime.web.responses import HttpError, error_response, to_http
+from runtime.web.state import App, AppContext, AppRequest, AppState, Parts
 from runtime.web.webhook import handle_click
-from sandbox import Overloaded, WorkerPool
+from sandbox import Overloaded
 
-logger = logging.getLogger(__name__)
-
-App = Sanic[Any, Any]
 MAX_BODY_BYTES: Final = 1024 * 1024
 APP_NAME: Final = "botbox"
 SECRET_HEADER: Final = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name
@@ -62,29 +48,20 @@ class SafeRequest(Request):
             super().__init__(b"/", *args, **kwargs)
 
 
-@dataclass(slots=True)
-class Parts:
-    """Pre-built parts to use instead of the ones :func:`create_app` would build."""
-
-    store: Store | None = None
-    telegram: TelegramClient | None = None
-    pool: WorkerPool | None = None
-    env: dict[str, str] = field(default_factory=dict)
-    poll: bool = False
-
-
 def create_app(settings: Settings, *, parts: Parts | None = None) -> App:
     """Build the server: routes now, store/pool/bots when the server starts."""
     # One fixed name: with several server processes, each rebuilds the app by this name.
     # strict_slashes: ``/webhook/demo/`` is not ``/webhook/demo`` (a 404, never a click).
+    context = AppContext(settings, parts or Parts(), serverlog.FailureLog())
     app: App = Sanic(
-        APP_NAME, configure_logging=False, strict_slashes=True, request_class=SafeRequest
+        APP_NAME,
+        ctx=context,
+        configure_logging=False,
+        strict_slashes=True,
+        request_class=SafeRequest,
     )
     serverlog.configure(settings.log_level)  # again in every server process: no secret in a line
-    app.ctx.failures = serverlog.FailureLog()
     app.config.REQUEST_MAX_SIZE = MAX_BODY_BYTES
-    app.ctx.settings = settings
-    app.ctx.parts = parts or Parts()
     app.before_server_start(start_services)
     app.after_server_stop(stop_services)
     app.error_handler.add(Exception, on_error)
@@ -95,79 +72,19 @@ def create_app(settings: Settings, *, parts: Parts | None = None) -> App:
 
 
 async def start_services(app: App) -> None:
-    """Open the store, start the sandbox pool, load the bots, start processing."""
-    settings: Settings = app.ctx.settings
-    parts: Parts = app.ctx.parts
-    master_key = load_master_key(settings.key_file)
-    store = parts.store or SqliteStore(settings.database, synchronous=settings.sqlite_synchronous)
-    await store.open()
-    pool = parts.pool or WorkerPool(
-        settings.sandbox_workers or None,
-        max_workers=settings.sandbox_max_workers or None,
-        queue_size=settings.sandbox_queue or None,
-    )
-    await pool.start()
-    telegram = parts.telegram or TelegramClient(settings.telegram_api)
-    demo = settings.demo_dir if settings.demo else None
-    registry = Registry.load(
-        bot_folders(settings.bots_dir, demo),
-        env=parts.env,
-        master_key=master_key,
-        cache=pool.cache,
-    )
-    keys = KeyFile(settings.keys_file, generations=await bot_generations(store, registry))
-    keys.load()
-    runlog = RunLog(store, failures=app.ctx.failures)
-    services = Services(pool, store, telegram, keys, settings.base_url, runlog)
-    runner = Runner(services)
-    processor = Processor(
-        registry,
-        services,
-        runner,
-        concurrency=max(2, pool.size * 2),
-        lease_seconds=settings.lease_seconds,
-    )
-    processor.start(retention_seconds=settings.retention_days * 86400)
-    poller = Poller(registry, services, processor) if parts.poll else None
-    if poller is not None:
-        poller.start()
+    """Open everything the server runs on (see :meth:`AppState.open`)."""
     ctx = app.ctx
-    ctx.master_key, ctx.store, ctx.pool, ctx.telegram = master_key, store, pool, telegram
-    ctx.registry, ctx.services, ctx.runner = registry, services, runner
-    ctx.processor, ctx.poller = processor, poller
-    logger.info("botbox serving %d bot(s): %s", len(registry), ", ".join(registry.ids))
-
-
-async def bot_generations(store: Store, registry: Registry) -> dict[str, str]:
-    """Retire the bots that lost their folder; return every hosted bot's link generation.
-
-    Runs once per server process at start, so a click never reads the store for it. Every
-    process hosts the same bots, so the processes of one server agree.
-    """
-    now = time.time()
-    for bot_id in await store.retire_bots(registry.ids, now=now):
-        logger.warning("bot %s has no folder any more: retired, its links no longer work", bot_id)
-    return await store.bot_generations(registry.ids, now=now)
+    ctx.state = await AppState.open(ctx.settings, ctx.parts, ctx.failures)
 
 
 async def stop_services(app: App) -> None:
-    """Stop in reverse order: polling, processing, the pool, Telegram, the store."""
-    ctx = app.ctx
-    if getattr(ctx, "poller", None) is not None:
-        await ctx.poller.stop()
-    if hasattr(ctx, "processor"):
-        await ctx.processor.stop()
-    if hasattr(ctx, "pool"):
-        await ctx.pool.close()
-    if hasattr(ctx, "services"):
-        await ctx.services.runlog.close()
-    if hasattr(ctx, "telegram") and ctx.parts.telegram is None:
-        await ctx.telegram.close()
-    if hasattr(ctx, "store"):
-        await ctx.store.close()
+    """Close what the start opened, in reverse order (see :meth:`AppState.close`)."""
+    state, app.ctx.state = app.ctx.state, None
+    if state is not None:
+        await state.close()
 
 
-async def on_error(request: Request, exc: Exception) -> HTTPResponse:
+async def on_error(request: AppRequest, exc: Exception) -> HTTPResponse:
     """Every error, as a status code and a plain message (never a traceback).
 
     Refusals and failed runs are not logged here (a failed run is a short line from the run
@@ -182,27 +99,27 @@ async def on_error(request: Request, exc: Exception) -> HTTPResponse:
     return error_response(request, error)
 
 
-async def health(request: Request) -> HTTPResponse:
+async def health(request: AppRequest) -> HTTPResponse:
     """Liveness and a few numbers: bots, pool, isolation, queue."""
-    ctx = request.app.ctx
+    state = request.app.ctx.running
     return json_response(
         {
             "ok": True,
-            "bots": ctx.registry.ids,
-            "pool": ctx.pool.stats,
-            "isolation": ctx.pool.isolation,
-            "pending": await ctx.store.pending_count(),
-            "handled": ctx.processor.handled,
-            "run_log_dropped": ctx.services.runlog.dropped,
+            "bots": state.registry.ids,
+            "pool": state.pool.stats,
+            "isolation": state.pool.isolation,
+            "pending": await state.store.pending_count(),
+            "handled": state.processor.handled,
+            "run_log_dropped": state.services.runlog.dropped,
         }
     )
 
 
-async def telegram_update(request: Request, bot_id: str) -> HTTPResponse:
+async def telegram_update(request: AppRequest, bot_id: str) -> HTTPResponse:
     """Telegram's webhook: check the secret, store the update durably, then answer 200."""
-    ctx = request.app.ctx
+    state = request.app.ctx.running
     try:
-        bot = ctx.registry.get(bot_id)
+        bot = state.registry.get(bot_id)
     except NotFound:
         raise HttpError(404, "unknown bot") from None
     given = request.headers.get(SECRET_HEADER, "").encode()
@@ -213,6 +130,11 @@ async def telegram_update(request: Request, bot_id: str) -> HTTPResponse:
         update = parse_update(payload)
     except (ValueError, RecursionError) as exc:
         raise HttpError(400, f"not a Telegram update: {exc}") from None
-    await ctx.store.enqueue(bot.id, "update", update.chat_key, payload, update_id=update.update_id)
-    ctx.processor.wake()
+    await state.store.enqueue(
+        bot.id, "update", update.chat_key, payload, update_id=update.update_id
+    )
+    state.processor.wake()
     return json_response({"ok": True})
+
+
+__all__ = ["App", "Parts", "SafeRequest", "create_app"]
