@@ -15,7 +15,7 @@ number of connections and the same request paths:
   click: strict parsing and HMAC check of the link, the three rate-limit counters in SQLite, a
   sandbox run with one capability call (``res.text``), and a row in the run log.
 
-The links are minted with ``runtime.links`` against the server's ``keys.json``, one per
+The links are minted with ``runtime.signing.links`` against the server's ``keys.json``, one per
 simulated user (200 users), so the per-link and per-user counters differ from request to
 request as in real traffic. The bot's ``webhook:`` rates are set to 1000000/60 each, so the
 rate limits are counted but never refuse a click: this measures capacity, not the limits.
@@ -63,7 +63,7 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 
-from runtime.links import make_link, signature, url_of  # noqa: E402
+from runtime.signing.links import make_link, signature, url_of  # noqa: E402
 from tests.support.links import ring_of  # noqa: E402
 from tests.support.server import BotboxServer, free_port  # noqa: E402
 

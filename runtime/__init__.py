@@ -1,10 +1,10 @@
 """The botbox runtime: bots as folders of command scripts, run in the sandbox.
 
-The web application is built by :func:`runtime.app.create_app` (kept out of this module so the
+The web application is built by :func:`runtime.web.app.create_app` (kept out of this module so the
 command-line tools load without the web stack). Public API:
 """
 
-from runtime.botdir import BotConfig, BotDefinition, check_bot, load_bot
+from runtime.bots.folder import BotConfig, BotDefinition, check_bot, load_bot
 from runtime.errors import (
     ApiError,
     BotboxError,
@@ -19,9 +19,9 @@ from runtime.errors import (
     TelegramError,
     TransportError,
 )
-from runtime.keys import KeyFile, KeyRing
-from runtime.links import Link, make_link, verify_link
 from runtime.settings import Settings
+from runtime.signing.keys import KeyFile, KeyRing
+from runtime.signing.links import Link, make_link, verify_link
 
 __all__ = [
     "ApiError",

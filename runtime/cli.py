@@ -14,13 +14,21 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from runtime import dispatch, serverlog
-from runtime.botdir import check_bot, load_bot
+from runtime import serverlog
+from runtime.bots import dispatch
+from runtime.bots.folder import check_bot, load_bot
 from runtime.errors import BotboxError, ConfigError, LinkError, Problem
-from runtime.keys import KeyFile, load_master_key
-from runtime.links import MAX_DEPTH, WebhookSettings, make_link, nesting_depth, signature, url_of
-from runtime.registry import bot_folders, derive_secret
+from runtime.runs.registry import bot_folders, derive_secret
 from runtime.settings import Settings
+from runtime.signing.keys import KeyFile, load_master_key
+from runtime.signing.links import (
+    MAX_DEPTH,
+    WebhookSettings,
+    make_link,
+    nesting_depth,
+    signature,
+    url_of,
+)
 from runtime.store import RunRecord, SqliteStore
 from runtime.telegram.client import TelegramClient
 
@@ -326,7 +334,7 @@ def serve(settings: Settings, *, poll: bool) -> int:
     from sanic import Sanic  # noqa: PLC0415
     from sanic.worker.loader import AppLoader  # noqa: PLC0415
 
-    from runtime.app import Parts, create_app  # noqa: PLC0415
+    from runtime.web.app import Parts, create_app  # noqa: PLC0415
 
     if settings.demo:
         link = mint_url(

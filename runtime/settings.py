@@ -1,7 +1,7 @@
 """Server settings: one frozen value built from ``BOTBOX_*`` environment variables.
 
 Nothing else in botbox reads ``os.environ`` for configuration (bot tokens are read from the
-variable each bot's ``bot.yaml`` names, in :mod:`runtime.registry`).
+variable each bot's ``bot.yaml`` names, in :mod:`runtime.runs.registry`).
 """
 
 from __future__ import annotations

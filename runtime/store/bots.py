@@ -2,9 +2,9 @@
 
 A bot id is only a name: a folder removed and another added later with the same id is another
 bot. So each bot gets a random *generation* the first time a store sees it, and its link keys
-are derived with it (:meth:`runtime.keys.KeyRing.bot_key`). At every server start, a known bot
-with no folder is *retired*; if a bot with that id appears again, it gets a new generation, and
-every link of the old one (one-time links included) stops verifying.
+are derived with it (:meth:`runtime.signing.keys.KeyRing.bot_key`). At every server start, a
+known bot with no folder is *retired*; if a bot with that id appears again, it gets a new
+generation, and every link of the old one (one-time links included) stops verifying.
 
 Bots that already had data when this table was added keep generation ``""`` (links derived as
 before, so an upgrade breaks no link) until they are retired once.

@@ -1,1 +1,1 @@
-"""Telegram Bot API support for botbox: the packaged spec and call checking."""
+"""Telegram: update parsing, the packaged Bot API spec and call checks, the client, flood pacing."""

@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from runtime.errors import LinkError
-from runtime.links import Link
+from runtime.signing.links import Link
 from tests.e2e.conftest import DEMO_TOKEN
 from tests.support.links import (
     add,

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from runtime.links import Link
+from runtime.signing.links import Link
 from tests.e2e.conftest import DEMO_TOKEN
 from tests.support.links import cli, mint, replace_value, runs, settle, sign, value_of
 from tests.support.server import BotboxServer

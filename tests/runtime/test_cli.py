@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from runtime.cli import format_record
-from runtime.keys import load_master_key
-from runtime.registry import derive_secret
+from runtime.runs.registry import derive_secret
+from runtime.signing.keys import load_master_key
 from runtime.store import RunRecord
 from tests.support.telegram_standin import TelegramStandIn
 

@@ -1,6 +1,6 @@
 """Helpers for signed-link tests: mint with a server's real key ring, edit queries, count runs.
 
-Links are minted with the pure functions of :mod:`runtime.links` and the key ring the server
+Links are minted with the pure functions of :mod:`runtime.signing.links` and the key ring the server
 itself reads (``<data dir>/keys.json``, with the bots' generations from the store file), so
 they are exactly what a script or the CLI would make. Queries are edited as lists of decoded
 ``(name, value)`` pairs and encoded again. Runs are counted in the store file directly (far
@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote_plus, urlsplit
 
-from runtime.keys import KeyFile, KeyRing
-from runtime.links import Link, make_link, signature, url_of
+from runtime.signing.keys import KeyFile, KeyRing
+from runtime.signing.links import Link, make_link, signature, url_of
 from tests.support.server import ROOT, BotboxServer
 
 Pairs = list[tuple[str, str]]

@@ -13,15 +13,15 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from runtime.keys import KeyFile
-from runtime.processor import Processor
-from runtime.registry import Registry
-from runtime.runlog import RunLog
-from runtime.runner import Runner
-from runtime.session import Services
+from runtime.runs.pipeline import Runner
+from runtime.runs.processor import Processor
+from runtime.runs.registry import Registry
+from runtime.runs.runlog import RunLog
+from runtime.runs.session import Services
+from runtime.signing.keys import KeyFile
 from runtime.store import SqliteStore
 from runtime.telegram.client import TelegramClient
-from runtime.update import parse_update
+from runtime.telegram.update import parse_update
 from sandbox import WorkerPool
 from tests.support.telegram_standin import TelegramStandIn
 from tests.support.updates import make_update

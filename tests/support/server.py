@@ -14,8 +14,8 @@ from typing import Any
 
 import httpx
 
-from runtime.keys import load_master_key
-from runtime.registry import derive_secret
+from runtime.runs.registry import derive_secret
+from runtime.signing.keys import load_master_key
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -2,8 +2,9 @@
 and the capabilities a script gets (:class:`Session`): ``Api``, ``Bot`` and ``User``.
 
 Everything a script does to the outside goes through here, in the server process: Telegram
-calls (checked against the spec, spaced by the bot's flood gate), property reads and writes
-(buffered, committed together when the run ends well), and scheduled runs.
+calls (checked against the spec, spaced by the bot's flood gate), a command's ``answer``
+(:func:`send_answer`), property reads and writes (buffered, committed together when the run ends
+well), and scheduled runs.
 """
 
 from __future__ import annotations
@@ -11,12 +12,15 @@ from __future__ import annotations
 import asyncio
 import html
 import json
+import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
-from runtime.command import Command
+from runtime.bots import dispatch
+from runtime.bots.answer import render_answer, reply_keyboard
+from runtime.bots.command import Command
 from runtime.errors import (
     ApiError,
     CallRefused,
@@ -24,18 +28,17 @@ from runtime.errors import (
     TelegramError,
     TransportError,
 )
-from runtime.keys import KeyFile
-from runtime.links import Link, make_link, signature, url_of
-from runtime.registry import LiveBot
-from runtime.runlog import RunLog
+from runtime.runs.registry import LiveBot
+from runtime.runs.runlog import RunLog
+from runtime.signing.keys import KeyFile
+from runtime.signing.links import Link, make_link, signature, url_of
 from runtime.store import MISSING, NewRun, PropertyWrite, Store
 from runtime.telegram.client import TelegramClient
-from runtime.update import chat_key
+from runtime.telegram.update import chat_key
 from sandbox import JSON, CallRequest, CapabilityError, Handler, WorkerPool
 from sandbox.capability import RunInPlace
 
-if TYPE_CHECKING:
-    from runtime.runner import Runner
+logger = logging.getLogger(__name__)
 
 MAX_DEPTH: Final = 6
 MAX_RETRY_AFTER: Final = 5.0
@@ -193,16 +196,38 @@ async def call_telegram(
     raise api_error(method, 429, "Too Many Requests")  # pragma: no cover - loop always returns
 
 
+async def send_answer(services: Services, context: Context) -> None:
+    """Send a command's ``answer`` (and ``keyboard``) to the current chat, if any."""
+    command = context.command
+    if command.answer is None or context.chat_id is None:
+        return
+    params: dict[str, Any] = {
+        "chat_id": context.chat_id,
+        "text": render_answer(
+            command.answer,
+            {"user": context.user or {}, "chat": context.chat or {}, "params": context.params},
+            command.parse_mode,
+        ),
+    }
+    if command.parse_mode:
+        params["parse_mode"] = command.parse_mode
+    if command.keyboard:
+        params["reply_markup"] = reply_keyboard(command.keyboard)
+    try:
+        await call_telegram(services, context.bot, "sendMessage", params)
+    except CapabilityError as exc:
+        logger.warning(
+            "bot %s: answer of %s was not sent: %s", context.bot.id, command.name, exc.message
+        )
+
+
 class Session:
     """The capabilities of one run, bound to its context and transaction."""
 
-    def __init__(
-        self, services: Services, context: Context, transaction: Transaction, runner: Runner
-    ) -> None:
+    def __init__(self, services: Services, context: Context, transaction: Transaction) -> None:
         self.services = services
         self.context = context
         self.tx = transaction
-        self.runner = runner
 
     def capabilities(self) -> dict[str, Handler]:
         """The handlers, by the names scripts call them."""
@@ -292,12 +317,12 @@ class Session:
             raise CapabilityError("Bot.runCommand needs a command name")
         if self.context.depth >= MAX_DEPTH:
             raise CapabilityError(f"Bot.runCommand nests at most {MAX_DEPTH} deep")
-        command = self.runner.find_command(self.context.bot, name)
+        command = _require(self.context.bot, name)
         nested = self.context.for_command(
             command, depth=self.context.depth + 1, options=options, params=""
         )
-        session = Session(self.services, nested, self.tx, self.runner)
-        await self.runner.send_answer(nested)
+        session = Session(self.services, nested, self.tx)
+        await send_answer(self.services, nested)
         return RunInPlace(
             self.context.bot.script_of(command),
             nested.globals(),
@@ -313,7 +338,7 @@ class Session:
         name = args.get("command")
         if not isinstance(name, str):
             raise CapabilityError("Bot.run needs command=...")
-        self.runner.find_command(self.context.bot, name)
+        _require(self.context.bot, name)
         if len(self.tx.scheduled) >= MAX_SCHEDULED:
             raise CapabilityError(f"a run may schedule at most {MAX_SCHEDULED} runs")
         delay = args.get("run_after", 0)
@@ -391,7 +416,7 @@ class Session:
         name = args.get("command")
         if not isinstance(name, str):
             raise CapabilityError("a link needs the command it runs")
-        self.runner.find_command(bot, name)
+        _require(bot, name)
         try:
             link = make_link(
                 name,
@@ -482,6 +507,10 @@ class Session:
     async def delete_user_property(self, call: CallRequest) -> JSON:
         """``User.deleteProperty(name, user_id=None)``."""
         return await self._delete(self._user_scope(call), call)
+
+
+def _require(bot: LiveBot, name: str) -> Command:
+    return dispatch.require(bot.definition.commands, name, bot_id=bot.id)
 
 
 def _check_name(name: object) -> None:

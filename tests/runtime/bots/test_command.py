@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from runtime.command import (
+from runtime.bots.command import (
     MAX_NAME_LENGTH,
     Command,
     check_name,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from runtime.answer import escape, render_answer, reply_keyboard
+from runtime.bots.answer import escape, render_answer, reply_keyboard
 
 CONTEXT = {"user": {"first_name": "<Ada & *Bob*_>", "id": 7}, "chat": {"title": "x.y"}}
 

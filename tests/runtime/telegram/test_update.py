@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from runtime.update import IncomingUpdate, parse_update
+from runtime.telegram.update import IncomingUpdate, parse_update
 from tests.support.updates import UpdateKind, make_update
 
 USER = 1001

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from runtime.update import chat_key
+from runtime.telegram.update import chat_key
 from sandbox import WorkerPool
 from tests.support.runtime import hosted, wait_until, write_bot
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from runtime.botdir import (
+from runtime.bots.dispatch import find
+from runtime.bots.folder import (
     BotConfig,
     PropertyLimits,
     RunLimits,
@@ -14,12 +15,11 @@ from runtime.botdir import (
     load_bot,
     parse_config,
 )
-from runtime.dispatch import find
 from runtime.errors import BotFolderError, Problem
 from sandbox import Limits
 from sandbox.limits import KIB, MIB
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).parent.parent / "fixtures"
 GOOD_CONFIG = "token_env: BOT_TOKEN\n"
 
 

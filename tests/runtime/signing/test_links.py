@@ -12,8 +12,8 @@ from urllib.parse import quote, unquote_plus
 import pytest
 
 from runtime.errors import LinkError
-from runtime.keys import KeyRing
-from runtime.links import (
+from runtime.signing.keys import KeyRing
+from runtime.signing.links import (
     MAX_EXPIRY,
     MAX_OPTIONS,
     MAX_QUERY,

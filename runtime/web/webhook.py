@@ -14,7 +14,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Final
+from typing import Any, Final
 from urllib.parse import urlsplit
 
 from sanic import HTTPResponse, Request
@@ -22,15 +22,16 @@ from sanic.response import html as html_response
 from sanic.response import json as json_response
 from sanic.response import raw, redirect
 
-from runtime import dispatch
-from runtime.command import Command
+from runtime.bots import dispatch
+from runtime.bots.command import Command
 from runtime.errors import LinkError, NotFound
-from runtime.links import Link, verify_link
-from runtime.registry import LiveBot
-from runtime.responses import HttpError, page, wants_html
-from runtime.runner import Extras
-from runtime.session import Context
+from runtime.runs.pipeline import Extras
+from runtime.runs.registry import LiveBot
+from runtime.runs.session import Context
+from runtime.signing.links import Link, verify_link
 from runtime.store import RateHit
+from runtime.web.responses import HttpError, page, wants_html
+from runtime.web.state import AppRequest
 from sandbox import JSON, CallRequest, CapabilityError, Handler, StopScript
 
 MAX_BODY: Final = 64 * 1024
@@ -199,7 +200,7 @@ def res_capabilities(reply: Reply) -> dict[str, Handler]:
     }
 
 
-def request_global(request: Request, link: Link) -> dict[str, JSON]:
+def request_global(request: Request[Any, Any], link: Link) -> dict[str, JSON]:
     """What a script sees as ``request`` for a click: method, headers, query, body, client."""
     headers: dict[str, JSON] = {}
     for name, value in list(request.headers.items())[:MAX_HEADERS]:
@@ -256,9 +257,9 @@ def rate_hits(bot: LiveBot, link: Link, sig: str) -> list[RateHit]:
     return hits
 
 
-async def authorize(request: Request, bot: LiveBot) -> tuple[Link, Command]:
+async def authorize(request: AppRequest, bot: LiveBot) -> tuple[Link, Command]:
     """Verify a click's link, its command, the rate limits and a one-time claim."""
-    services = request.app.ctx.services
+    services = request.app.ctx.running.services
     now = services.clock()
     try:
         link = verify_link(services.keys.current(), bot.id, request.query_string, now=now)
@@ -282,11 +283,11 @@ async def authorize(request: Request, bot: LiveBot) -> tuple[Link, Command]:
     return link, command
 
 
-async def handle_click(request: Request, bot_id: str) -> HTTPResponse:
+async def handle_click(request: AppRequest, bot_id: str) -> HTTPResponse:
     """GET/POST/HEAD/OPTIONS on a signed link."""
-    ctx = request.app.ctx
+    state = request.app.ctx.running
     try:
-        bot: LiveBot = ctx.registry.get(bot_id)
+        bot: LiveBot = state.registry.get(bot_id)
     except NotFound:
         raise HttpError(404, "unknown bot") from None
     if request.method == "OPTIONS":
@@ -318,7 +319,7 @@ async def handle_click(request: Request, bot_id: str) -> HTTPResponse:
     # (messages, properties) are all or nothing, never cut off by a closed connection.
     outcome = await asyncio.shield(
         asyncio.ensure_future(
-            ctx.runner.run_pipeline(context, extras=Extras(res_capabilities(reply), RES_DEFERRED))
+            state.runner.run_pipeline(context, extras=Extras(res_capabilities(reply), RES_DEFERRED))
         )
     )
     if not outcome.ok:

@@ -16,9 +16,9 @@ import socket
 from typing import Final
 
 from runtime.errors import NotFound, StoreError
-from runtime.registry import Registry
-from runtime.runner import Runner
-from runtime.session import Services
+from runtime.runs.pipeline import Runner
+from runtime.runs.registry import Registry
+from runtime.runs.session import Services
 from runtime.store import QueuedItem
 from sandbox import Overloaded
 

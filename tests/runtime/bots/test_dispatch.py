@@ -6,16 +6,18 @@ from typing import Any
 
 import pytest
 
-from runtime.command import Command
-from runtime.dispatch import (
+from runtime.bots.command import Command
+from runtime.bots.dispatch import (
     CommandTable,
     Match,
     find,
     is_command_text,
     match,
+    require,
     strip_bot_username,
 )
-from runtime.update import IncomingUpdate, parse_update
+from runtime.telegram.update import IncomingUpdate, parse_update
+from sandbox import CapabilityError
 from tests.support.updates import make_update
 
 GROUP = -1001234567890
@@ -218,6 +220,14 @@ def test_find_looks_up_a_command_by_its_name(name: str, expected: str | None) ->
     """find() is an exact lookup by name, for Bot.runCommand and webhooks."""
     found = find(TABLE, name)
     assert (found.name if found is not None else None) == expected
+
+
+def test_require_returns_the_command_or_refuses_naming_bot_and_command() -> None:
+    """require() is find() for scripts: an unknown name is a CapabilityError a script can read."""
+    assert require(TABLE, "/Start", bot_id="demo").name == "/start"
+    with pytest.raises(CapabilityError) as refused:
+        require(TABLE, "/begin", bot_id="demo")
+    assert refused.value.message == "bot 'demo' has no command '/begin'"
 
 
 @pytest.mark.parametrize(

@@ -12,8 +12,8 @@ from dataclasses import replace
 import pytest
 
 from runtime.errors import ConfigError, LinkError
-from runtime.keys import KeyFile, KeyRing, load_master_key
-from runtime.links import Link, signature, url_of, verify_link
+from runtime.signing.keys import KeyFile, KeyRing, load_master_key
+from runtime.signing.links import Link, signature, url_of, verify_link
 
 NOW = 1_700_000_000.0
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, TypeGuard
 
-from runtime.command import (
+from runtime.bots.command import (
     Command,
     YamlDocument,
     has_code,
@@ -24,7 +24,7 @@ from runtime.command import (
     split_header,
     suggest,
 )
-from runtime.dispatch import CommandTable, command_key
+from runtime.bots.dispatch import CommandTable, command_key
 from runtime.errors import BotFolderError, Problem
 from sandbox import JSON, Limits, compile_script
 from sandbox.limits import KIB, MIB

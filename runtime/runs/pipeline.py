@@ -10,15 +10,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from runtime import dispatch
-from runtime.answer import render_answer, reply_keyboard
-from runtime.command import Command
+from runtime.bots import dispatch
+from runtime.bots.command import Command
 from runtime.errors import QuotaExceeded
-from runtime.registry import LiveBot
-from runtime.session import Context, Services, Session, Transaction, call_telegram, commit
+from runtime.runs.registry import LiveBot
+from runtime.runs.session import Context, Services, Session, Transaction, commit, send_answer
 from runtime.store import QueuedItem, RunRecord, Waiting
-from runtime.update import IncomingUpdate, parse_update
-from sandbox import JSON, CapabilityError, Handler, RunResult, ScriptFailure, Status
+from runtime.telegram.update import IncomingUpdate, parse_update
+from sandbox import JSON, Handler, RunResult, ScriptFailure, Status
 
 logger = logging.getLogger(__name__)
 
@@ -94,14 +93,6 @@ class Runner:
 
     def __init__(self, services: Services) -> None:
         self.services = services
-
-    @staticmethod
-    def find_command(bot: LiveBot, name: str) -> Command:
-        """Return a bot's command by exact name, or raise a CapabilityError naming it."""
-        command = dispatch.find(bot.definition.commands, name)
-        if command is None:
-            raise CapabilityError(f"bot {bot.id!r} has no command {name!r}")
-        return command
 
     async def handle_item(self, bot: LiveBot, item: QueuedItem) -> None:
         """Carry out one queue item: a Telegram update or a scheduled run."""
@@ -192,7 +183,7 @@ class Runner:
             if before.returned:
                 return Outcome(None)  # `@` returned: the command does not run
         if not replying:
-            await self.send_answer(context)
+            await send_answer(self.services, context)
         result: RunResult | None = None
         if context.command.has_code:
             result = await self.run_one(context, extras)
@@ -221,35 +212,11 @@ class Runner:
             context.for_command(handler, error=error_global(context.command, result))
         )
 
-    async def send_answer(self, context: Context) -> None:
-        """Send a command's ``answer`` (and ``keyboard``) to the current chat, if any."""
-        command = context.command
-        if command.answer is None or context.chat_id is None:
-            return
-        params: dict[str, Any] = {
-            "chat_id": context.chat_id,
-            "text": render_answer(
-                command.answer,
-                {"user": context.user or {}, "chat": context.chat or {}, "params": context.params},
-                command.parse_mode,
-            ),
-        }
-        if command.parse_mode:
-            params["parse_mode"] = command.parse_mode
-        if command.keyboard:
-            params["reply_markup"] = reply_keyboard(command.keyboard)
-        try:
-            await call_telegram(self.services, context.bot, "sendMessage", params)
-        except CapabilityError as exc:
-            logger.warning(
-                "bot %s: answer of %s was not sent: %s", context.bot.id, command.name, exc.message
-            )
-
     async def run_one(self, context: Context, extras: Extras | None = None) -> RunResult:
         """Run one command's script, commit its writes if it succeeded, and log the run."""
         bot = context.bot
         tx = Transaction()
-        session = Session(self.services, context, tx, self)
+        session = Session(self.services, context, tx)
         capabilities = session.capabilities()
         if extras is not None:
             capabilities.update(extras.handlers)

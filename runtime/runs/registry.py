@@ -13,10 +13,10 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from runtime.botdir import BotDefinition, load_bot
-from runtime.command import Command
+from runtime.bots.command import Command
+from runtime.bots.folder import BotDefinition, load_bot
 from runtime.errors import BotFolderError, ConfigError, LinkError, NotFound, Problem
-from runtime.links import WebhookSettings
+from runtime.signing.links import WebhookSettings
 from runtime.telegram.flood import FloodGate
 from sandbox import Script, ScriptCache
 

@@ -20,14 +20,15 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Final, Literal
 
-from runtime.command import AFTER, BEFORE, FALLBACK, ON_ERROR, SPECIAL_NAMES, Command
-from runtime.update import (
+from runtime.bots.command import AFTER, BEFORE, FALLBACK, ON_ERROR, SPECIAL_NAMES, Command
+from runtime.telegram.update import (
     CALLBACK_QUERY,
     CHANNEL_KINDS,
     INLINE_QUERY,
     MESSAGE_KINDS,
     IncomingUpdate,
 )
+from sandbox import CapabilityError
 
 MatchKind = Literal["name", "alias", "handler", "kind", "fallback"]
 
@@ -110,6 +111,14 @@ class CommandTable:
 def find(table: CommandTable, name: str) -> Command | None:
     """Return the command named ``name`` exactly (``/`` names case-insensitively), or ``None``."""
     return table.by_name.get(command_key(name))
+
+
+def require(table: CommandTable, name: str, *, bot_id: str) -> Command:
+    """Return a bot's command by exact name, or raise a CapabilityError naming it."""
+    command = find(table, name)
+    if command is None:
+        raise CapabilityError(f"bot {bot_id!r} has no command {name!r}")
+    return command
 
 
 def match(

@@ -13,10 +13,10 @@ import logging
 from typing import Final
 
 from runtime.errors import ApiError, TelegramError
-from runtime.processor import Processor
-from runtime.registry import LiveBot, Registry
-from runtime.session import Services
-from runtime.update import parse_update
+from runtime.runs.processor import Processor
+from runtime.runs.registry import LiveBot, Registry
+from runtime.runs.session import Services
+from runtime.telegram.update import parse_update
 
 logger = logging.getLogger(__name__)
 

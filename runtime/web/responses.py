@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import html
-from typing import Final
+from typing import Any, Final
 
 from sanic import HTTPResponse, Request
 from sanic.response import html as html_response
@@ -44,7 +44,7 @@ class HttpError(BotboxError):
         self.code = code or TITLES.get(status, "error").lower().replace(" ", "_")
 
 
-def wants_html(request: Request) -> bool:
+def wants_html(request: Request[Any, Any]) -> bool:
     """True when the client is a browser (asks for HTML before JSON)."""
     accept = request.headers.get("accept", "")
     return "text/html" in accept and "application/json" not in accept.split(",")[0]
@@ -82,7 +82,7 @@ def to_http(exc: BaseException) -> HttpError:
     return HttpError(500, "the server could not handle this request")
 
 
-def error_response(request: Request, error: HttpError) -> HTTPResponse:
+def error_response(request: Request[Any, Any], error: HttpError) -> HTTPResponse:
     """Render an HttpError for this client: HTML for browsers, JSON for everyone else."""
     if wants_html(request):
         return html_response(

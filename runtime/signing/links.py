@@ -27,7 +27,7 @@ from typing import Any, Final
 from urllib.parse import quote, urlsplit
 
 from runtime.errors import LinkError
-from runtime.keys import KeyRing
+from runtime.signing.keys import KeyRing
 
 RESERVED: Final = frozenset({"command", "options", "user", "exp", "once", "redirect", "sig"})
 PARAM_NAME: Final = re.compile(r"[A-Za-z0-9_.~-]{1,64}")

@@ -1,0 +1,140 @@
+"""The Sanic application, built by :func:`create_app` (no module-level app, pool or store).
+
+Routes: ``POST /telegram/<bot_id>`` (Telegram's webhook) and ``GET /health``. The signed user
+webhooks are added by :mod:`runtime.web.webhook`.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from typing import Any, Final
+
+from sanic import HTTPResponse, Request, Sanic
+from sanic.exceptions import BadURL, SanicException
+from sanic.response import json as json_response
+
+from runtime import serverlog
+from runtime.errors import BotboxError, NotFound
+from runtime.settings import Settings
+from runtime.telegram.update import parse_update
+from runtime.web.responses import HttpError, error_response, to_http
+from runtime.web.state import App, AppContext, AppRequest, AppState, Parts
+from runtime.web.webhook import handle_click
+from sandbox import Overloaded
+
+MAX_BODY_BYTES: Final = 1024 * 1024
+APP_NAME: Final = "botbox"
+SECRET_HEADER: Final = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name
+
+
+class SafeRequest(Request):
+    """Sanic's Request, but a malformed request target never reaches an error or a log line.
+
+    Sanic puts the whole target of a request it cannot parse (a signed link with a control
+    byte in it, say) into the BadURL message, and then fails again building the stand-in
+    request it answers the error with, so the target is logged with a traceback and the
+    client gets no answer. Here the message names no URL, and the stand-in request (method
+    ``NONE``) falls back to ``/``, so the client gets a plain 400.
+    """
+
+    def __init__(self, url_bytes: bytes, *args: Any, **kwargs: Any) -> None:
+        method = kwargs.get("method", args[2] if len(args) > 2 else None)
+        try:
+            super().__init__(url_bytes, *args, **kwargs)
+        except BadURL:
+            if method != "NONE":
+                raise BadURL("malformed request target") from None
+            super().__init__(b"/", *args, **kwargs)
+
+
+def create_app(settings: Settings, *, parts: Parts | None = None) -> App:
+    """Build the server: routes now, store/pool/bots when the server starts."""
+    # One fixed name: with several server processes, each rebuilds the app by this name.
+    # strict_slashes: ``/webhook/demo/`` is not ``/webhook/demo`` (a 404, never a click).
+    context = AppContext(settings, parts or Parts(), serverlog.FailureLog())
+    app: App = Sanic(
+        APP_NAME,
+        ctx=context,
+        configure_logging=False,
+        strict_slashes=True,
+        request_class=SafeRequest,
+    )
+    serverlog.configure(settings.log_level)  # again in every server process: no secret in a line
+    app.config.REQUEST_MAX_SIZE = MAX_BODY_BYTES
+    app.before_server_start(start_services)
+    app.after_server_stop(stop_services)
+    app.error_handler.add(Exception, on_error)
+    app.add_route(health, "/health", methods=["GET"])
+    app.add_route(telegram_update, "/telegram/<bot_id:str>", methods=["POST"])
+    app.add_route(handle_click, "/webhook/<bot_id:str>", methods=["GET", "POST", "HEAD", "OPTIONS"])
+    return app
+
+
+async def start_services(app: App) -> None:
+    """Open everything the server runs on (see :meth:`AppState.open`)."""
+    ctx = app.ctx
+    ctx.state = await AppState.open(ctx.settings, ctx.parts, ctx.failures)
+
+
+async def stop_services(app: App) -> None:
+    """Close what the start opened, in reverse order (see :meth:`AppState.close`)."""
+    state, app.ctx.state = app.ctx.state, None
+    if state is not None:
+        await state.close()
+
+
+async def on_error(request: AppRequest, exc: Exception) -> HTTPResponse:
+    """Every error, as a status code and a plain message (never a traceback).
+
+    Refusals and failed runs are not logged here (a failed run is a short line from the run
+    log); only a bug in the server is, with its traceback, rate-limited and redacted.
+    """
+    if isinstance(exc, SanicException):
+        error = HttpError(exc.status_code, str(exc) or "request refused")
+    else:
+        error = to_http(exc)
+        if not isinstance(exc, BotboxError | Overloaded):
+            request.app.ctx.failures.unexpected(f"request to {request.path}", exc)
+    return error_response(request, error)
+
+
+async def health(request: AppRequest) -> HTTPResponse:
+    """Liveness and a few numbers: bots, pool, isolation, queue."""
+    state = request.app.ctx.running
+    return json_response(
+        {
+            "ok": True,
+            "bots": state.registry.ids,
+            "pool": state.pool.stats,
+            "isolation": state.pool.isolation,
+            "pending": await state.store.pending_count(),
+            "handled": state.processor.handled,
+            "run_log_dropped": state.services.runlog.dropped,
+        }
+    )
+
+
+async def telegram_update(request: AppRequest, bot_id: str) -> HTTPResponse:
+    """Telegram's webhook: check the secret, store the update durably, then answer 200."""
+    state = request.app.ctx.running
+    try:
+        bot = state.registry.get(bot_id)
+    except NotFound:
+        raise HttpError(404, "unknown bot") from None
+    given = request.headers.get(SECRET_HEADER, "").encode()
+    if not hmac.compare_digest(given, bot.webhook_secret.encode()):
+        raise HttpError(403, "bad or missing secret token")
+    try:
+        payload = json.loads(request.body)
+        update = parse_update(payload)
+    except (ValueError, RecursionError) as exc:
+        raise HttpError(400, f"not a Telegram update: {exc}") from None
+    await state.store.enqueue(
+        bot.id, "update", update.chat_key, payload, update_id=update.update_id
+    )
+    state.processor.wake()
+    return json_response({"ok": True})
+
+
+__all__ = ["App", "Parts", "SafeRequest", "create_app"]

@@ -1,0 +1,149 @@
+"""The application's typed state: what :func:`~runtime.web.app.create_app` is given
+(:class:`AppContext`, the app's ``ctx``) and what a started server holds (:class:`AppState`).
+
+:meth:`AppState.open` is the one start and :meth:`AppState.close` the one stop: every part the
+start opened is closed, in reverse order, and only those. A start that fails halfway closes
+what it had opened before it raises.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+
+from sanic import Request, Sanic
+from sanic.config import Config
+
+from runtime.runs.pipeline import Runner
+from runtime.runs.polling import Poller
+from runtime.runs.processor import Processor
+from runtime.runs.registry import Registry, bot_folders
+from runtime.runs.runlog import RunLog
+from runtime.runs.session import Services
+from runtime.serverlog import FailureLog
+from runtime.settings import Settings
+from runtime.signing.keys import KeyFile, load_master_key
+from runtime.store import SqliteStore, Store
+from runtime.telegram.client import TelegramClient
+from sandbox import WorkerPool
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Parts:
+    """Pre-built parts to use instead of the ones :func:`create_app` would build."""
+
+    store: Store | None = None
+    telegram: TelegramClient | None = None
+    pool: WorkerPool | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    poll: bool = False
+
+
+@dataclass(slots=True)
+class AppState:
+    """What a started server process holds; built by :meth:`open`, closed by :meth:`close`."""
+
+    store: Store
+    pool: WorkerPool
+    registry: Registry
+    services: Services
+    runner: Runner
+    processor: Processor
+    poller: Poller | None
+    _opened: AsyncExitStack
+
+    @classmethod
+    async def open(cls, settings: Settings, parts: Parts, failures: FailureLog) -> AppState:
+        """Open the store, start the sandbox pool, load the bots, start processing."""
+        master_key = load_master_key(settings.key_file)
+        async with AsyncExitStack() as opened:
+            store = parts.store or SqliteStore(
+                settings.database, synchronous=settings.sqlite_synchronous
+            )
+            await store.open()
+            opened.push_async_callback(store.close)
+            telegram = parts.telegram or TelegramClient(settings.telegram_api)
+            if parts.telegram is None:  # a client handed in is its owner's to close
+                opened.push_async_callback(telegram.close)
+            runlog = RunLog(store, failures=failures)
+            opened.push_async_callback(runlog.close)
+            pool = parts.pool or WorkerPool(
+                settings.sandbox_workers or None,
+                max_workers=settings.sandbox_max_workers or None,
+                queue_size=settings.sandbox_queue or None,
+            )
+            await pool.start()
+            opened.push_async_callback(pool.close)
+            demo = settings.demo_dir if settings.demo else None
+            registry = Registry.load(
+                bot_folders(settings.bots_dir, demo),
+                env=parts.env,
+                master_key=master_key,
+                cache=pool.cache,
+            )
+            keys = KeyFile(settings.keys_file, generations=await bot_generations(store, registry))
+            keys.load()
+            services = Services(pool, store, telegram, keys, settings.base_url, runlog)
+            runner = Runner(services)
+            processor = Processor(
+                registry,
+                services,
+                runner,
+                concurrency=max(2, pool.size * 2),
+                lease_seconds=settings.lease_seconds,
+            )
+            processor.start(retention_seconds=settings.retention_days * 86400)
+            opened.push_async_callback(processor.stop)
+            poller = Poller(registry, services, processor) if parts.poll else None
+            if poller is not None:
+                poller.start()
+                opened.push_async_callback(poller.stop)
+            state = cls(
+                store, pool, registry, services, runner, processor, poller, opened.pop_all()
+            )
+        logger.info("botbox serving %d bot(s): %s", len(registry), ", ".join(registry.ids))
+        return state
+
+    async def close(self) -> None:
+        """Stop in reverse order: polling, processing, pool, run log, Telegram, store."""
+        await self._opened.aclose()
+
+
+async def bot_generations(store: Store, registry: Registry) -> dict[str, str]:
+    """Retire the bots that lost their folder; return every hosted bot's link generation.
+
+    Runs once per server process at start, so a click never reads the store for it. Every
+    process hosts the same bots, so the processes of one server agree.
+    """
+    now = time.time()
+    for bot_id in await store.retire_bots(registry.ids, now=now):
+        logger.warning("bot %s has no folder any more: retired, its links no longer work", bot_id)
+    return await store.bot_generations(registry.ids, now=now)
+
+
+@dataclass(slots=True)
+class AppContext:
+    """The app's ``ctx``: its settings and parts from the start, its state while it runs."""
+
+    settings: Settings
+    parts: Parts
+    failures: FailureLog
+    state: AppState | None = None
+
+    @property
+    def running(self) -> AppState:
+        """The started server's state (a request is only served after the start)."""
+        if self.state is None:
+            raise RuntimeError("the server has not started")
+        return self.state
+
+
+App = Sanic[Config, AppContext]
+AppRequest = Request[App, SimpleNamespace]
+
+__all__ = ["App", "AppContext", "AppRequest", "AppState", "Parts", "bot_generations"]

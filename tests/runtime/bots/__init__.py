@@ -1,0 +1,1 @@
+"""Tests of runtime.bots: command files, bot folders, dispatch, answers."""

@@ -1,0 +1,1 @@
+"""Tests of runtime.runs: run capabilities and the queue processor."""

@@ -1,0 +1,1 @@
+"""Tests of runtime.signing: the key ring and signed links."""

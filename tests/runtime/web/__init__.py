@@ -1,0 +1,1 @@
+"""Tests of runtime.web: the application state."""
