@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -17,6 +17,13 @@ from runtime.errors import ConfigError, Problem
 
 PREFIX: Final = "BOTBOX_"
 PROJECT_ROOT: Final = Path(__file__).resolve().parent.parent
+PACKAGED_DEMO: Final = Path(__file__).resolve().parent / "demo"
+"""Where an installed wheel holds the demo bot (setup.py copies ``commands/`` there)."""
+
+
+def demo_folder() -> Path:
+    """The demo bot's folder: the wheel's copy if installed from one, else ``commands/``."""
+    return PACKAGED_DEMO if PACKAGED_DEMO.is_dir() else PROJECT_ROOT / "commands"
 
 
 def _bool(text: str) -> bool:
@@ -84,7 +91,7 @@ class Settings:
     data_dir: Path = Path("data")
     bots_dir: Path | None = None
     demo: bool = True
-    demo_dir: Path = PROJECT_ROOT / "commands"
+    demo_dir: Path = field(default_factory=demo_folder)
     telegram_api: str = "https://api.telegram.org"
     sandbox_workers: int = 0
     sandbox_max_workers: int = 0

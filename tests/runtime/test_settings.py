@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from runtime.errors import ConfigError
-from runtime.settings import Settings
+from runtime.settings import PACKAGED_DEMO, PROJECT_ROOT, Settings, demo_folder
 
 
 def test_defaults_need_no_environment():
@@ -63,3 +63,11 @@ def test_every_bad_key_is_named_in_one_error():
     ):
         assert fragment in message
     assert len(error.value.problems) == 4
+
+
+def test_a_checkout_hosts_the_demo_bot_from_commands():
+    """Without a wheel's packaged copy, the demo bot is read from commands/ (data, not code)."""
+    assert not PACKAGED_DEMO.exists()  # a source checkout: setup.py only copies into wheels
+    assert demo_folder() == PROJECT_ROOT / "commands"
+    assert (demo_folder() / "bot.yaml").is_file()
+    assert Settings.from_env({}).demo_dir == demo_folder()
