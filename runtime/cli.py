@@ -22,7 +22,7 @@ from runtime.runs.registry import bot_folders, derive_secret
 from runtime.settings import Settings
 from runtime.signing.keys import KeyFile, load_master_key
 from runtime.signing.links import (
-    MAX_DEPTH,
+    MAX_OPTIONS_DEPTH,
     WebhookSettings,
     make_link,
     nesting_depth,
@@ -155,8 +155,8 @@ async def generation_of(settings: Settings, bot_id: str) -> str:
 def read_options(text: str) -> object:
     """Parse ``--options`` JSON; raise ConfigError if it is not JSON or nests too deep."""
     # Measured first: json.loads would recurse once per level and die of RecursionError.
-    if nesting_depth(text) > MAX_DEPTH:
-        raise ConfigError(f"--options nest deeper than {MAX_DEPTH} levels")
+    if nesting_depth(text) > MAX_OPTIONS_DEPTH:
+        raise ConfigError(f"--options nest deeper than {MAX_OPTIONS_DEPTH} levels")
     try:
         return json.loads(text)
     except (ValueError, RecursionError) as exc:

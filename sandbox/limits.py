@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Final
 
+from sandbox.jsontypes import is_number
+
 KIB: Final = 1024
 MIB: Final = 1024 * 1024
 
@@ -27,7 +29,7 @@ class Limits:
     def __post_init__(self) -> None:
         for field in fields(self):
             value = getattr(self, field.name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            if not is_number(value) or value <= 0:
                 raise ValueError(f"limit {field.name} must be a positive number, not {value!r}")
         if self.cpu_seconds > self.wall_seconds:
             raise ValueError("limit cpu_seconds cannot be larger than wall_seconds")

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from typing import Any, Final
 
-MAX_DEPTH: Final = 32
+MAX_VALUE_DEPTH: Final = 32
 """How deep a value that leaves a script may nest (lists and dicts)."""
 MAX_CONTAINERS: Final = 10_000
 """How many lists and dicts one value that leaves a script may hold (``[[]] * 10**6`` is a
@@ -52,8 +52,8 @@ def _plain(value: object, depth: int, budget: list[int]) -> Any:
     items = _contents(value, kind)
     if items is None:
         return _scalar(value, kind)
-    if depth >= MAX_DEPTH:
-        raise NotPlain(f"nests deeper than {MAX_DEPTH} levels")
+    if depth >= MAX_VALUE_DEPTH:
+        raise NotPlain(f"nests deeper than {MAX_VALUE_DEPTH} levels")
     budget[0] -= 1
     if budget[0] < 0:
         raise NotPlain(f"holds more than {MAX_CONTAINERS} lists and dicts")

@@ -66,8 +66,9 @@ class Channel:
         return bytes(chunks)
 
 
-class CapabilityError(Exception):
-    """Base of the errors a script sees when a host capability refuses a call."""
+class RefusedCall(Exception):
+    """Base of the errors a script sees when a host capability refuses a call (the host's side
+    is :class:`sandbox.errors.CapabilityError`; each kind, such as ``ApiError``, is a subclass)."""
 
     def __init__(self, message: str, kind: str, data: Mapping[str, Any]) -> None:
         super().__init__(message)
@@ -137,7 +138,7 @@ class Worker:
         self.codes: OrderedDict[str, Any] = OrderedDict()
         self.facades = dict(facades) if facades is not None else load_facades()
         self.builtins = base_builtins()
-        self.error_classes: dict[str, type[CapabilityError]] = {}
+        self.error_classes: dict[str, type[RefusedCall]] = {}
         self.state: RunState | None = None
         self.in_script = False
         self.in_io = False
@@ -306,10 +307,10 @@ class Worker:
                 self.in_io = False
         return None
 
-    def _error_class(self, kind: str) -> type[CapabilityError]:
+    def _error_class(self, kind: str) -> type[RefusedCall]:
         cls = self.error_classes.get(kind)
         if cls is None:
-            cls = type(kind, (CapabilityError,), {"__module__": "script"})
+            cls = type(kind, (RefusedCall,), {"__module__": "script"})
             self.error_classes[kind] = cls
         return cls
 

@@ -37,10 +37,11 @@ from runtime.telegram.client import TelegramClient
 from runtime.telegram.update import chat_key
 from sandbox import JSON, CallRequest, CapabilityError, Handler, WorkerPool
 from sandbox.capability import RunInPlace
+from sandbox.jsontypes import is_int, is_number
 
 logger = logging.getLogger(__name__)
 
-MAX_DEPTH: Final = 6
+MAX_RUN_COMMAND_DEPTH: Final = 6
 MAX_RETRY_AFTER: Final = 5.0
 MAX_SCHEDULED: Final = 20
 
@@ -315,8 +316,8 @@ class Session:
         options = call.args[1] if len(call.args) > 1 else call.kwargs.get("options")
         if not isinstance(name, str):
             raise CapabilityError("Bot.runCommand needs a command name")
-        if self.context.depth >= MAX_DEPTH:
-            raise CapabilityError(f"Bot.runCommand nests at most {MAX_DEPTH} deep")
+        if self.context.depth >= MAX_RUN_COMMAND_DEPTH:
+            raise CapabilityError(f"Bot.runCommand nests at most {MAX_RUN_COMMAND_DEPTH} deep")
         command = _require(self.context.bot, name)
         nested = self.context.for_command(
             command, depth=self.context.depth + 1, options=options, params=""
@@ -342,7 +343,7 @@ class Session:
         if len(self.tx.scheduled) >= MAX_SCHEDULED:
             raise CapabilityError(f"a run may schedule at most {MAX_SCHEDULED} runs")
         delay = args.get("run_after", 0)
-        if not isinstance(delay, int | float) or isinstance(delay, bool) or delay < 0:
+        if not is_number(delay) or delay < 0:
             raise CapabilityError("run_after must be a number of seconds, 0 or more")
         user = self.context.user if "user_id" not in args else _who(args["user_id"])
         chat = self.context.chat if "chat_id" not in args else _who(args["chat_id"])
@@ -443,7 +444,7 @@ class Session:
         """``Webhook.getUrlFor(user_id=..., command=..., ...)``: a link for a given user."""
         args = self._link_args(call, with_user=True)
         user_id = args.pop("user_id", None)
-        if not isinstance(user_id, int) or isinstance(user_id, bool):
+        if not is_int(user_id):
             raise CapabilityError("getUrlFor needs user_id, a whole number")
         return self._mint(args, user_id)
 
@@ -454,7 +455,7 @@ class Session:
     # -- properties --
     def _user_scope(self, call: CallRequest) -> str:
         user_id = call.kwargs.get("user_id", self.context.user_id)
-        if not isinstance(user_id, int) or isinstance(user_id, bool):
+        if not is_int(user_id):
             raise CapabilityError("this run has no user; pass user_id=...")
         return f"user:{user_id}"
 
@@ -521,7 +522,7 @@ def _check_name(name: object) -> None:
 def _who(value: object) -> dict[str, Any] | None:
     if value is None:
         return None
-    if not isinstance(value, int) or isinstance(value, bool):
+    if not is_int(value):
         raise CapabilityError("user_id and chat_id must be whole numbers")
     return {"id": value}
 

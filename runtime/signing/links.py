@@ -28,6 +28,7 @@ from urllib.parse import quote, urlsplit
 
 from runtime.errors import LinkError
 from runtime.signing.keys import KeyRing
+from sandbox.jsontypes import is_int
 
 RESERVED: Final = frozenset({"command", "options", "user", "exp", "once", "redirect", "sig"})
 PARAM_NAME: Final = re.compile(r"[A-Za-z0-9_.~-]{1,64}")
@@ -44,7 +45,7 @@ MAX_QUERY_PARAMS: Final = 64
 """A link's query holds at most this many parameters (the most a minted one has is 39)."""
 MAX_VALUE: Final = 1024
 MAX_OPTIONS: Final = 4096
-MAX_DEPTH: Final = 10
+MAX_OPTIONS_DEPTH: Final = 10
 MAX_REDIRECT: Final = 2048
 MAX_EXPIRY: Final = 366 * 24 * 3600
 DOMAIN: Final = b"botbox-link-v1"
@@ -212,9 +213,7 @@ def make_link(
     allow_http_redirects: bool = False,
 ) -> Link:
     """Validate everything a script asked for and return the Link to sign."""
-    if user_id is not None and (
-        not isinstance(user_id, int) or isinstance(user_id, bool) or not 0 < user_id < 10**19
-    ):
+    if user_id is not None and (not is_int(user_id) or not 0 < user_id < 10**19):
         raise LinkError("user_id must be a positive whole number")
     expires_ms = None
     if expires_in is not None:
@@ -354,8 +353,8 @@ def parse_options(text: str) -> Any:
     """Parse options JSON with size and depth limits; raise LinkError (400) otherwise."""
     if len(text.encode()) > MAX_OPTIONS:
         raise LinkError("the link's options are too large")
-    if nesting_depth(text) > MAX_DEPTH:
-        raise LinkError(f"the link's options nest deeper than {MAX_DEPTH}")
+    if nesting_depth(text) > MAX_OPTIONS_DEPTH:
+        raise LinkError(f"the link's options nest deeper than {MAX_OPTIONS_DEPTH}")
     try:
         return json.loads(text, parse_constant=_refuse_constant)
     except ValueError:
@@ -391,14 +390,14 @@ def _refuse_constant(name: str) -> None:
 
 
 @dataclass(frozen=True, slots=True)
-class Rate:
+class ClickRate:
     """At most ``limit`` clicks per ``period`` seconds."""
 
     limit: int
     period: float
 
     @classmethod
-    def parse(cls, text: object, where: str) -> Rate:
+    def parse(cls, text: object, where: str) -> ClickRate:
         """Parse ``"30/60"`` (30 per 60 seconds); raise LinkError naming ``where``."""
         match = re.fullmatch(r"\s*([0-9]{1,9})\s*/\s*([0-9]{1,7})\s*", str(text))
         if match is None or int(match.group(1)) < 1 or int(match.group(2)) < 1:
@@ -410,9 +409,9 @@ class Rate:
 class WebhookSettings:
     """A bot's ``webhook:`` settings in bot.yaml, with their defaults."""
 
-    per_link: Rate = Rate(30, 60)
-    per_user: Rate = Rate(120, 60)
-    per_bot: Rate = Rate(6000, 60)
+    per_link: ClickRate = ClickRate(30, 60)
+    per_user: ClickRate = ClickRate(120, 60)
+    per_bot: ClickRate = ClickRate(6000, 60)
     allow_http_redirects: bool = False
 
     @classmethod
@@ -428,7 +427,7 @@ class WebhookSettings:
         values: dict[str, Any] = {}
         for name in ("per_link", "per_user", "per_bot"):
             if name in config:
-                values[name] = Rate.parse(config[name], f"webhook.{name}")
+                values[name] = ClickRate.parse(config[name], f"webhook.{name}")
         if "allow_http_redirects" in config:
             if not isinstance(config["allow_http_redirects"], bool):
                 raise LinkError("webhook.allow_http_redirects must be true or false")

@@ -21,7 +21,7 @@ SENDING_PREFIXES: Final = ("send", "forward", "copy")
 
 
 @dataclass(frozen=True, slots=True)
-class Rate:
+class SendRate:
     """At most ``count`` events per ``period`` seconds."""
 
     count: int
@@ -33,9 +33,9 @@ class Rate:
         return self.period / self.count
 
 
-GLOBAL_RATE: Final = Rate(30, 1.0)
-CHAT_RATE: Final = Rate(1, 1.0)
-GROUP_RATE: Final = Rate(20, 60.0)
+GLOBAL_RATE: Final = SendRate(30, 1.0)
+CHAT_RATE: Final = SendRate(1, 1.0)
+GROUP_RATE: Final = SendRate(20, 60.0)
 BURST: Final = 3
 
 
@@ -44,7 +44,7 @@ class _Bucket:
 
     __slots__ = ("burst", "next_free", "rate")
 
-    def __init__(self, rate: Rate, burst: int) -> None:
+    def __init__(self, rate: SendRate, burst: int) -> None:
         self.rate = rate
         self.burst = burst
         self.next_free = 0.0

@@ -8,7 +8,9 @@ kinds are accepted, so a bot keeps working when Telegram adds one.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final, TypeGuard
+from typing import Final
+
+from sandbox.jsontypes import is_int
 
 MESSAGE_KINDS: Final = frozenset(
     {
@@ -66,7 +68,7 @@ def parse_update(payload: object) -> IncomingUpdate:
     if "update_id" not in payload:
         raise ValueError("the update has no update_id")
     update_id = payload["update_id"]
-    if not _is_int(update_id):
+    if not is_int(update_id):
         raise ValueError(f"update_id must be an integer, not {_kind_of(update_id)}")
     if update_id < 0:
         raise ValueError(f"update_id must not be negative, got {update_id}")
@@ -110,7 +112,7 @@ def _entity(owner: JsonObject, key: str, where: str) -> JsonObject | None:
     value = owner[key]
     if not isinstance(value, dict):
         raise ValueError(f"{where}.{key} must be an object, not {_kind_of(value)}")
-    if not _is_int(value.get("id")):
+    if not is_int(value.get("id")):
         raise ValueError(f"{where}.{key}.id must be an integer, not {_kind_of(value.get('id'))}")
     return value
 
@@ -146,11 +148,7 @@ def chat_key(user: JsonObject | None, chat: JsonObject | None) -> str:
 
 def _id_of(entity: JsonObject | None) -> int | None:
     value = entity.get("id") if entity is not None else None
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _is_int(value: object) -> TypeGuard[int]:
-    return isinstance(value, int) and not isinstance(value, bool)
+    return value if is_int(value) else None
 
 
 def _kind_of(value: object) -> str:

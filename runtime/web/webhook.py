@@ -33,6 +33,7 @@ from runtime.store import RateHit
 from runtime.web.responses import HttpError, page, wants_html
 from runtime.web.state import AppRequest
 from sandbox import JSON, CallRequest, CapabilityError, Handler, StopScript
+from sandbox.jsontypes import is_int
 
 MAX_BODY: Final = 64 * 1024
 NEVER: Final = 1e15
@@ -171,7 +172,7 @@ def res_capabilities(reply: Reply) -> dict[str, Handler]:
 
     async def set_status(call: CallRequest) -> JSON:
         code = _one(call, "status")
-        if not isinstance(code, int) or isinstance(code, bool) or not 200 <= code <= 599:
+        if not is_int(code) or not 200 <= code <= 599:
             raise CapabilityError("res.status takes a whole number from 200 to 599")
         reply.status = code
         return None

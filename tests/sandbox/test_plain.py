@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sandbox.plain import MAX_CONTAINERS, MAX_DEPTH, NotPlain, to_plain
+from sandbox.plain import MAX_CONTAINERS, MAX_VALUE_DEPTH, NotPlain, to_plain
 
 JSON_DATA = st.recursive(
     st.none()
@@ -196,9 +196,9 @@ def test_what_is_not_data_is_refused_with_its_place(value, message):
 
 
 def test_nesting_is_capped():
-    """A value deeper than MAX_DEPTH is refused (a cycle ends the same way)."""
+    """A value deeper than MAX_VALUE_DEPTH is refused (a cycle ends the same way)."""
     deep: list = []
-    for _ in range(MAX_DEPTH + 1):
+    for _ in range(MAX_VALUE_DEPTH + 1):
         deep = [deep]
     with pytest.raises(NotPlain, match="nests deeper"):
         to_plain(deep)
