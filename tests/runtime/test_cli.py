@@ -130,13 +130,18 @@ def test_logs_without_a_store_says_so(tmp_path):
 
 @pytest.mark.parametrize(
     ("env", "fragment"),
-    [({"BOTBOX_PORT": "eighty"}, "BOTBOX_PORT"), ({"BOTBOX_NOPE": "1"}, "unknown setting")],
-    ids=["bad-port", "unknown-setting"],
+    [
+        ({"BOTBOX_PORT": "eighty"}, "BOTBOX_PORT"),
+        ({"BOTBOX_NOPE": "1"}, "unknown setting"),
+        ({"BOTBOX_LOG_LEVEL": "LOUD"}, "BOTBOX_LOG_LEVEL='LOUD': expected one of DEBUG"),
+    ],
+    ids=["bad-port", "unknown-setting", "bad-log-level"],
 )
 def test_bad_settings_stop_with_a_message_and_status_2(tmp_path, env, fragment):
     """Configuration errors name the variable and exit 2 without a traceback."""
     done = run_py("check", str(ROOT / "commands"), data_dir=tmp_path, **env)
     assert done.returncode == 2
+    assert done.stderr.startswith("error: ")
     assert fragment in done.stderr
     assert "Traceback" not in done.stderr
 
