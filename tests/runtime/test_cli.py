@@ -224,3 +224,74 @@ def test_a_log_line_names_the_worker_process_that_ran_the_run():
     without = format_record(RunRecord(**base, extra={"worker_pid": None}))
     assert with_pid.splitlines()[0].endswith(" worker=4321")
     assert "worker=" not in without
+
+
+def write_bots(root: Path, configs: dict[str, str]) -> Path:
+    """A folder of bot folders, one bot.yaml each (no commands), under ``root/bots``."""
+    bots = root / "bots"
+    for name, text in configs.items():
+        (bots / name).mkdir(parents=True)
+        (bots / name / "bot.yaml").write_text(text)
+    return bots
+
+
+def test_check_and_serve_report_a_bad_webhook_setting_the_same_way(tmp_path):
+    """A bad webhook rate is one located problem for both `check` (exit 1) and `serve` (exit 2)."""
+    bots = write_bots(tmp_path, {"a": "token_env: A_TOKEN\nwebhook:\n  per_link: lots\n"})
+    expected = f"{bots / 'a'}/bot.yaml:3: webhook.per_link must look like 30/60"
+    checked = run_py("check", str(bots / "a"), data_dir=tmp_path / "data")
+    assert checked.returncode == 1
+    assert checked.stdout.startswith(expected)
+    served = run_py("serve", data_dir=tmp_path / "data", BOTBOX_BOTS_DIR=str(bots), BOTBOX_PORT="0")
+    assert served.returncode == 2
+    assert served.stderr.startswith(expected)
+    assert "nothing was started" in served.stderr
+    assert "Traceback" not in served.stderr
+    assert not (tmp_path / "data" / "botbox.sqlite3").exists()
+
+
+def test_check_of_a_folder_of_bots_checks_each_and_finds_shared_ids(tmp_path):
+    """`check BOTS_DIR` checks every bot under it and reports two bots with one id, naming both."""
+    config = "id: same\ntoken_env: T\n"
+    bots = write_bots(tmp_path, {"a": config, "b": config, "c": "token_env: T\nnane: x\n"})
+    (bots / "not-a-bot").mkdir()
+    for single in ("a", "b"):
+        assert run_py("check", str(bots / single), data_dir=tmp_path).returncode == 0
+    done = run_py("check", str(bots), data_dir=tmp_path)
+    assert done.returncode == 1
+    assert done.stdout.splitlines() == [
+        f"{bots / 'b'}/bot.yaml: bot id 'same' is already used by {bots / 'a'}; "
+        "each bot needs an id of its own (set id in bot.yaml)",
+        f'{bots / "c"}/bot.yaml:2: unknown setting "nane" (did you mean "name"?)',
+        f"2 problem(s) in {bots}",
+    ]
+
+
+def test_check_of_a_folder_of_good_bots_passes_and_counts_them(tmp_path):
+    """Every bot under the folder is valid and their ids differ: ok, exit 0."""
+    bots = write_bots(tmp_path, {"a": "token_env: T\n", "b": "token_env: T\n"})
+    done = run_py("check", str(bots), data_dir=tmp_path)
+    assert done.returncode == 0, done.stdout
+    assert done.stdout == f"{bots}: ok, 2 bots\n"
+
+
+def test_check_of_a_folder_with_no_bot_says_so(tmp_path):
+    """A folder with no bot.yaml and no bot under it is one problem, exit 1."""
+    (tmp_path / "empty").mkdir()
+    done = run_py("check", str(tmp_path / "empty"), data_dir=tmp_path)
+    assert done.returncode == 1
+    assert "no bot.yaml here, and no sub-folder with one" in done.stdout
+
+
+def test_serve_refuses_two_bots_with_one_id_naming_both_folders(tmp_path):
+    """Two bot folders with one id stop `serve` before anything starts: exit 2, no traceback."""
+    bots = write_bots(
+        tmp_path, {"a": "id: same\ntoken_env: A_TOKEN\n", "b": "id: same\ntoken_env: B_TOKEN\n"}
+    )
+    done = run_py("serve", data_dir=tmp_path / "data", BOTBOX_BOTS_DIR=str(bots), BOTBOX_PORT="0")
+    assert done.returncode == 2
+    assert f"{bots / 'b'}/bot.yaml: bot id 'same' is already used by {bots / 'a'}" in done.stderr
+    assert "nothing was started" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert "has no token" not in done.stderr
+    assert not (tmp_path / "data" / "botbox.sqlite3").exists()
