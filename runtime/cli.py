@@ -38,6 +38,19 @@ from runtime.store import RunRecord, SqliteStore
 from runtime.telegram.client import TelegramClient
 
 DEMO_USER = 1
+MAX_OUTPUT_LINES = 20
+"""How many lines of a run's output ``logs`` shows (``--json`` shows all of it)."""
+
+
+def positive_int(text: str) -> int:
+    """Parse a whole number of 1 or more (for ``--limit``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of 1 or more, not {text!r}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,7 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("bot")
     logs.add_argument("--failed", action="store_true", help="only failed runs")
     logs.add_argument("--json", action="store_true", help="one JSON document per line")
-    logs.add_argument("--limit", type=int, default=20)
+    logs.add_argument(
+        "--limit", type=positive_int, default=20, help="how many runs to show (default 20)"
+    )
     hook = commands.add_parser("set-webhook", help="register the bot's webhook with Telegram")
     hook.add_argument("bot")
     url = commands.add_parser("url", help="print a signed link that runs a command")
@@ -235,24 +250,33 @@ def format_record(record: RunRecord) -> str:
         if isinstance(call, dict):
             mark = "ok" if call.get("ok") else f"failed: {call.get('error')}"
             lines.append(f"  call {call.get('name')} {mark}")
-    if record.output:
-        lines.extend(f"  | {line}" for line in record.output.rstrip("\n").splitlines()[:20])
+    output = record.output.rstrip("\n").splitlines()
+    lines.extend(f"  | {line}" for line in output[:MAX_OUTPUT_LINES])
+    if len(output) > MAX_OUTPUT_LINES:
+        lines.append(f"  | ... {len(output) - MAX_OUTPUT_LINES} more lines (--json shows them)")
     return "\n".join(lines)
 
 
 async def show_logs(
     settings: Settings, bot: str, *, failed: bool, as_json: bool, limit: int
 ) -> int:
-    """Print a bot's newest runs."""
+    """Print a bot's newest runs; a bot with no folder here and no runs in the store is an error."""
+    hosted = locate_bot(settings, bot) is not None
     if not settings.database.exists():
+        if not hosted:
+            raise ConfigError(f"no bot {bot!r} on this server")
         print(f"no store at {settings.database} yet: start the server first")
         return 1
     store = SqliteStore(settings.database)
     await store.open()
     try:
         records = await store.list_runs(bot, failed_only=failed, limit=limit)
+        # A removed bot's runs stay readable; a name nobody ever ran is a typo.
+        known = hosted or bool(records) or bool(await store.list_runs(bot, limit=1))
     finally:
         await store.close()
+    if not known:
+        raise ConfigError(f"no bot {bot!r} on this server, and no runs of it in the store")
     for record in records:
         if as_json:
             print(

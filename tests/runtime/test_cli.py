@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import socket
@@ -11,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from runtime.cli import format_record
+from runtime.cli import MAX_OUTPUT_LINES, format_record
 from runtime.runs.registry import derive_secret
 from runtime.signing.keys import load_master_key
-from runtime.store import RunRecord
+from runtime.store import RunRecord, SqliteStore
 from tests.support.telegram_standin import TelegramStandIn
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -295,3 +296,67 @@ def test_serve_refuses_two_bots_with_one_id_naming_both_folders(tmp_path):
     assert "Traceback" not in done.stderr
     assert "has no token" not in done.stderr
     assert not (tmp_path / "data" / "botbox.sqlite3").exists()
+
+
+async def store_with_runs(path: Path, bot_id: str, outputs: list[str]) -> None:
+    """Create the store at ``path`` holding one finished run of ``bot_id`` per output."""
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        for output in outputs:
+            await store.record_run(
+                RunRecord(bot_id, "/x", "update", 1, 1, "ok", 0.0, 0.001, 0.002, output=output)
+            )
+    finally:
+        await store.close()
+
+
+def test_logs_of_a_bot_nobody_knows_is_an_error(tmp_path):
+    """A bot with no folder here and no runs in the store exits 2 with `error:`, store or not."""
+    before = run_py("logs", "nosuchbot", data_dir=tmp_path)
+    assert (before.returncode, before.stdout) == (2, "")
+    assert before.stderr == "error: no bot 'nosuchbot' on this server\n"
+    asyncio.run(store_with_runs(tmp_path / "botbox.sqlite3", "otherbot", ["hi"]))
+    after = run_py("logs", "nosuchbot", data_dir=tmp_path)
+    assert (after.returncode, after.stdout) == (2, "")
+    assert "no bot 'nosuchbot' on this server, and no runs of it in the store" in after.stderr
+
+
+def test_logs_of_a_removed_bot_still_show_its_runs(tmp_path):
+    """A bot whose folder is gone but whose runs are in the store is not an error."""
+    asyncio.run(store_with_runs(tmp_path / "botbox.sqlite3", "oldbot", ["bye"]))
+    done = run_py("logs", "oldbot", "--failed", data_dir=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "no failed runs for bot 'oldbot'\n"
+    shown = run_py("logs", "oldbot", data_dir=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert "  | bye" in shown.stdout
+
+
+def test_logs_limit_must_be_a_positive_number(tmp_path):
+    """`logs --limit 0` is refused by the argument parser with exit 2."""
+    done = run_py("logs", "demo", "--limit", "0", data_dir=tmp_path)
+    assert done.returncode == 2
+    assert "expected a whole number of 1 or more" in done.stderr
+
+
+def test_logs_say_how_many_output_lines_they_left_out():
+    """A run's output past the shown lines ends with a line counting the rest."""
+    base = dict(
+        bot_id="b",
+        command="/x",
+        trigger="update",
+        user_id=1,
+        chat_id=1,
+        status="ok",
+        started_at=0.0,
+        cpu_seconds=0.001,
+        wall_seconds=0.002,
+        id=5,
+    )
+    output = "".join(f"line {n}\n" for n in range(MAX_OUTPUT_LINES + 7))
+    shown = format_record(RunRecord(**base, output=output)).splitlines()
+    assert shown[1:-1] == [f"  | line {n}" for n in range(MAX_OUTPUT_LINES)]
+    assert shown[-1] == "  | ... 7 more lines (--json shows them)"
+    exact = "".join(f"line {n}\n" for n in range(MAX_OUTPUT_LINES))
+    assert "more lines" not in format_record(RunRecord(**base, output=exact))
