@@ -4,7 +4,8 @@ The web application is built by :func:`runtime.web.app.create_app` (kept out of 
 command-line tools load without the web stack). Public API:
 """
 
-from runtime.bots.folder import BotConfig, BotDefinition, check_bot, load_bot
+from runtime.bots.config import BotConfig
+from runtime.bots.folder import BotDefinition, check_bot, load_bot
 from runtime.errors import (
     ApiError,
     BotboxError,

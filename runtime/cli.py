@@ -16,14 +16,19 @@ from typing import Any
 
 from runtime import serverlog
 from runtime.bots import dispatch
-from runtime.bots.folder import check_bot, load_bot
+from runtime.bots.folder import (
+    bot_folders,
+    check_folders,
+    is_bot_folder,
+    load_bot,
+    read_config,
+)
 from runtime.errors import BotboxError, ConfigError, LinkError, Problem
-from runtime.runs.registry import bot_folders, derive_secret
+from runtime.runs.registry import derive_secret
 from runtime.settings import Settings
 from runtime.signing.keys import KeyFile, load_master_key
 from runtime.signing.links import (
     MAX_OPTIONS_DEPTH,
-    WebhookSettings,
     make_link,
     nesting_depth,
     signature,
@@ -33,6 +38,19 @@ from runtime.store import RunRecord, SqliteStore
 from runtime.telegram.client import TelegramClient
 
 DEMO_USER = 1
+MAX_OUTPUT_LINES = 20
+"""How many lines of a run's output ``logs`` shows (``--json`` shows all of it)."""
+
+
+def positive_int(text: str) -> int:
+    """Parse a whole number of 1 or more (for ``--limit``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of 1 or more, not {text!r}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,13 +65,17 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="long-poll Telegram (getUpdates) instead of waiting for webhooks",
     )
-    check = commands.add_parser("check", help="validate a bot folder")
+    check = commands.add_parser(
+        "check", help="validate a bot folder, or a folder of bot folders (ids must differ)"
+    )
     check.add_argument("folder", type=Path)
     logs = commands.add_parser("logs", help="show a bot's run log, newest first")
     logs.add_argument("bot")
     logs.add_argument("--failed", action="store_true", help="only failed runs")
     logs.add_argument("--json", action="store_true", help="one JSON document per line")
-    logs.add_argument("--limit", type=int, default=20)
+    logs.add_argument(
+        "--limit", type=positive_int, default=20, help="how many runs to show (default 20)"
+    )
     hook = commands.add_parser("set-webhook", help="register the bot's webhook with Telegram")
     hook.add_argument("bot")
     url = commands.add_parser("url", help="print a signed link that runs a command")
@@ -89,20 +111,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run_check(folder: Path) -> int:
-    """Print every problem of a bot folder; exit status 1 if there is any."""
-    problems = check_bot(folder)
-    if not problems:
-        try:
-            WebhookSettings.from_config(load_bot(folder).config.webhook)
-        except LinkError as exc:
-            problems.append(Problem(exc.message, "bot.yaml"))
+def run_check(path: Path) -> int:
+    """Print every problem of a bot folder or a folder of bots; exit status 1 if there is any."""
+    folders = [path]
+    if path.is_dir() and not is_bot_folder(path):
+        folders = sorted(sub for sub in path.iterdir() if is_bot_folder(sub))
+    if folders:
+        problems = check_folders(folders)
+    else:
+        problems = [Problem("no bot.yaml here, and no sub-folder with one", str(path))]
     for problem in problems:
         print(problem.describe())
     if problems:
-        print(f"{len(problems)} problem(s) in {folder}")
+        print(f"{len(problems)} problem(s) in {path}")
         return 1
-    print(f"{folder}: ok")
+    print(f"{path}: ok" if folders == [path] else f"{path}: ok, {len(folders)} bots")
     return 0
 
 
@@ -123,7 +146,6 @@ def mint_url(
     if dispatch.find(definition.commands, command) is None:
         raise ConfigError(f"bot {bot_id!r} has no command {command!r}")
     try:
-        webhook = WebhookSettings.from_config(definition.config.webhook)
         link = make_link(
             command,
             user_id=user_id,
@@ -133,7 +155,7 @@ def mint_url(
             expires_in=expires_in,
             once=once,
             now=time.time(),
-            allow_http_redirects=webhook.allow_http_redirects,
+            allow_http_redirects=definition.config.webhook.allow_http_redirects,
         )
     except LinkError as exc:
         raise ConfigError(exc.message) from None
@@ -228,24 +250,33 @@ def format_record(record: RunRecord) -> str:
         if isinstance(call, dict):
             mark = "ok" if call.get("ok") else f"failed: {call.get('error')}"
             lines.append(f"  call {call.get('name')} {mark}")
-    if record.output:
-        lines.extend(f"  | {line}" for line in record.output.rstrip("\n").splitlines()[:20])
+    output = record.output.rstrip("\n").splitlines()
+    lines.extend(f"  | {line}" for line in output[:MAX_OUTPUT_LINES])
+    if len(output) > MAX_OUTPUT_LINES:
+        lines.append(f"  | ... {len(output) - MAX_OUTPUT_LINES} more lines (--json shows them)")
     return "\n".join(lines)
 
 
 async def show_logs(
     settings: Settings, bot: str, *, failed: bool, as_json: bool, limit: int
 ) -> int:
-    """Print a bot's newest runs."""
+    """Print a bot's newest runs; a bot with no folder here and no runs in the store is an error."""
+    hosted = locate_bot(settings, bot) is not None
     if not settings.database.exists():
+        if not hosted:
+            raise ConfigError(f"no bot {bot!r} on this server")
         print(f"no store at {settings.database} yet: start the server first")
         return 1
     store = SqliteStore(settings.database)
     await store.open()
     try:
         records = await store.list_runs(bot, failed_only=failed, limit=limit)
+        # A removed bot's runs stay readable; a name nobody ever ran is a typo.
+        known = hosted or bool(records) or bool(await store.list_runs(bot, limit=1))
     finally:
         await store.close()
+    if not known:
+        raise ConfigError(f"no bot {bot!r} on this server, and no runs of it in the store")
     for record in records:
         if as_json:
             print(
@@ -299,10 +330,19 @@ async def set_webhook(settings: Settings, bot_id: str) -> int:
 
 def find_folder(settings: Settings, bot_id: str) -> Path:
     """Return the folder of a bot by id (the demo or one under BOTBOX_BOTS_DIR)."""
+    folder = locate_bot(settings, bot_id)
+    if folder is None:
+        raise ConfigError(f"no bot {bot_id!r} on this server")
+    return folder
+
+
+def locate_bot(settings: Settings, bot_id: str) -> Path | None:
+    """The folder whose bot.yaml names ``bot_id``, or one of that name whose bot.yaml is broken."""
     for folder in bot_folders(settings.bots_dir, settings.demo_dir if settings.demo else None):
-        if load_bot(folder).config.id == bot_id:
+        config = read_config(folder)
+        if (config.id if config is not None else folder.name) == bot_id:
             return folder
-    raise ConfigError(f"no bot {bot_id!r} on this server")
+    return None
 
 
 def check_port(host: str, port: int) -> None:
@@ -320,13 +360,11 @@ def check_port(host: str, port: int) -> None:
 def serve(settings: Settings, *, poll: bool) -> int:
     """Start the Sanic server (one process, or several with BOTBOX_SERVER_WORKERS)."""
     check_port(settings.host, settings.port)
-    problems = [
-        f"{folder}/{problem.describe()}"
-        for folder in bot_folders(settings.bots_dir, settings.demo_dir if settings.demo else None)
-        for problem in check_bot(folder)
-    ]
+    problems = check_folders(
+        bot_folders(settings.bots_dir, settings.demo_dir if settings.demo else None)
+    )
     if problems:
-        sys.stderr.write("".join(f"{line}\n" for line in problems))
+        sys.stderr.write("".join(f"{problem.describe()}\n" for problem in problems))
         raise ConfigError(f"{len(problems)} problem(s) in the bot folders; nothing was started")
     load_master_key(settings.key_file)  # created on first start; a bad one stops us here
     KeyFile(settings.keys_file).load()

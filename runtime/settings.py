@@ -77,6 +77,16 @@ def _days(text: str) -> float:
     return value
 
 
+LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _log_level(text: str) -> str:
+    value = text.strip().upper()
+    if value not in LOG_LEVELS:
+        raise ValueError(f"expected one of {', '.join(LOG_LEVELS)}")
+    return value
+
+
 def _optional_path(text: str) -> Path | None:
     return Path(text) if text.strip() else None
 
@@ -143,7 +153,7 @@ class Settings:
             "sqlite_synchronous": _sync,
             "store_path": _optional_path,
             "master_key_file": _optional_path,
-            "log_level": lambda t: t.strip().upper(),
+            "log_level": _log_level,
             "lease_seconds": _seconds,
             "retention_days": _days,
         }

@@ -1,108 +1,29 @@
-"""A bot folder: ``bot.yaml`` plus one ``*.py`` command file per command.
+"""A bot folder: ``bot.yaml`` plus one ``*.py`` command file per command; folders of bots.
 
-:func:`check_bot` lists every problem of a folder (``python run.py check DIR``);
-:func:`load_bot` returns the :class:`BotDefinition` or raises :class:`BotFolderError` with all of
-them. Reading the files is the only I/O; parsing and checking are pure functions of their text.
-Scripts are compiled here only to report their errors; the pool compiles them again, cached.
+:func:`check_bot` lists every problem of a folder; :func:`check_folders` does it for several
+folders, located by path, and adds the ids two folders share (``python run.py check`` and
+``serve`` both use it); :func:`load_bot` returns the :class:`BotDefinition` or raises
+:class:`BotFolderError` with all of them. Reading the files is the only I/O; parsing and checking
+are pure functions of their text (``bot.yaml`` in :mod:`runtime.bots.config`). Scripts are
+compiled here only to report their errors; the pool compiles them again, cached.
 """
 
 from __future__ import annotations
 
-import math
-import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, TypeGuard
+from typing import Final
 
-from runtime.bots.command import (
-    Command,
-    YamlDocument,
-    has_code,
-    load_yaml,
-    parse_command_file,
-    split_header,
-    suggest,
-)
+from runtime.bots.command import Command, has_code, parse_command_file, split_header
+from runtime.bots.config import CONFIG_FILE, BotConfig, parse_config
 from runtime.bots.dispatch import CommandTable, command_key
-from runtime.errors import BotFolderError, Problem
-from sandbox import JSON, Limits, compile_script
-from sandbox.limits import KIB, MIB
+from runtime.errors import BotFolderError, ConfigError, Problem
+from sandbox import compile_script
+from sandbox.limits import KIB
 
-CONFIG_FILE: Final = "bot.yaml"
-CONFIG_KEYS: Final = (
-    "id",
-    "name",
-    "token_env",
-    "username",
-    "limits",
-    "properties",
-    "runs",
-    "webhook",
-    "telegram",
-    "settings",
-)
 MAX_CONFIG_BYTES: Final = 64 * KIB
 MAX_COMMAND_FILE_BYTES: Final = 512 * KIB
-MAX_JSON_NODES: Final = 10_000
-BOT_ID: Final = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
-ENV_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-USERNAME: Final = re.compile(r"[A-Za-z0-9_]{1,32}")
-TOKEN_LIKE: Final = re.compile(r"(?<![\w-])\d+:[A-Za-z0-9_-]{30,}")
-"""What a Telegram bot token looks like; one in bot.yaml is refused (tokens live in the env)."""
-
-
-@dataclass(frozen=True, slots=True)
-class _LimitKey:
-    """How one ``limits`` key of bot.yaml maps to a :class:`sandbox.Limits` field."""
-
-    field: str
-    scale: int
-    integer: bool
-
-
-LIMIT_KEYS: Final[Mapping[str, _LimitKey]] = {
-    "cpu_seconds": _LimitKey("cpu_seconds", 1, integer=False),
-    "wall_seconds": _LimitKey("wall_seconds", 1, integer=False),
-    "memory_mb": _LimitKey("memory_bytes", MIB, integer=True),
-    "output_kb": _LimitKey("output_bytes", KIB, integer=True),
-    "capability_calls": _LimitKey("capability_calls", 1, integer=True),
-    "recursion_depth": _LimitKey("recursion_depth", 1, integer=True),
-}
-PROPERTY_KEYS: Final = ("max_value_bytes", "max_bot_bytes")
-RUN_KEYS: Final = ("max_pending", "max_generations")
-
-
-@dataclass(frozen=True, slots=True)
-class PropertyLimits:
-    """How much a bot may keep in properties: per value, and in all."""
-
-    max_value_bytes: int = 64 * KIB
-    max_bot_bytes: int = 10 * MIB
-
-
-@dataclass(frozen=True, slots=True)
-class RunLimits:
-    """How far ``Bot.run`` may go: runs queued at once, and generations of one chain."""
-
-    max_pending: int = 1000
-    max_generations: int = 10
-
-
-@dataclass(frozen=True, slots=True)
-class BotConfig:
-    """A bot's ``bot.yaml``: identity, where its token is, limits and free-form settings."""
-
-    id: str
-    token_env: str
-    name: str = ""
-    username: str | None = None
-    limits: Limits = field(default_factory=Limits)
-    properties: PropertyLimits = field(default_factory=PropertyLimits)
-    runs: RunLimits = field(default_factory=RunLimits)
-    webhook: dict[str, JSON] = field(default_factory=dict)
-    telegram: dict[str, JSON] = field(default_factory=dict)
-    settings: dict[str, JSON] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,221 +48,54 @@ def check_bot(folder: Path) -> list[Problem]:
     return _inspect(folder)[2]
 
 
-def parse_config(text: str, folder_name: str) -> tuple[BotConfig | None, list[Problem]]:
-    """Parse the text of ``bot.yaml``; return the config, or ``None`` and every problem."""
-    problems = [
-        Problem(
-            "this looks like a Telegram bot token; keep the token in an environment variable "
-            "and name that variable with token_env",
-            CONFIG_FILE,
-            text.count("\n", 0, found.start()) + 1,
-        )
-        for found in TOKEN_LIKE.finditer(text)
-    ]
-    doc, yaml_problems = load_yaml(text, file=CONFIG_FILE)
-    problems.extend(yaml_problems)
-    if doc is None:
-        return None, problems
-    raw = {} if doc.value is None else doc.value
-    if not isinstance(raw, dict):
-        problems.append(Problem("bot.yaml must be a mapping of settings", CONFIG_FILE, 1))
-        return None, problems
-    check = _Checker(doc, problems)
-    for key in raw:
-        if key not in CONFIG_KEYS:
-            hint = suggest(str(key), CONFIG_KEYS)
-            check.problem(f'unknown setting "{key}"{hint}', str(key))
-    bot_id = _bot_id(raw, folder_name, check)
-    token_env = _token_env(raw, check)
-    username = check.text(raw, "username")
-    if username is not None:
-        username = username.removeprefix("@")
-        if not USERNAME.fullmatch(username):
-            check.problem(f"username {username!r} is not a Telegram username", "username")
-    limits = _limits(raw.get("limits"), check)
-    properties = _whole_numbers(raw.get("properties"), "properties", PROPERTY_KEYS, check)
-    runs = _whole_numbers(raw.get("runs"), "runs", RUN_KEYS, check)
-    webhook = check.json_mapping(raw, "webhook")
-    telegram = check.json_mapping(raw, "telegram")
-    if set(telegram) - {"flood_limits"} or not isinstance(telegram.get("flood_limits", True), bool):
-        check.problem("telegram takes only flood_limits: true or false", "telegram")
-    settings = check.json_mapping(raw, "settings")
-    name = check.text(raw, "name")
-    if problems or token_env is None or limits is None or properties is None or runs is None:
-        return None, problems
-    config = BotConfig(
-        id=bot_id,
-        token_env=token_env,
-        name=name or bot_id,
-        username=username,
-        limits=limits,
-        properties=PropertyLimits(**properties),
-        runs=RunLimits(**runs),
-        webhook=webhook,
-        telegram=telegram,
-        settings=settings,
-    )
-    return config, []
-
-
-def _bot_id(raw: Mapping[object, object], folder_name: str, check: _Checker) -> str:
-    """The bot's id: ``id`` from bot.yaml, else the folder's name; either must be valid."""
-    bot_id = check.text(raw, "id")
-    if bot_id is None:
-        if not BOT_ID.fullmatch(folder_name):
-            check.problem(
-                f"the folder name {folder_name!r} is not a valid bot id "
-                "(a-z, 0-9, _ and -, at most 64); set id in bot.yaml"
-            )
-        return folder_name
-    if not BOT_ID.fullmatch(bot_id):
-        check.problem(f"id {bot_id!r} must be a-z, 0-9, _ and -, at most 64 characters", "id")
-    return bot_id
-
-
-def _token_env(raw: Mapping[object, object], check: _Checker) -> str | None:
-    """The name of the environment variable holding the token (required)."""
-    token_env = check.text(raw, "token_env")
-    if raw.get("token_env") is None:
-        check.problem(
-            "token_env is required: the name of the environment variable holding the token",
-            "token_env",
-        )
-    elif (
-        token_env is not None
-        and not TOKEN_LIKE.search(token_env)
-        and not ENV_NAME.fullmatch(token_env)
-    ):
-        check.problem(f"token_env {token_env!r} is not an environment variable name", "token_env")
-    return token_env
-
-
-class _Checker:
-    """Type checks of bot.yaml values that record problems at their keys' lines."""
-
-    def __init__(self, doc: YamlDocument, problems: list[Problem]) -> None:
-        self.doc = doc
-        self.problems = problems
-
-    def problem(self, message: str, *path: str) -> None:
-        line = self.doc.line_of(*path) if path else None
-        self.problems.append(Problem(message, CONFIG_FILE, line))
-
-    def text(self, raw: Mapping[object, object], key: str) -> str | None:
-        value = raw.get(key)
-        if value is None or isinstance(value, str):
-            return value
-        self.problem(f'"{key}" must be text (quote it), not {type(value).__name__}', key)
-        return None
-
-    def mapping(self, raw: Mapping[object, object], key: str) -> dict[object, object]:
-        value = raw.get(key)
-        if value is None:
-            return {}
-        if isinstance(value, dict):
-            return value
-        self.problem(f'"{key}" must be a mapping, not {type(value).__name__}', key)
-        return {}
-
-    def json_mapping(self, raw: Mapping[object, object], key: str) -> dict[str, JSON]:
-        value = self.mapping(raw, key)
-        budget = [MAX_JSON_NODES]
-        for name, item in value.items():
-            reason = _json_problem(item, f"{key}.{name}", budget)
-            if not isinstance(name, str):
-                reason = f'"{key}" has the key {name!r}, which is not text (quote it)'
-            if reason is not None:
-                self.problem(reason, key, str(name))
-                return {}
-        return value  # type: ignore[return-value]  # checked item by item just above
-
-
-def _limits(value: object, check: _Checker) -> Limits | None:
-    """Convert the ``limits`` mapping (memory in MB, output in KB) to :class:`Limits`."""
-    raw = check.mapping({"limits": value}, "limits")
-    given: dict[str, float | int] = {}
-    ok = True
-    for key, number in raw.items():
-        spec = LIMIT_KEYS.get(str(key))
-        if spec is None:
-            hint = suggest(str(key), list(LIMIT_KEYS))
-            check.problem(f'unknown limit "{key}"{hint}', "limits", str(key))
-            ok = False
+def check_folders(folders: Sequence[Path]) -> list[Problem]:
+    """Every problem of several bot folders, files named by path, and every id used twice."""
+    problems: list[Problem] = []
+    owners: dict[str, Path] = {}
+    for folder in folders:
+        config, _, found = _inspect(folder)
+        problems.extend(_in_folder(problem, folder) for problem in found)
+        if config is None:
             continue
-        whole = spec.integer and spec.scale == 1
-        if not _is_number(number, whole=whole):
-            want = "a whole number" if whole else "a number"
-            check.problem(f'limit "{key}" must be {want}, not {number!r}', "limits", str(key))
-            ok = False
-            continue
-        scaled = number * spec.scale
-        given[spec.field] = int(scaled) if spec.integer else float(scaled)
-    if not ok:
-        return None
-    try:
-        return Limits(**given)  # type: ignore[arg-type]  # keys come from LIMIT_KEYS
-    except ValueError as exc:
-        check.problem(str(exc).replace("limit ", "limits: ", 1), "limits")
-        return None
-
-
-def _is_number(value: object, *, whole: bool) -> TypeGuard[int | float]:
-    """True for a finite int (or float unless ``whole``), never a bool."""
-    if isinstance(value, bool):
-        return False
-    if isinstance(value, int):
-        return True
-    return not whole and isinstance(value, float) and math.isfinite(value)
-
-
-def _whole_numbers(
-    value: object, section: str, keys: tuple[str, ...], check: _Checker
-) -> dict[str, int] | None:
-    """The positive whole numbers of a section (``properties``, ``runs``), by known key."""
-    raw = check.mapping({section: value}, section)
-    given: dict[str, int] = {}
-    ok = True
-    for key, number in raw.items():
-        if key not in keys:
-            hint = suggest(str(key), keys)
-            check.problem(f'unknown {section} setting "{key}"{hint}', section, str(key))
-            ok = False
-        elif isinstance(number, bool) or not isinstance(number, int) or number <= 0:
-            check.problem(
-                f'"{section}.{key}" must be a positive whole number, not {number!r}',
-                section,
-                str(key),
+        first = owners.setdefault(config.id, folder)
+        if first != folder:
+            problems.append(
+                Problem(
+                    f"bot id {config.id!r} is already used by {first}; "
+                    "each bot needs an id of its own (set id in bot.yaml)",
+                    str(folder / CONFIG_FILE),
+                )
             )
-            ok = False
-        else:
-            given[str(key)] = number
-    return given if ok else None
+    return problems
 
 
-def _json_problem(value: object, where: str, budget: list[int]) -> str | None:
-    """Say why ``value`` is not plain JSON (dates, NaN, huge alias trees), or ``None``."""
-    budget[0] -= 1
-    if budget[0] < 0:
-        return f'"{where}" is too large (more than {MAX_JSON_NODES} values)'
-    if value is None or isinstance(value, bool | int | str):
-        return None
-    if isinstance(value, float):
-        return None if math.isfinite(value) else f'"{where}" holds {value}, which JSON cannot'
-    if isinstance(value, list):
-        for index, item in enumerate(value):
-            reason = _json_problem(item, f"{where}[{index}]", budget)
-            if reason is not None:
-                return reason
-        return None
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                return f'"{where}" has the key {key!r}, which is not text (quote it)'
-            reason = _json_problem(item, f"{where}.{key}", budget)
-            if reason is not None:
-                return reason
-        return None
-    return f'"{where}" holds a {type(value).__name__}, which is not a JSON value (quote it)'
+def is_bot_folder(folder: Path) -> bool:
+    """True if ``folder`` holds a ``bot.yaml``."""
+    return (folder / CONFIG_FILE).is_file()
+
+
+def bot_folders(bots_dir: Path | None, demo_dir: Path | None) -> list[Path]:
+    """Return the demo folder (if any) and every sub-folder of ``bots_dir`` with a bot.yaml."""
+    folders = [demo_dir] if demo_dir is not None else []
+    if bots_dir is not None:
+        if not bots_dir.is_dir():
+            raise ConfigError(f"BOTBOX_BOTS_DIR {bots_dir} is not a folder")
+        folders += sorted(path for path in bots_dir.iterdir() if is_bot_folder(path))
+    return folders
+
+
+def read_config(folder: Path) -> BotConfig | None:
+    """The folder's ``bot.yaml`` parsed, or ``None`` if it cannot be (see :func:`check_bot`)."""
+    problems: list[Problem] = []
+    text = _read_text(folder / CONFIG_FILE, CONFIG_FILE, MAX_CONFIG_BYTES, problems)
+    return None if text is None else parse_config(text, folder.name)[0]
+
+
+def _in_folder(problem: Problem, folder: Path) -> Problem:
+    """The problem with its file named by its path (``FOLDER/bot.yaml``), not inside the folder."""
+    if problem.file is None:
+        return problem
+    return Problem(problem.message, str(folder / problem.file), problem.line)
 
 
 def _inspect(folder: Path) -> tuple[BotConfig | None, list[Command], list[Problem]]:

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from runtime.bots.command import Command
-from runtime.bots.folder import BotDefinition, load_bot
-from runtime.errors import BotFolderError, ConfigError, LinkError, NotFound, Problem
+from runtime.bots.folder import BotDefinition, bot_folders, load_bot
+from runtime.errors import BotFolderError, ConfigError, NotFound, Problem
 from runtime.signing.links import WebhookSettings
 from runtime.telegram.flood import FloodGate
 from sandbox import Script, ScriptCache
@@ -86,18 +86,14 @@ class Registry:
             try:
                 definition = load_bot(folder)
                 scripts = compile_bot(definition, cache)
-                webhook = WebhookSettings.from_config(definition.config.webhook)
             except ConfigError as exc:
                 problems.extend(exc.problems)
                 continue
-            except LinkError as exc:
-                problems.append(Problem(exc.message, str(folder / "bot.yaml")))
-                continue
             bot_id = definition.config.id
             if bot_id in registry._bots:
-                problems.append(
-                    Problem(f"bot id {bot_id!r} is used by two folders", str(folder / "bot.yaml"))
-                )
+                first = registry._bots[bot_id].definition.folder
+                message = f"bot id {bot_id!r} is already used by {first}"
+                problems.append(Problem(message, str(folder / "bot.yaml")))
                 continue
             token = env.get(definition.config.token_env) or None
             if token is None:
@@ -111,7 +107,7 @@ class Registry:
                 scripts,
                 token,
                 derive_secret(master_key, "telegram-webhook-secret", bot_id),
-                webhook,
+                definition.config.webhook,
                 FloodGate(enabled=definition.config.telegram.get("flood_limits", True) is True),
             )
         if problems:
@@ -141,11 +137,5 @@ class Registry:
         return list(self._bots)
 
 
-def bot_folders(bots_dir: Path | None, demo_dir: Path | None) -> list[Path]:
-    """Return the demo folder (if any) and every sub-folder of ``bots_dir`` with a bot.yaml."""
-    folders = [demo_dir] if demo_dir is not None else []
-    if bots_dir is not None:
-        if not bots_dir.is_dir():
-            raise ConfigError(f"BOTBOX_BOTS_DIR {bots_dir} is not a folder")
-        folders += sorted(p for p in bots_dir.iterdir() if (p / "bot.yaml").is_file())
-    return folders
+# bot_folders lives in runtime.bots.folder; named here too for the web layer's import.
+__all__ = ["LiveBot", "Registry", "bot_folders", "compile_bot", "derive_secret"]

@@ -407,29 +407,9 @@ class ClickRate:
 
 @dataclass(frozen=True, slots=True)
 class WebhookSettings:
-    """A bot's ``webhook:`` settings in bot.yaml, with their defaults."""
+    """A bot's ``webhook:`` settings in bot.yaml, with defaults (read by runtime.bots.config)."""
 
     per_link: ClickRate = ClickRate(30, 60)
     per_user: ClickRate = ClickRate(120, 60)
     per_bot: ClickRate = ClickRate(6000, 60)
     allow_http_redirects: bool = False
-
-    @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> WebhookSettings:
-        """Build from bot.yaml's ``webhook`` mapping; raise LinkError on a bad value."""
-        known = {"per_link", "per_user", "per_bot", "allow_http_redirects"}
-        unknown = set(config) - known
-        if unknown:
-            raise LinkError(
-                f"webhook has unknown settings: {', '.join(sorted(unknown))} "
-                f"(known: {', '.join(sorted(known))})"
-            )
-        values: dict[str, Any] = {}
-        for name in ("per_link", "per_user", "per_bot"):
-            if name in config:
-                values[name] = ClickRate.parse(config[name], f"webhook.{name}")
-        if "allow_http_redirects" in config:
-            if not isinstance(config["allow_http_redirects"], bool):
-                raise LinkError("webhook.allow_http_redirects must be true or false")
-            values["allow_http_redirects"] = config["allow_http_redirects"]
-        return cls(**values)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import socket
@@ -11,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from runtime.cli import format_record
+from runtime.cli import MAX_OUTPUT_LINES, format_record
 from runtime.runs.registry import derive_secret
 from runtime.signing.keys import load_master_key
-from runtime.store import RunRecord
+from runtime.store import RunRecord, SqliteStore
 from tests.support.telegram_standin import TelegramStandIn
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -130,13 +131,18 @@ def test_logs_without_a_store_says_so(tmp_path):
 
 @pytest.mark.parametrize(
     ("env", "fragment"),
-    [({"BOTBOX_PORT": "eighty"}, "BOTBOX_PORT"), ({"BOTBOX_NOPE": "1"}, "unknown setting")],
-    ids=["bad-port", "unknown-setting"],
+    [
+        ({"BOTBOX_PORT": "eighty"}, "BOTBOX_PORT"),
+        ({"BOTBOX_NOPE": "1"}, "unknown setting"),
+        ({"BOTBOX_LOG_LEVEL": "LOUD"}, "BOTBOX_LOG_LEVEL='LOUD': expected one of DEBUG"),
+    ],
+    ids=["bad-port", "unknown-setting", "bad-log-level"],
 )
 def test_bad_settings_stop_with_a_message_and_status_2(tmp_path, env, fragment):
     """Configuration errors name the variable and exit 2 without a traceback."""
     done = run_py("check", str(ROOT / "commands"), data_dir=tmp_path, **env)
     assert done.returncode == 2
+    assert done.stderr.startswith("error: ")
     assert fragment in done.stderr
     assert "Traceback" not in done.stderr
 
@@ -219,3 +225,138 @@ def test_a_log_line_names_the_worker_process_that_ran_the_run():
     without = format_record(RunRecord(**base, extra={"worker_pid": None}))
     assert with_pid.splitlines()[0].endswith(" worker=4321")
     assert "worker=" not in without
+
+
+def write_bots(root: Path, configs: dict[str, str]) -> Path:
+    """A folder of bot folders, one bot.yaml each (no commands), under ``root/bots``."""
+    bots = root / "bots"
+    for name, text in configs.items():
+        (bots / name).mkdir(parents=True)
+        (bots / name / "bot.yaml").write_text(text)
+    return bots
+
+
+def test_check_and_serve_report_a_bad_webhook_setting_the_same_way(tmp_path):
+    """A bad webhook rate is one located problem for both `check` (exit 1) and `serve` (exit 2)."""
+    bots = write_bots(tmp_path, {"a": "token_env: A_TOKEN\nwebhook:\n  per_link: lots\n"})
+    expected = f"{bots / 'a'}/bot.yaml:3: webhook.per_link must look like 30/60"
+    checked = run_py("check", str(bots / "a"), data_dir=tmp_path / "data")
+    assert checked.returncode == 1
+    assert checked.stdout.startswith(expected)
+    served = run_py("serve", data_dir=tmp_path / "data", BOTBOX_BOTS_DIR=str(bots), BOTBOX_PORT="0")
+    assert served.returncode == 2
+    assert served.stderr.startswith(expected)
+    assert "nothing was started" in served.stderr
+    assert "Traceback" not in served.stderr
+    assert not (tmp_path / "data" / "botbox.sqlite3").exists()
+
+
+def test_check_of_a_folder_of_bots_checks_each_and_finds_shared_ids(tmp_path):
+    """`check BOTS_DIR` checks every bot under it and reports two bots with one id, naming both."""
+    config = "id: same\ntoken_env: T\n"
+    bots = write_bots(tmp_path, {"a": config, "b": config, "c": "token_env: T\nnane: x\n"})
+    (bots / "not-a-bot").mkdir()
+    for single in ("a", "b"):
+        assert run_py("check", str(bots / single), data_dir=tmp_path).returncode == 0
+    done = run_py("check", str(bots), data_dir=tmp_path)
+    assert done.returncode == 1
+    assert done.stdout.splitlines() == [
+        f"{bots / 'b'}/bot.yaml: bot id 'same' is already used by {bots / 'a'}; "
+        "each bot needs an id of its own (set id in bot.yaml)",
+        f'{bots / "c"}/bot.yaml:2: unknown setting "nane" (did you mean "name"?)',
+        f"2 problem(s) in {bots}",
+    ]
+
+
+def test_check_of_a_folder_of_good_bots_passes_and_counts_them(tmp_path):
+    """Every bot under the folder is valid and their ids differ: ok, exit 0."""
+    bots = write_bots(tmp_path, {"a": "token_env: T\n", "b": "token_env: T\n"})
+    done = run_py("check", str(bots), data_dir=tmp_path)
+    assert done.returncode == 0, done.stdout
+    assert done.stdout == f"{bots}: ok, 2 bots\n"
+
+
+def test_check_of_a_folder_with_no_bot_says_so(tmp_path):
+    """A folder with no bot.yaml and no bot under it is one problem, exit 1."""
+    (tmp_path / "empty").mkdir()
+    done = run_py("check", str(tmp_path / "empty"), data_dir=tmp_path)
+    assert done.returncode == 1
+    assert "no bot.yaml here, and no sub-folder with one" in done.stdout
+
+
+def test_serve_refuses_two_bots_with_one_id_naming_both_folders(tmp_path):
+    """Two bot folders with one id stop `serve` before anything starts: exit 2, no traceback."""
+    bots = write_bots(
+        tmp_path, {"a": "id: same\ntoken_env: A_TOKEN\n", "b": "id: same\ntoken_env: B_TOKEN\n"}
+    )
+    done = run_py("serve", data_dir=tmp_path / "data", BOTBOX_BOTS_DIR=str(bots), BOTBOX_PORT="0")
+    assert done.returncode == 2
+    assert f"{bots / 'b'}/bot.yaml: bot id 'same' is already used by {bots / 'a'}" in done.stderr
+    assert "nothing was started" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert "has no token" not in done.stderr
+    assert not (tmp_path / "data" / "botbox.sqlite3").exists()
+
+
+async def store_with_runs(path: Path, bot_id: str, outputs: list[str]) -> None:
+    """Create the store at ``path`` holding one finished run of ``bot_id`` per output."""
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        for output in outputs:
+            await store.record_run(
+                RunRecord(bot_id, "/x", "update", 1, 1, "ok", 0.0, 0.001, 0.002, output=output)
+            )
+    finally:
+        await store.close()
+
+
+def test_logs_of_a_bot_nobody_knows_is_an_error(tmp_path):
+    """A bot with no folder here and no runs in the store exits 2 with `error:`, store or not."""
+    before = run_py("logs", "nosuchbot", data_dir=tmp_path)
+    assert (before.returncode, before.stdout) == (2, "")
+    assert before.stderr == "error: no bot 'nosuchbot' on this server\n"
+    asyncio.run(store_with_runs(tmp_path / "botbox.sqlite3", "otherbot", ["hi"]))
+    after = run_py("logs", "nosuchbot", data_dir=tmp_path)
+    assert (after.returncode, after.stdout) == (2, "")
+    assert "no bot 'nosuchbot' on this server, and no runs of it in the store" in after.stderr
+
+
+def test_logs_of_a_removed_bot_still_show_its_runs(tmp_path):
+    """A bot whose folder is gone but whose runs are in the store is not an error."""
+    asyncio.run(store_with_runs(tmp_path / "botbox.sqlite3", "oldbot", ["bye"]))
+    done = run_py("logs", "oldbot", "--failed", data_dir=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "no failed runs for bot 'oldbot'\n"
+    shown = run_py("logs", "oldbot", data_dir=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert "  | bye" in shown.stdout
+
+
+def test_logs_limit_must_be_a_positive_number(tmp_path):
+    """`logs --limit 0` is refused by the argument parser with exit 2."""
+    done = run_py("logs", "demo", "--limit", "0", data_dir=tmp_path)
+    assert done.returncode == 2
+    assert "expected a whole number of 1 or more" in done.stderr
+
+
+def test_logs_say_how_many_output_lines_they_left_out():
+    """A run's output past the shown lines ends with a line counting the rest."""
+    base = dict(
+        bot_id="b",
+        command="/x",
+        trigger="update",
+        user_id=1,
+        chat_id=1,
+        status="ok",
+        started_at=0.0,
+        cpu_seconds=0.001,
+        wall_seconds=0.002,
+        id=5,
+    )
+    output = "".join(f"line {n}\n" for n in range(MAX_OUTPUT_LINES + 7))
+    shown = format_record(RunRecord(**base, output=output)).splitlines()
+    assert shown[1:-1] == [f"  | line {n}" for n in range(MAX_OUTPUT_LINES)]
+    assert shown[-1] == "  | ... 7 more lines (--json shows them)"
+    exact = "".join(f"line {n}\n" for n in range(MAX_OUTPUT_LINES))
+    assert "more lines" not in format_record(RunRecord(**base, output=exact))

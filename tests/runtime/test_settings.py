@@ -65,6 +65,14 @@ def test_every_bad_key_is_named_in_one_error():
     assert len(error.value.problems) == 4
 
 
+@pytest.mark.parametrize("level", ["LOUD", "", "20"], ids=["unknown-name", "empty", "number"])
+def test_a_log_level_logging_does_not_know_is_a_settings_error(level):
+    """BOTBOX_LOG_LEVEL must be a level name; anything else is named like any bad setting."""
+    with pytest.raises(ConfigError, match=r"BOTBOX_LOG_LEVEL=.*expected one of DEBUG, INFO"):
+        Settings.from_env({"BOTBOX_LOG_LEVEL": level})
+    assert Settings.from_env({"BOTBOX_LOG_LEVEL": " warning "}).log_level == "WARNING"
+
+
 def test_a_checkout_hosts_the_demo_bot_from_commands():
     """Without a wheel's packaged copy, the demo bot is read from commands/ (data, not code)."""
     assert not PACKAGED_DEMO.exists()  # a source checkout: setup.py only copies into wheels

@@ -6,16 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from runtime.bots.config import BotConfig, PropertyLimits, RunLimits
 from runtime.bots.dispatch import find
-from runtime.bots.folder import (
-    BotConfig,
-    PropertyLimits,
-    RunLimits,
-    check_bot,
-    load_bot,
-    parse_config,
-)
-from runtime.errors import BotFolderError, Problem
+from runtime.bots.folder import bot_folders, check_bot, check_folders, load_bot
+from runtime.errors import BotFolderError, ConfigError, Problem
+from runtime.signing.links import ClickRate, WebhookSettings
 from sandbox import Limits
 from sandbox.limits import KIB, MIB
 
@@ -41,15 +36,6 @@ def located(problems: list[Problem]) -> list[tuple[str | None, int | None, str]]
     return [(problem.file, problem.line, problem.message) for problem in problems]
 
 
-def config_problems(text: str) -> list[tuple[int | None, str]]:
-    """Parse bot.yaml text that must fail; return each problem's line and message."""
-    config, problems = parse_config(text, "mybot")
-    assert config is None
-    assert problems
-    assert all(problem.file == "bot.yaml" for problem in problems)
-    return [(problem.line, problem.message) for problem in problems]
-
-
 def test_the_good_example_bot_loads_with_everything_converted() -> None:
     """The example bot loads: config values, converted limits, and its commands."""
     bot = load_bot(FIXTURES / "goodbot")
@@ -64,7 +50,7 @@ def test_the_good_example_bot_loads_with_everything_converted() -> None:
         ),
         properties=PropertyLimits(max_value_bytes=1024, max_bot_bytes=10 * MIB),
         runs=RunLimits(max_pending=50, max_generations=10),
-        webhook={"allowed_updates": ["message", "callback_query"]},
+        webhook=WebhookSettings(per_link=ClickRate(10, 60), allow_http_redirects=True),
         settings={"greeting": "Hello", "admins": [1001]},
     )
     assert [c.name for c in bot.commands.commands] == ["*", "/help", "/start"]
@@ -282,122 +268,35 @@ def test_a_folder_name_that_is_not_an_id_needs_an_explicit_id(tmp_path: Path) ->
     assert load_bot(explicit).config.id == "my-bot"
 
 
-def test_limits_use_friendly_units_and_defaults_for_the_rest() -> None:
-    """``memory_mb`` and ``output_kb`` become bytes; unset limits keep the sandbox defaults."""
-    config, problems = parse_config(
-        GOOD_CONFIG + "limits:\n  memory_mb: 0.5\n  output_kb: 2\n", "b"
-    )
-    assert problems == []
-    assert config is not None
-    assert config.limits == Limits(memory_bytes=MIB // 2, output_bytes=2 * KIB)
+def test_check_folders_names_each_file_by_its_path(tmp_path: Path) -> None:
+    """Problems of several folders come with the folder in the file name, lines kept."""
+    good = make_bot(tmp_path, {"bot.yaml": GOOD_CONFIG}, name="good")
+    bad = make_bot(tmp_path, {"bot.yaml": GOOD_CONFIG + "nane: x\n"}, name="bad")
+    assert located(check_folders([good, bad])) == [
+        (str(bad / "bot.yaml"), 2, 'unknown setting "nane" (did you mean "name"?)')
+    ]
 
 
-def test_a_username_may_be_written_with_its_at_sign() -> None:
-    """``username: "@MyBot"`` is stored without the ``@``."""
-    config, _ = parse_config(GOOD_CONFIG + 'username: "@MyBot"\n', "b")
-    assert config is not None and config.username == "MyBot"
+def test_two_folders_with_one_id_are_a_problem_naming_both(tmp_path: Path) -> None:
+    """The second folder claiming an id is reported at its bot.yaml, naming the first folder."""
+    first = make_bot(tmp_path, {"bot.yaml": "id: same\n" + GOOD_CONFIG}, name="a")
+    second = make_bot(tmp_path, {"bot.yaml": "id: same\n" + GOOD_CONFIG}, name="b")
+    third = make_bot(tmp_path, {"bot.yaml": GOOD_CONFIG}, name="same")
+    assert check_bot(first) == [] and check_bot(second) == []
+    found = located(check_folders([first, second, third]))
+    assert [(file, line) for file, line, _ in found] == [
+        (str(second / "bot.yaml"), None),
+        (str(third / "bot.yaml"), None),
+    ]
+    assert all(f"bot id 'same' is already used by {first}" in message for _, _, message in found)
 
 
-@pytest.mark.parametrize(
-    ("text", "line", "fragment"),
-    [
-        ("", None, "token_env is required"),
-        ("name: x\n", None, "token_env is required"),
-        ("token_env:\n", 1, "token_env is required"),
-        ("token_env: 12\n", 1, '"token_env" must be text'),
-        ("token_env: MY-TOKEN\n", 1, "is not an environment variable name"),
-        ("- a\n- b\n", 1, "must be a mapping"),
-        ("token_env: T\ntoken_env: U\n", 2, '"token_env" is given twice'),
-        ("token_env: T\nlimits: [1]\n", 2, '"limits" must be a mapping'),
-        ("token_env: T\nid: Bad Id\n", 2, "id 'Bad Id' must be a-z"),
-        ("token_env: T\nusername: no spaces\n", 2, "is not a Telegram username"),
-        ("token_env: T\nnane: x\n", 2, 'unknown setting "nane" (did you mean "name"?)'),
-        ("token_env: T\nlimits:\n  cpu_seconds: -1\n", 2, "limits: cpu_seconds must be a positive"),
-        (
-            "token_env: T\nlimits:\n  cpu_seconds: 5\n  wall_seconds: 2\n",
-            2,
-            "cannot be larger than",
-        ),
-        ("token_env: T\nlimits:\n  capability_calls: 2.5\n", 3, "must be a whole number"),
-        ("token_env: T\nlimits:\n  recursion_depth: true\n", 3, "must be a whole number"),
-        ("token_env: T\nlimits:\n  wall_seconds: .inf\n", 3, "must be a number"),
-        (
-            "token_env: T\nlimits:\n  memory_bytes: 5\n",
-            3,
-            'unknown limit "memory_bytes" (did you mean "memory_mb"?)',
-        ),
-        ("token_env: T\nproperties:\n  max_value_bytes: 0\n", 3, "must be a positive whole number"),
-        ("token_env: T\nproperties:\n  max_values: 5\n", 3, '(did you mean "max_value_bytes"?)'),
-        ("token_env: T\nruns:\n  max_pending: 0\n", 3, '"runs.max_pending" must be a positive'),
-        ("token_env: T\nruns:\n  max_generations: 2.5\n", 3, "must be a positive whole"),
-        ("token_env: T\nruns:\n  max_generation: 5\n", 3, '(did you mean "max_generations"?)'),
-        ("token_env: T\nruns: 5\n", 2, '"runs" must be a mapping'),
-        ("token_env: T\nsettings:\n  launch: 2024-01-01\n", 3, '"settings.launch" holds a date'),
-        ("token_env: T\nsettings:\n  ratio: .nan\n", 3, "which JSON cannot"),
-        ("token_env: T\nsettings:\n  1: one\n", 3, "key 1, which is not text"),
-        ("token_env: T\nwebhook: yes\n", 2, '"webhook" must be a mapping'),
-        ("token_env: T\nname: [x]\n", 2, '"name" must be text'),
-        ("token_env: [oops\n", 1, "bad YAML"),
-        (
-            "token_env: T\nsecret: 987654321:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n",
-            2,
-            "looks like a Telegram bot token",
-        ),
-    ],
-    ids=[
-        "empty-file",
-        "no-token-env",
-        "null-token-env",
-        "token-env-number",
-        "token-env-not-a-variable-name",
-        "not-a-mapping",
-        "repeated-key",
-        "limits-not-mapping",
-        "bad-id",
-        "bad-username",
-        "unknown-setting",
-        "negative-limit",
-        "cpu-above-wall",
-        "fractional-count",
-        "boolean-limit",
-        "infinite-limit",
-        "limit-in-the-wrong-unit",
-        "zero-property-limit",
-        "unknown-property-limit",
-        "zero-pending-runs",
-        "fractional-generations",
-        "unknown-runs-setting",
-        "runs-not-mapping",
-        "date-in-settings",
-        "nan-in-settings",
-        "non-text-key-in-settings",
-        "webhook-not-mapping",
-        "name-not-text",
-        "bad-yaml",
-        "token-anywhere",
-    ],
-)
-def test_bot_yaml_problems_are_reported_at_their_line(
-    text: str, line: int | None, fragment: str
-) -> None:
-    """Each bad bot.yaml is refused with a problem at the right line."""
-    found = config_problems(text)
-    assert any(n == line and fragment in m for n, m in found), found
-
-
-def test_run_limits_default_to_a_thousand_pending_and_ten_generations() -> None:
-    """A bot.yaml without ``runs`` gets the documented defaults."""
-    config, problems = parse_config("token_env: T\n", "mybot")
-    assert problems == [] and config is not None
-    assert (config.runs.max_pending, config.runs.max_generations) == (1000, 10)
-
-
-def test_a_yaml_alias_bomb_in_settings_is_refused() -> None:
-    """Anchors that expand to millions of values are refused, not walked."""
-    lines = ["token_env: T", "a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
-    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 8)]
-    text = (
-        "\n".join(lines[:1]) + "\nsettings:\n" + "\n".join("  " + line for line in lines[1:]) + "\n"
-    )
-    found = config_problems(text)
-    assert any("too large" in message for _, message in found), found
+def test_bot_folders_are_the_demo_then_every_sub_folder_with_a_bot_yaml(tmp_path: Path) -> None:
+    """Sub-folders without a bot.yaml are skipped; a missing bots folder is a ConfigError."""
+    make_bot(tmp_path, {"bot.yaml": GOOD_CONFIG}, name="b")
+    make_bot(tmp_path, {"bot.yaml": GOOD_CONFIG}, name="a")
+    make_bot(tmp_path, {"notes.txt": "x"}, name="c")
+    demo = tmp_path / "demo"
+    assert bot_folders(tmp_path, demo) == [demo, tmp_path / "a", tmp_path / "b"]
+    with pytest.raises(ConfigError, match="is not a folder"):
+        bot_folders(tmp_path / "nope", None)

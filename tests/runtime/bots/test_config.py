@@ -1,0 +1,178 @@
+"""bot.yaml: every key parsed, converted and checked in one place, problems at their lines."""
+
+from __future__ import annotations
+
+import pytest
+
+from runtime.bots.config import parse_config
+from runtime.signing.links import ClickRate, WebhookSettings
+from sandbox import Limits
+from sandbox.limits import KIB, MIB
+
+GOOD_CONFIG = "token_env: BOT_TOKEN\n"
+
+
+def config_problems(text: str) -> list[tuple[int | None, str]]:
+    """Parse bot.yaml text that must fail; return each problem's line and message."""
+    config, problems = parse_config(text, "mybot")
+    assert config is None
+    assert problems
+    assert all(problem.file == "bot.yaml" for problem in problems)
+    return [(problem.line, problem.message) for problem in problems]
+
+
+def test_limits_use_friendly_units_and_defaults_for_the_rest() -> None:
+    """``memory_mb`` and ``output_kb`` become bytes; unset limits keep the sandbox defaults."""
+    config, problems = parse_config(
+        GOOD_CONFIG + "limits:\n  memory_mb: 0.5\n  output_kb: 2\n", "b"
+    )
+    assert problems == []
+    assert config is not None
+    assert config.limits == Limits(memory_bytes=MIB // 2, output_bytes=2 * KIB)
+
+
+def test_a_username_may_be_written_with_its_at_sign() -> None:
+    """``username: "@MyBot"`` is stored without the ``@``."""
+    config, _ = parse_config(GOOD_CONFIG + 'username: "@MyBot"\n', "b")
+    assert config is not None and config.username == "MyBot"
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "fragment"),
+    [
+        ("", None, "token_env is required"),
+        ("name: x\n", None, "token_env is required"),
+        ("token_env:\n", 1, "token_env is required"),
+        ("token_env: 12\n", 1, '"token_env" must be text'),
+        ("token_env: MY-TOKEN\n", 1, "is not an environment variable name"),
+        ("- a\n- b\n", 1, "must be a mapping"),
+        ("token_env: T\ntoken_env: U\n", 2, '"token_env" is given twice'),
+        ("token_env: T\nlimits: [1]\n", 2, '"limits" must be a mapping'),
+        ("token_env: T\nid: Bad Id\n", 2, "id 'Bad Id' must be a-z"),
+        ("token_env: T\nusername: no spaces\n", 2, "is not a Telegram username"),
+        ("token_env: T\nnane: x\n", 2, 'unknown setting "nane" (did you mean "name"?)'),
+        ("token_env: T\nlimits:\n  cpu_seconds: -1\n", 2, "limits: cpu_seconds must be a positive"),
+        (
+            "token_env: T\nlimits:\n  cpu_seconds: 5\n  wall_seconds: 2\n",
+            2,
+            "cannot be larger than",
+        ),
+        ("token_env: T\nlimits:\n  capability_calls: 2.5\n", 3, "must be a whole number"),
+        ("token_env: T\nlimits:\n  recursion_depth: true\n", 3, "must be a whole number"),
+        ("token_env: T\nlimits:\n  wall_seconds: .inf\n", 3, "must be a number"),
+        (
+            "token_env: T\nlimits:\n  memory_bytes: 5\n",
+            3,
+            'unknown limit "memory_bytes" (did you mean "memory_mb"?)',
+        ),
+        ("token_env: T\nproperties:\n  max_value_bytes: 0\n", 3, "must be a positive whole number"),
+        ("token_env: T\nproperties:\n  max_values: 5\n", 3, '(did you mean "max_value_bytes"?)'),
+        ("token_env: T\nruns:\n  max_pending: 0\n", 3, '"runs.max_pending" must be a positive'),
+        ("token_env: T\nruns:\n  max_generations: 2.5\n", 3, "must be a positive whole"),
+        ("token_env: T\nruns:\n  max_generation: 5\n", 3, '(did you mean "max_generations"?)'),
+        ("token_env: T\nruns: 5\n", 2, '"runs" must be a mapping'),
+        ("token_env: T\nsettings:\n  launch: 2024-01-01\n", 3, '"settings.launch" holds a date'),
+        ("token_env: T\nsettings:\n  ratio: .nan\n", 3, "which JSON cannot"),
+        ("token_env: T\nsettings:\n  1: one\n", 3, "key 1, which is not text"),
+        ("token_env: T\nwebhook: yes\n", 2, '"webhook" must be a mapping'),
+        ("token_env: T\nwebhook:\n  per_link: lots\n", 3, "webhook.per_link must look like 30/60"),
+        ("token_env: T\nwebhook:\n  per_bot: 0/60\n", 3, "webhook.per_bot must look like"),
+        ("token_env: T\nwebhook:\n  per_links: 5/60\n", 3, '(did you mean "per_link"?)'),
+        (
+            "token_env: T\nwebhook:\n  allow_http_redirects: 'yes'\n",
+            3,
+            "allow_http_redirects must be true or false",
+        ),
+        ("token_env: T\nname: [x]\n", 2, '"name" must be text'),
+        ("token_env: [oops\n", 1, "bad YAML"),
+        (
+            "token_env: T\nsecret: 987654321:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n",
+            2,
+            "looks like a Telegram bot token",
+        ),
+    ],
+    ids=[
+        "empty-file",
+        "no-token-env",
+        "null-token-env",
+        "token-env-number",
+        "token-env-not-a-variable-name",
+        "not-a-mapping",
+        "repeated-key",
+        "limits-not-mapping",
+        "bad-id",
+        "bad-username",
+        "unknown-setting",
+        "negative-limit",
+        "cpu-above-wall",
+        "fractional-count",
+        "boolean-limit",
+        "infinite-limit",
+        "limit-in-the-wrong-unit",
+        "zero-property-limit",
+        "unknown-property-limit",
+        "zero-pending-runs",
+        "fractional-generations",
+        "unknown-runs-setting",
+        "runs-not-mapping",
+        "date-in-settings",
+        "nan-in-settings",
+        "non-text-key-in-settings",
+        "webhook-not-mapping",
+        "webhook-rate-not-a-rate",
+        "webhook-rate-of-zero",
+        "unknown-webhook-setting",
+        "webhook-redirects-not-a-boolean",
+        "name-not-text",
+        "bad-yaml",
+        "token-anywhere",
+    ],
+)
+def test_bot_yaml_problems_are_reported_at_their_line(
+    text: str, line: int | None, fragment: str
+) -> None:
+    """Each bad bot.yaml is refused with a problem at the right line."""
+    found = config_problems(text)
+    assert any(n == line and fragment in m for n, m in found), found
+
+
+def test_run_limits_default_to_a_thousand_pending_and_ten_generations() -> None:
+    """A bot.yaml without ``runs`` gets the documented defaults."""
+    config, problems = parse_config("token_env: T\n", "mybot")
+    assert problems == [] and config is not None
+    assert (config.runs.max_pending, config.runs.max_generations) == (1000, 10)
+
+
+def test_a_yaml_alias_bomb_in_settings_is_refused() -> None:
+    """Anchors that expand to millions of values are refused, not walked."""
+    lines = ["token_env: T", "a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 8)]
+    text = (
+        "\n".join(lines[:1]) + "\nsettings:\n" + "\n".join("  " + line for line in lines[1:]) + "\n"
+    )
+    found = config_problems(text)
+    assert any("too large" in message for _, message in found), found
+
+
+def test_webhook_settings_become_rates_and_unset_ones_keep_their_defaults() -> None:
+    """``webhook`` is parsed here, into the settings the click handler uses."""
+    config, problems = parse_config(
+        GOOD_CONFIG + "webhook:\n  per_user: 5/10\n  allow_http_redirects: true\n", "b"
+    )
+    assert problems == [] and config is not None
+    assert config.webhook == WebhookSettings(per_user=ClickRate(5, 10.0), allow_http_redirects=True)
+    assert config.webhook.per_link == ClickRate(30, 60.0)
+
+
+def test_every_problem_of_a_bot_yaml_is_listed_not_only_the_first() -> None:
+    """Bad webhook values and other bad keys are all reported, each at its own line."""
+    text = (
+        "token_env: T\n"
+        "webhook:\n"
+        "  per_link: lots\n"
+        "  per_user: x\n"
+        "  colour: red\n"
+        "limits:\n"
+        "  memory_mb: many\n"
+    )
+    assert sorted(line or 0 for line, _ in config_problems(text)) == [3, 4, 5, 7]
