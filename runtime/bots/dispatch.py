@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Final, Literal
+from typing import Final, Generic, Literal, TypeVar
 
 from runtime.bots.command import AFTER, BEFORE, FALLBACK, ON_ERROR, SPECIAL_NAMES, Command
 from runtime.telegram.update import (
@@ -40,9 +40,27 @@ INLINE_QUERY_COMMAND: Final = "/inline_query"
 CHANNEL_UPDATE_COMMAND: Final = "/channel_update"
 
 
+T = TypeVar("T")
+
+
 def command_key(name: str) -> str:
     """The lookup key of a name: ``/`` names are case-insensitive, others exact."""
     return name.casefold() if name.startswith("/") else name
+
+
+class NameOwners(Generic[T]):
+    """Who owns each command name and alias: one rule, for ``check`` and for dispatch alike."""
+
+    def __init__(self) -> None:
+        self._owners: dict[str, T] = {}
+
+    def claim(self, word: str, owner: T) -> T | None:
+        """Give ``word`` to ``owner``; if another already has it, return that one instead."""
+        key = command_key(word)
+        if key in self._owners:
+            return self._owners[key]
+        self._owners[key] = owner
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,20 +97,18 @@ class CommandTable:
     def build(cls, commands: Iterable[Command]) -> CommandTable:
         """Index ``commands``; raise ``ValueError`` when a name or alias is used twice."""
         ordered = tuple(commands)
-        owners: dict[str, Command] = {}
+        owners: NameOwners[Command] = NameOwners()
         by_name: dict[str, Command] = {}
         aliases: dict[str, Command] = {}
         for command in ordered:
             for word, table in ((command.name, by_name), *((a, aliases) for a in command.aliases)):
-                key = command_key(word)
-                if key in owners:
-                    other = owners[key]
+                other = owners.claim(word, command)
+                if other is not None:
                     raise ValueError(
                         f'"{word}" is used by both {other.path or other.name} '
                         f"and {command.path or command.name}"
                     )
-                owners[key] = command
-                table[key] = command
+                table[command_key(word)] = command
         text_names = {k: c for k, c in by_name.items() if c.name not in SPECIAL_NAMES}
         return cls(
             commands=ordered,

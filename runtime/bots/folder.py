@@ -17,7 +17,7 @@ from typing import Final
 
 from runtime.bots.command import Command, has_code, parse_command_file, split_header
 from runtime.bots.config import CONFIG_FILE, BotConfig, parse_config
-from runtime.bots.dispatch import CommandTable, command_key
+from runtime.bots.dispatch import CommandTable, NameOwners
 from runtime.errors import BotFolderError, ConfigError, Problem
 from sandbox import compile_script
 from sandbox.limits import KIB
@@ -109,7 +109,7 @@ def _inspect(folder: Path) -> tuple[BotConfig | None, list[Command], list[Proble
         config, config_problems = parse_config(config_text, folder.name)
         problems.extend(_by_line(config_problems))
     commands: list[Command] = []
-    owners: dict[str, str] = {}
+    owners: NameOwners[str] = NameOwners()
     for path in _command_files(folder):
         relative = path.name
         text = _read_text(path, relative, MAX_COMMAND_FILE_BYTES, problems)
@@ -121,12 +121,9 @@ def _inspect(folder: Path) -> tuple[BotConfig | None, list[Command], list[Proble
             file_problems.extend(_compile_problems(header.source, relative, header.first_line))
         else:
             for word in (command.name, *command.aliases):
-                key = command_key(word)
-                if key in owners:
-                    message = f'"{word}" is already used by {owners[key]}'
-                    file_problems.append(Problem(message, relative))
-                else:
-                    owners[key] = relative
+                other = owners.claim(word, relative)
+                if other is not None:
+                    file_problems.append(Problem(f'"{word}" is already used by {other}', relative))
             file_problems.extend(_compile_problems(command.source, relative, command.first_line))
             commands.append(command)
         problems.extend(_by_line(file_problems))

@@ -10,6 +10,7 @@ from runtime.bots.command import Command
 from runtime.bots.dispatch import (
     CommandTable,
     Match,
+    NameOwners,
     find,
     is_command_text,
     match,
@@ -286,3 +287,13 @@ def test_is_command_text_says_whether_a_reply_is_really_a_command(
 def test_strip_bot_username(text: str, bot_username: str | None, expected: str) -> None:
     """``/cmd@username`` loses the username only on the first word of a command."""
     assert strip_bot_username(text, bot_username) == expected
+
+
+def test_names_are_owned_once_by_the_rule_dispatch_matches_with():
+    """`/Start` and `/start` clash (slash names are case-insensitive); plain names are exact."""
+    owners: NameOwners[str] = NameOwners()
+    assert owners.claim("/start", "a.py") is None
+    assert owners.claim("/START", "b.py") == "a.py"
+    assert owners.claim("hello", "c.py") is None
+    assert owners.claim("Hello", "d.py") is None
+    assert owners.claim("hello", "e.py") == "c.py"
