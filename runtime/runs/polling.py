@@ -3,6 +3,11 @@
 Each bot with a token gets one loop: ``deleteWebhook`` once, then ``getUpdates`` with a long
 timeout; every update is enqueued durably (deduplicated by ``update_id``) before the next poll
 confirms it to Telegram by moving the offset.
+
+An update :func:`~runtime.telegram.update.parse_update` refuses is skipped the way the webhook
+answers it 400: it runs nothing and is logged once. When its ``update_id`` is usable the offset
+moves past it, so Telegram drops it; when not, it cannot be confirmed by offset, and it is
+logged only the first time it comes back. A bad update never holds up the ones after it.
 """
 
 from __future__ import annotations
@@ -12,16 +17,19 @@ import contextlib
 import logging
 from typing import Final
 
-from runtime.errors import ApiError, TelegramError
+from runtime.errors import ApiError, StoreError, TelegramError
 from runtime.runs.processor import Processor
 from runtime.runs.registry import LiveBot, Registry
 from runtime.runs.session import Services
-from runtime.telegram.update import parse_update
+from runtime.telegram.update import MAX_ID, parse_update
+from sandbox.jsontypes import is_int
 
 logger = logging.getLogger(__name__)
 
 POLL_TIMEOUT: Final = 25
 ERROR_BACKOFF: Final = 3.0
+MAX_REMEMBERED: Final = 100
+"""Refusals of updates that cannot be confirmed, remembered per bot so each is logged once."""
 
 
 class Poller:
@@ -32,6 +40,7 @@ class Poller:
         self.services = services
         self.processor = processor
         self._tasks: list[asyncio.Task[None]] = []
+        self._unconfirmable: dict[str, set[str]] = {}
 
     def start(self) -> None:
         """Start one polling loop per bot with a token."""
@@ -59,14 +68,28 @@ class Poller:
         for payload in result if isinstance(result, list) else []:
             try:
                 update = parse_update(payload)
-            except ValueError as exc:
-                logger.warning("bot %s: skipping a malformed update: %s", bot.id, exc)
+            except (ValueError, RecursionError) as exc:
+                offset = self._skip(bot, payload, str(exc), offset)
                 continue
             await self.services.store.enqueue(
                 bot.id, "update", update.chat_key, payload, update_id=update.update_id
             )
             offset = update.update_id + 1
         self.processor.wake()
+        return offset
+
+    def _skip(self, bot: LiveBot, payload: object, reason: str, offset: int | None) -> int | None:
+        """Skip a refused update: move the offset past it if its id allows; log it once."""
+        update_id = payload.get("update_id") if isinstance(payload, dict) else None
+        if is_int(update_id) and 0 <= update_id <= MAX_ID:
+            logger.warning("bot %s: skipping a malformed update: %s", bot.id, reason)
+            return max(offset or 0, update_id + 1)
+        seen = self._unconfirmable.setdefault(bot.id, set())
+        if reason not in seen:
+            if len(seen) >= MAX_REMEMBERED:
+                seen.clear()
+            seen.add(reason)
+            logger.warning("bot %s: skipping a malformed update: %s", bot.id, reason)
         return offset
 
     async def poll(self, bot: LiveBot) -> None:
@@ -82,6 +105,6 @@ class Poller:
                 offset = await self.poll_once(bot, offset, POLL_TIMEOUT)
             except ApiError as exc:
                 await asyncio.sleep(exc.retry_after or ERROR_BACKOFF)
-            except TelegramError as exc:
+            except (TelegramError, StoreError) as exc:  # the offset stays: nothing is lost
                 logger.warning("bot %s: polling failed: %s", bot.id, exc)
                 await asyncio.sleep(ERROR_BACKOFF)

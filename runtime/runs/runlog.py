@@ -4,6 +4,8 @@ A run's record is queued at once and written with the others of the next ``inter
 transaction. What is lost on a crash is at most that interval of log lines, never a run's
 effects (those are committed before the record is queued). If the store falls far behind, the
 oldest queued records are dropped, with a warning, rather than memory growing without bound.
+A record the store cannot hold is refused alone (the others of its batch are written) and
+counted in :attr:`RunLog.dropped` with a warning.
 A failed run is also one short, rate-limited line in the server log (:mod:`runtime.serverlog`).
 """
 
@@ -67,9 +69,19 @@ class RunLog:
         while self._pending:
             batch, self._pending = self._pending[:1000], self._pending[1000:]
             try:
-                await self.store.record_runs(batch)
+                refused = await self.store.record_runs(batch)
             except StoreError:
                 logger.exception("run log: %d records could not be written", len(batch))
+                continue
+            for index, error in refused.items():
+                record = batch[index]
+                self.dropped += 1
+                logger.warning(
+                    "run log: a run of bot %s (command %r) could not be stored: %s",
+                    record.bot_id,
+                    record.command,
+                    error,
+                )
 
     async def close(self) -> None:
         """Stop the timer and write what is queued."""

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Final, Literal, Protocol
 
+from runtime.errors import StoreError
 from sandbox import JSON
 
 
@@ -195,8 +196,12 @@ class Store(Protocol):
     async def record_run(self, record: RunRecord) -> int:
         """Append a run to the log; return its id."""
 
-    async def record_runs(self, records: Sequence[RunRecord]) -> None:
-        """Append several runs in one transaction (the run log is written behind, in batches)."""
+    async def record_runs(self, records: Sequence[RunRecord]) -> dict[int, StoreError]:
+        """Append several runs in one transaction; return those that could not be stored.
+
+        The run log is written behind, in batches. A record that cannot be stored (a value the
+        backend cannot hold) is refused alone, keyed by its index; every other one is stored.
+        """
 
     # -- signed links --
     async def claim_nonce(self, bot_id: str, nonce: str, *, expires_at: float, now: float) -> bool:

@@ -3,6 +3,10 @@
 While one batch is being written on the store's thread, new calls queue up on the event loop;
 when the write finishes they all go in the next batch. One caller alone pays what it paid before;
 under load, a hundred callers share one thread hop and (for synced operations) one fsync.
+
+One call that cannot be written never fails the others: when a batch fails, each of its calls
+is written again alone, so only the bad one gets the error. ``write_many`` must therefore be
+all or nothing (one transaction, rolled back on error), as every store operation batched here is.
 """
 
 from __future__ import annotations
@@ -46,17 +50,35 @@ class Batcher(Generic[A, R]):
             while self._pending:
                 batch = self._pending[: self._max_batch]
                 del self._pending[: self._max_batch]
-                try:
-                    results = await self._write_many([item for item, _ in batch])
-                except BaseException as exc:
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(exc)
-                    if isinstance(exc, asyncio.CancelledError):
-                        raise
-                    continue
-                for (_, future), result in zip(batch, results, strict=True):
-                    if not future.done():
-                        future.set_result(result)
+                await self._write(batch)
         finally:
             self._writing = False
+
+    async def _write(self, batch: list[tuple[A, asyncio.Future[R]]]) -> None:
+        """Write a batch and answer its calls; if it fails, write each call again on its own."""
+        try:
+            results = await self._write_many([item for item, _ in batch])
+        except Exception as exc:
+            if len(batch) == 1:
+                _fail(batch, exc)
+                return
+            for index, call in enumerate(batch):
+                try:
+                    await self._write([call])
+                except BaseException as stopped:  # cancelled: answer the rest, then stop
+                    _fail(batch[index:], stopped)
+                    raise
+            return
+        except BaseException as exc:  # cancelled: no call is left waiting
+            _fail(batch, exc)
+            raise
+        for (_, future), result in zip(batch, results, strict=True):
+            if not future.done():
+                future.set_result(result)
+
+
+def _fail(calls: list[tuple[A, asyncio.Future[R]]], exc: BaseException) -> None:
+    """Give ``exc`` to every call not answered yet."""
+    for _, future in calls:
+        if not future.done():
+            future.set_exception(exc)

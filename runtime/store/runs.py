@@ -41,15 +41,35 @@ def run_row(record: RunRecord) -> dict[str, Any]:
     return row
 
 
-def record_runs(conn: sqlite3.Connection, rows: list[dict[str, Any]]) -> None:
-    """Insert run rows in one transaction."""
+def record_runs(conn: sqlite3.Connection, rows: list[tuple[int, dict[str, Any]]]) -> dict[int, str]:
+    """Insert run rows in one transaction; return, by index, the rows refused and why.
+
+    The batch goes in with one ``executemany``; if that fails, the rows go in one by one, each
+    in its own savepoint, so one row SQLite cannot hold never loses the others.
+    """
     conn.execute("BEGIN")
     try:
-        conn.executemany(RECORD_RUN_SQL, rows)
+        try:
+            conn.executemany(RECORD_RUN_SQL, [row for _, row in rows])
+            refused: dict[int, str] = {}
+        except (sqlite3.Error, OverflowError, UnicodeEncodeError):
+            conn.execute("ROLLBACK")
+            conn.execute("BEGIN")
+            refused = {}
+            for index, row in rows:
+                conn.execute("SAVEPOINT run_row")
+                try:
+                    conn.execute(RECORD_RUN_SQL, row)
+                except (sqlite3.Error, OverflowError, UnicodeEncodeError) as exc:
+                    conn.execute("ROLLBACK TO run_row")
+                    refused[index] = f"run record not storable: {exc}"
+                conn.execute("RELEASE run_row")
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
         raise
+    return refused
 
 
 def record_run(conn: sqlite3.Connection, row: dict[str, Any]) -> int:

@@ -4,8 +4,9 @@ Every blocking ``sqlite3`` call runs on one thread the store owns, so the event 
 waits on the disk. The file is opened in WAL mode and may be shared by several server
 processes: each read-then-write runs in a ``BEGIN IMMEDIATE`` transaction, which takes the
 write lock up front (waiting up to ``busy_timeout``) instead of failing on upgrade.
-``sqlite3.Error`` becomes :class:`~runtime.errors.StoreError` in ``SqliteStore._submit`` and
-nowhere else.
+``sqlite3.Error`` (and a value SQLite cannot bind: an integer past 64 bits, a lone surrogate)
+becomes :class:`~runtime.errors.StoreError` in ``SqliteStore._submit`` and nowhere else; the
+run log's batch insert isolates such a row itself (:func:`runtime.store.runs.record_runs`).
 
 Queue rows are kept once finished, so a redelivered ``update_id`` is still refused; call
 :meth:`SqliteStore.prune` now and then to drop old ones. Claiming is fair across bots
@@ -220,6 +221,8 @@ class SqliteStore:
             return await loop.run_in_executor(executor, job)
         except sqlite3.Error as exc:
             raise StoreError(f"SQLite store {str(self.path)!r}: {exc}") from exc
+        except (OverflowError, UnicodeEncodeError) as exc:  # a value SQLite cannot hold
+            raise StoreError(f"SQLite store {str(self.path)!r}: not storable: {exc}") from exc
 
     # -- the queue --
     async def enqueue(
@@ -352,10 +355,20 @@ class SqliteStore:
         """Append a run to the log (its ``id`` is ignored); return the new id."""
         return await self._call(runs.record_run, runs.run_row(record))
 
-    async def record_runs(self, records: Sequence[RunRecord]) -> None:
-        """Append several runs in one transaction."""
-        rows = [runs.run_row(record) for record in records]
-        await self._call(runs.record_runs, rows)
+    async def record_runs(self, records: Sequence[RunRecord]) -> dict[int, StoreError]:
+        """Append several runs in one transaction; each one that cannot be stored fails alone."""
+        refused: dict[int, StoreError] = {}
+        rows: list[tuple[int, dict[str, object]]] = []
+        for index, record in enumerate(records):
+            try:
+                rows.append((index, runs.run_row(record)))
+            except StoreError as exc:
+                refused[index] = exc
+        if rows:
+            failed = await self._call(runs.record_runs, rows)
+            for index, reason in failed.items():
+                refused[index] = StoreError(f"SQLite store {str(self.path)!r}: {reason}")
+        return dict(sorted(refused.items()))
 
     # -- links --
     async def claim_nonce(self, bot_id: str, nonce: str, *, expires_at: float, now: float) -> bool:
@@ -392,7 +405,11 @@ def _property_rows(writes: Sequence[PropertyWrite]) -> list[PropertyRow]:
             rows.append((write.scope, write.name, None, 0))
         else:
             text, size = _encode(write.value, f"property {write.name!r}")
-            rows.append((write.scope, write.name, text, size + len(write.name.encode())))
+            try:
+                name_size = len(write.name.encode())
+            except UnicodeEncodeError as exc:
+                raise StoreError(f"property name {write.name!r} is not storable: {exc}") from exc
+            rows.append((write.scope, write.name, text, size + name_size))
     return rows
 
 

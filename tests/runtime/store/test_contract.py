@@ -8,6 +8,7 @@ whose data is empty (for a server backend, a fresh database or schema per test),
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -615,6 +616,53 @@ class TestStoreContract:
         """A batch of runs lands together, in order, newest listed first."""
         await store.record_runs([run_record(started_at=NOW + n) for n in range(3)])
         assert [r.started_at for r in await store.list_runs(BOT)] == [NOW + 2, NOW + 1, NOW]
+
+    async def test_a_run_record_that_cannot_be_stored_fails_alone(self, store: Store) -> None:
+        """Unstorable records in a batch are refused by index; every other record is stored."""
+        records = [run_record(started_at=NOW + n) for n in range(10)]
+        records[3] = dataclasses.replace(records[3], output="bad \ud800")
+        records[5] = dataclasses.replace(records[5], user_id=2**70)
+        records[7] = dataclasses.replace(records[7], extra={"x": "\udfff"})
+        refused = await store.record_runs(records)
+        assert sorted(refused) == [3, 5, 7]
+        assert all(isinstance(error, StoreError) for error in refused.values())
+        stored = sorted(r.started_at for r in await store.list_runs(BOT))
+        assert stored == [NOW + n for n in range(10) if n not in {3, 5, 7}]
+
+    # -- one bad item never fails another (group commit) --
+    async def test_a_poisoned_enqueue_in_a_concurrent_burst_fails_alone(self, store: Store) -> None:
+        """An update_id no column can hold fails its own enqueue; the 40 around it are stored."""
+        ids = [*range(1, 21), 2**63, *range(21, 41)]
+        results = await asyncio.gather(
+            *(store.enqueue(BOT, "update", f"chat:{n}", {"n": n}, update_id=n) for n in ids),
+            return_exceptions=True,
+        )
+        assert isinstance(results[20], StoreError)
+        assert [r for i, r in enumerate(results) if i != 20] == [True] * 40
+        assert await store.pending_count(BOT) == 40
+        claimed = sorted([(await claim_one(store)).update_id or 0 for _ in range(40)])
+        assert claimed == list(range(1, 41))
+
+    async def test_a_poisoned_commit_in_a_concurrent_burst_fails_alone(self, store: Store) -> None:
+        """A run commit the store cannot hold fails alone; the commits batched with it land."""
+
+        async def commit(n: int) -> None:
+            chat_key = "chat:\ud800" if n == 10 else f"chat:{n}"
+            await store.commit_run(
+                BOT,
+                [PropertyWrite("bot", f"p{n}", n)],
+                [NewRun(chat_key, {"n": n})],
+                max_bot_bytes=10**6,
+                max_pending_runs=100,
+            )
+
+        results = await asyncio.gather(*(commit(n) for n in range(21)), return_exceptions=True)
+        assert isinstance(results[10], StoreError)
+        assert [r for i, r in enumerate(results) if i != 10] == [None] * 20
+        for n in range(21):
+            expected = MISSING if n == 10 else n
+            assert await store.get_property(BOT, "bot", f"p{n}") == expected
+        assert await store.pending_count(BOT, kind="run") == 20
 
     # -- links --
     async def test_a_nonce_is_claimed_exactly_once(self, store: Store) -> None:

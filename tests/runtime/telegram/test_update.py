@@ -9,6 +9,10 @@ from tests.support.updates import UpdateKind, make_update
 
 USER = 1001
 GROUP = -1002003004005
+CHAT: dict[str, object] = {"id": USER, "type": "private"}
+USER_OBJ: dict[str, object] = {"id": USER, "is_bot": False, "first_name": "A"}
+MESSAGE: dict[str, object] = {"message_id": 1, "date": 0, "chat": CHAT}
+MAX_ID = 2**52 - 1
 
 
 @pytest.mark.parametrize(
@@ -155,6 +159,70 @@ def test_an_update_with_neither_user_nor_chat_is_ordered_globally() -> None:
             "callback_query.data must be a string",
         ),
         ({"update_id": 1, 2: {}}, "a key that is not a string"),
+        ({"update_id": 2**63, "poll": {}}, "update_id must be at most 4503599627370495"),
+        ({"update_id": 2**52, "poll": {}}, "update_id must be at most 4503599627370495"),
+        (
+            {"update_id": 1, "message": {"message_id": 1, "chat": {"id": 2**70, "type": "x"}}},
+            "message.chat.id must be an integer of at most 52 significant bits",
+        ),
+        (
+            {"update_id": 1, "message": {"message_id": 1, "chat": {"id": -(2**52), "type": "x"}}},
+            "message.chat.id must be an integer of at most 52 significant bits",
+        ),
+        (
+            {"update_id": 1, "message": {**MESSAGE, "from": {"id": 2**70}}},
+            "message.from.id must be an integer of at most 52 significant bits",
+        ),
+        (
+            {"update_id": 1, "message": {**MESSAGE, "from": {"id": 0}}},
+            "message.from.id must be a positive integer",
+        ),
+        (
+            {"update_id": 1, "message": {**MESSAGE, "message_id": 2**63}},
+            "message.message_id must be at most 4503599627370495",
+        ),
+        (
+            {"update_id": 1, "message": {**MESSAGE, "message_id": -1}},
+            "message.message_id must not be negative",
+        ),
+        (
+            {"update_id": 1, "message": {**MESSAGE, "message_id": "1"}},
+            "message.message_id must be an integer, not a string",
+        ),
+        ({"update_id": 1, "message": {"message_id": 1, "text": "hi"}}, "message has no chat"),
+        ({"update_id": 1, "message": {**MESSAGE, "message_id": None}}, "message has no message_id"),
+        ({"update_id": 1, "message": {"chat": CHAT}}, "message has no message_id"),
+        ({"update_id": 1, "edited_message": {"message_id": 1}}, "edited_message has no chat"),
+        (
+            {"update_id": 1, "callback_query": {"id": "q", "data": "x"}},
+            "callback_query has no from",
+        ),
+        (
+            {"update_id": 1, "callback_query": {"from": USER_OBJ, "message": {"message_id": 1}}},
+            "callback_query.message has no chat",
+        ),
+        ({"update_id": 1, "my_chat_member": {"from": USER_OBJ}}, "my_chat_member has no chat"),
+        ({"update_id": 1, "message": {**MESSAGE, "text": "\ud800"}}, "message.text"),
+        (
+            {"update_id": 1, "message": {**MESSAGE, "text": "a\udfffb"}},
+            "is not valid Unicode (a lone surrogate at index 1)",
+        ),
+        (
+            {"update_id": 1, "message": {**MESSAGE, "from": {"id": 5, "first_name": "\ud800"}}},
+            "message.from.first_name is not valid Unicode",
+        ),
+        (
+            {"update_id": 1, "message": {**MESSAGE, "entities": [{"type": "\udc00"}]}},
+            "message.entities[0].type is not valid Unicode",
+        ),
+        (
+            {"update_id": 1, "message": {**MESSAGE, "\ud800": 1}},
+            "message has a key that is not valid Unicode",
+        ),
+        (
+            {"update_id": 1, "message": {**MESSAGE, "location": {"latitude": float("nan")}}},
+            "message.location.latitude must be a finite number",
+        ),
     ],
     ids=[
         "array",
@@ -177,6 +245,28 @@ def test_an_update_with_neither_user_nor_chat_is_ordered_globally() -> None:
         "text-not-string",
         "data-not-string",
         "non-string-key",
+        "update-id-2-63",
+        "update-id-2-52",
+        "chat-id-2-70",
+        "chat-id-minus-2-52",
+        "user-id-2-70",
+        "user-id-zero",
+        "message-id-2-63",
+        "message-id-negative",
+        "message-id-string",
+        "message-without-chat",
+        "message-id-null",
+        "message-without-message-id",
+        "edited-message-without-chat",
+        "callback-without-from",
+        "callback-message-without-chat",
+        "chat-member-without-chat",
+        "lone-surrogate-text",
+        "lone-low-surrogate-inside-text",
+        "lone-surrogate-first-name",
+        "lone-surrogate-in-array",
+        "lone-surrogate-key",
+        "nan",
     ],
 )
 def test_malformed_updates_are_refused_with_a_precise_message(
@@ -186,3 +276,27 @@ def test_malformed_updates_are_refused_with_a_precise_message(
     with pytest.raises(ValueError) as caught:
         parse_update(payload)
     assert fragment in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("payload", "user_id", "chat_id"),
+    [
+        ({"update_id": MAX_ID, "poll": {"id": "p"}}, None, None),
+        (
+            {"update_id": 0, "message": {**MESSAGE, "from": {"id": MAX_ID}, "message_id": 0}},
+            MAX_ID,
+            USER,
+        ),
+        ({"update_id": 1, "message": {**MESSAGE, "chat": {"id": -MAX_ID}}}, None, -MAX_ID),
+        ({"update_id": 1, "message": {**MESSAGE, "text": "😀 \u00e9"}}, None, USER),
+        ({"update_id": 1, "message": {**MESSAGE, "location": {"latitude": 1.5}}}, None, USER),
+        ({"update_id": 1, "future_thing": {"x": 2**70}}, None, None),
+    ],
+    ids=["max-update-id", "max-user-id", "min-chat-id", "emoji-text", "float", "future-kind-big"],
+)
+def test_values_at_the_edges_of_the_bot_api_ranges_are_accepted(
+    payload: dict[str, object], user_id: int | None, chat_id: int | None
+) -> None:
+    """Ids of 52 significant bits, message id 0, astral characters and floats all parse."""
+    update = parse_update(payload)
+    assert (update.user_id, update.chat_id) == (user_id, chat_id)

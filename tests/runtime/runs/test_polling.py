@@ -1,0 +1,72 @@
+"""Long polling: refused updates are skipped and confirmed, logged once, and never block others."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from runtime.runs.polling import Poller
+from sandbox import WorkerPool
+from tests.support.runtime import TOKEN, hosted, write_bot
+from tests.support.updates import make_update
+
+PING = '"""\ncommand: /ping\n"""\nBot.sendMessage("pong")\n'
+CHAT = 4242
+
+
+def ping(update_id: int) -> dict[str, object]:
+    """A valid /ping in a private chat."""
+    return make_update(
+        update_id=update_id, user_id=CHAT, chat_id=CHAT, text="/ping", bot_token=TOKEN
+    )
+
+
+def skipped(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """The poller's skip lines so far."""
+    return [r.getMessage() for r in caplog.records if "skipping a malformed update" in r.message]
+
+
+async def test_bad_updates_are_confirmed_skipped_and_logged_once(
+    pool: WorkerPool, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Updates with a huge chat id or no chat are confirmed by offset; the valid ones are queued."""
+    caplog.set_level(logging.WARNING, logger="runtime.runs.polling")
+    huge = ping(2)
+    huge["message"]["chat"]["id"] = 2**70  # type: ignore[index]
+    no_chat = ping(4)
+    del no_chat["message"]["chat"]  # type: ignore[attr-defined]
+    async with hosted(pool, tmp_path, [write_bot(tmp_path / "bots", "p", {"p.py": PING})]) as lab:
+        for update in (ping(1), huge, ping(3), no_chat):
+            lab.telegram.push_update(TOKEN, update)
+        poller = Poller(lab.registry, lab.services, lab.processor)
+        bot = lab.registry.get("p")
+        offset = await poller.poll_once(bot, None, 0)
+        assert offset == 5
+        assert await lab.store.pending_count("p") == 2
+        assert await poller.poll_once(bot, offset, 0) == 5
+        assert lab.telegram.pending_updates(TOKEN) == []
+        lines = skipped(caplog)
+        assert len(lines) == 2
+        assert "message.chat.id must be an integer of at most 52 significant bits" in lines[0]
+        assert "message has no chat" in lines[1]
+
+
+async def test_an_update_whose_id_cannot_be_confirmed_is_logged_once_and_blocks_nothing(
+    pool: WorkerPool, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An update_id of 2^63 cannot move the offset: it is logged once, and later updates run."""
+    caplog.set_level(logging.WARNING, logger="runtime.runs.polling")
+    async with hosted(pool, tmp_path, [write_bot(tmp_path / "bots", "p", {"p.py": PING})]) as lab:
+        lab.telegram.push_update(TOKEN, ping(2**63))
+        poller = Poller(lab.registry, lab.services, lab.processor)
+        bot = lab.registry.get("p")
+        assert await poller.poll_once(bot, None, 0) is None
+        assert await poller.poll_once(bot, None, 0) is None
+        lab.telegram.push_update(TOKEN, ping(7))
+        assert await poller.poll_once(bot, None, 0) == 8
+        assert await lab.store.pending_count("p") == 1
+        lines = skipped(caplog)
+        assert len(lines) == 1
+        assert "update_id must be at most 4503599627370495" in lines[0]
