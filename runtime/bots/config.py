@@ -17,6 +17,7 @@ from runtime.bots.command import YamlDocument, load_yaml, suggest
 from runtime.errors import LinkError, Problem
 from runtime.signing.links import ClickRate, WebhookSettings
 from sandbox import JSON, Limits
+from sandbox.jsontypes import is_int
 from sandbox.limits import KIB, MIB
 
 CONFIG_FILE: Final = "bot.yaml"
@@ -309,7 +310,7 @@ def _whole_numbers(
             hint = suggest(str(key), keys)
             check.problem(f'unknown {section} setting "{key}"{hint}', section, str(key))
             ok = False
-        elif isinstance(number, bool) or not isinstance(number, int) or number <= 0:
+        elif not is_int(number) or number <= 0:
             check.problem(
                 f'"{section}.{key}" must be a positive whole number, not {number!r}',
                 section,
