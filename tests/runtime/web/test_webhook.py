@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from runtime.signing.links import Link, make_link
-from tests.runtime.web.conftest import BASE_URL, Web, serve
+from tests.support.web import BASE_URL, Web, serve
 
 ECHO = (
     '"""\ncommand: echo\n"""\nBot.setProperty("echoed", Bot.getProperty("echoed", 0) + 1)\n'
