@@ -12,6 +12,7 @@ pool's workers, so it costs a second; the tests of a module then take millisecon
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -102,6 +103,24 @@ class Web:
         return await self.state.store.pending_count(bot_id, kind="run")
 
 
+def unconfigured(settings: Settings, parts: Parts) -> App:
+    """``create_app(settings, parts=parts)``, undoing what it did to this process's logging.
+
+    ``create_app`` configures logging for a server process (level, a Redactor on every root
+    handler); in a test process that would reach pytest's own capture handlers and outlive the
+    app, changing what later tests see.
+    """
+    root = logging.getLogger()
+    level = root.level
+    filters = {handler: list(handler.filters) for handler in root.handlers}
+    try:
+        return create_app(settings, parts=parts)
+    finally:
+        root.setLevel(level)
+        for handler, kept in filters.items():
+            handler.filters[:] = kept
+
+
 @asynccontextmanager
 async def serve(
     tmp_path: Path, bots: Mapping[str, Mapping[str, str]], *, yaml: Mapping[str, str] = {}
@@ -124,7 +143,7 @@ async def serve(
             pool=WorkerPool(2),
             env={"TEST_TOKEN": TOKEN},
         )
-        app = create_app(settings, parts=parts)
+        app = unconfigured(settings, parts)
         try:
             async with lifespan(app):
                 transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
