@@ -36,6 +36,7 @@ async def test_health_reports_bots_pool_queue_and_run_log(web: Web) -> None:
     assert health["ok"] is True and health["bots"] == ["tg"]
     assert health["pool"]["workers"] == 2
     assert {"pending", "handled", "run_log_dropped"} <= set(health)
+    assert (health["running"], health["run_log_pending"]) == (0, 0)
 
 
 async def test_an_update_with_the_secret_is_queued_and_answered(web: Web) -> None:
