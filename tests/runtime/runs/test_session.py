@@ -105,9 +105,10 @@ async def test_a_chain_stops_at_its_last_generation_with_an_error_naming_the_lim
         "stopped at 3: Bot.run refused: this run is generation 3 of a chain started by one "
         "update or click, and runs.max_generations in bot.yaml is 3"
     )
+    # The message is sent mid-run; generation 3's writes are committed when its run ends.
+    await wait_until(lambda: pending(lab, "chain", 0), timeout=10, what="the chain to drain")
     for g in range(4):
         assert await lab.store.get_property("chain", "bot", f"hop{g}") is True
-    await wait_until(lambda: pending(lab, "chain", 0), timeout=10, what="the chain to drain")
     assert await lab.store.get_property("chain", "bot", "hop4") is MISSING
 
 
