@@ -59,6 +59,8 @@ class Processor:
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
         self.handled = 0
+        self.in_hand = 0
+        """Items claimed by this process and not yet finished or put back."""
 
     def start(self, *, retention_seconds: float | None = None) -> None:
         """Start the claim loops (and the hourly prune, when a retention is given)."""
@@ -112,7 +114,11 @@ class Processor:
                     async with asyncio.timeout(IDLE_POLL):
                         await self._wake.wait()
                 continue
-            await self._handle(item)
+            self.in_hand += 1
+            try:
+                await self._handle(item)
+            finally:
+                self.in_hand -= 1
 
     async def _handle(self, item: QueuedItem) -> None:
         store = self.services.store

@@ -43,7 +43,13 @@ class RunLog:
         self.max_pending = max_pending
         self.dropped = 0
         self._pending: list[RunRecord] = []
+        self._writing = 0
         self._timer: asyncio.Task[None] | None = None
+
+    @property
+    def pending(self) -> int:
+        """Records queued or being written, not yet in the store (0: the log is up to date)."""
+        return len(self._pending) + self._writing
 
     def add(self, record: RunRecord) -> None:
         """Queue one record; it is written within ``interval`` seconds."""
@@ -68,11 +74,14 @@ class RunLog:
         """Write every queued record now."""
         while self._pending:
             batch, self._pending = self._pending[:1000], self._pending[1000:]
+            self._writing += len(batch)
             try:
                 refused = await self.store.record_runs(batch)
             except StoreError:
                 logger.exception("run log: %d records could not be written", len(batch))
                 continue
+            finally:
+                self._writing -= len(batch)
             for index, error in refused.items():
                 record = batch[index]
                 self.dropped += 1

@@ -100,7 +100,11 @@ async def on_error(request: AppRequest, exc: Exception) -> HTTPResponse:
 
 
 async def health(request: AppRequest) -> HTTPResponse:
-    """Liveness and a few numbers: bots, pool, isolation, queue."""
+    """Liveness and a few numbers: bots, pool, isolation, queue, run log.
+
+    ``running`` (queue items this process is handling) and ``run_log_pending`` (run records not
+    yet written) are this process's own: both 0 means every run it finished is in the run log.
+    """
     state = request.app.ctx.running
     return json_response(
         {
@@ -110,6 +114,8 @@ async def health(request: AppRequest) -> HTTPResponse:
             "isolation": state.pool.isolation,
             "pending": await state.store.pending_count(),
             "handled": state.processor.handled,
+            "running": state.processor.in_hand,
+            "run_log_pending": state.services.runlog.pending,
             "run_log_dropped": state.services.runlog.dropped,
         }
     )

@@ -16,8 +16,20 @@ BUSY = (
 )
 
 
+def wait_for_idle_pool(server: BotboxServer, timeout: float = 10.0) -> None:
+    """Wait until /health shows no run in the sandbox pool and none waiting for a worker."""
+    deadline = time.monotonic() + timeout
+    while True:
+        pool = server.client.get("/health").json()["pool"]
+        if pool["running"] == 0 and pool["waiting"] == 0:
+            return
+        assert time.monotonic() < deadline, f"the pool is still busy: {pool}"
+        time.sleep(0.02)
+
+
 def test_clicks_beyond_the_queue_get_503_with_retry_after(tmp_path):
-    """One worker, a queue of one: a burst of slow clicks gets some 503s, never a 500."""
+    """One worker, a queue of one: a burst of slow clicks gets some 503s, never a 500; once the
+    pool is idle again, the next click is served."""
     folder = tmp_path / "bots" / "busy"
     folder.mkdir(parents=True)
     (folder / "bot.yaml").write_text("id: busy\ntoken_env: BUSY_TOKEN\n")
@@ -44,7 +56,7 @@ def test_clicks_beyond_the_queue_get_503_with_retry_after(tmp_path):
         busy = next(r for r in responses if r.status_code == 503)
         assert int(busy.headers["retry-after"]) >= 1
         assert "busy" in busy.json()["message"]
-        time.sleep(1.5)
+        wait_for_idle_pool(server)
         again = httpx.get(
             server.url + mint(server.data_dir, "busy", bot_id="busy", user_id=599), timeout=30
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import time
 
 import pytest
 
@@ -40,6 +41,14 @@ async def test_runs_do_not_block_the_event_loop():
     assert ticks >= 5
 
 
+async def stats_reach(pool: WorkerPool, timeout: float = 10.0, **expected: int) -> None:
+    """Wait until the pool's stats show ``expected`` (say ``running=1``); fail after timeout."""
+    deadline = time.monotonic() + timeout
+    while any(pool.stats[name] != value for name, value in expected.items()):
+        assert time.monotonic() < deadline, f"pool stats {pool.stats}, expected {expected}"
+        await asyncio.sleep(0.005)
+
+
 async def test_a_full_queue_refuses_at_once_with_overloaded():
     """When every worker is busy and the queue is full, the next caller gets Overloaded."""
     async with WorkerPool(1, queue_size=1) as pool:
@@ -49,9 +58,9 @@ async def test_a_full_queue_refuses_at_once_with_overloaded():
             await release.wait()
 
         busy = asyncio.create_task(pool.run("block()", capabilities={"block": wait}))
-        await asyncio.sleep(0.2)
+        await stats_reach(pool, running=1)
         queued = asyncio.create_task(pool.run("print('queued')"))
-        await asyncio.sleep(0.05)
+        await stats_reach(pool, running=1, waiting=1)
         with pytest.raises(Overloaded) as refused:
             await pool.run("print('refused')")
         assert refused.value.retry_after > 0
@@ -136,7 +145,10 @@ async def test_close_waits_for_running_scripts_then_refuses_new_ones():
     pool = WorkerPool(1)
     await pool.start()
     running = asyncio.create_task(pool.run("x = 0\nfor i in range(200000):\n    x += i\nprint(x)"))
-    await asyncio.sleep(0.01)
+    deadline = time.monotonic() + 10
+    while pool.stats["running"] == 0 and not running.done():  # the run has reached its worker
+        assert time.monotonic() < deadline, "the run never started"
+        await asyncio.sleep(0.001)
     await pool.close()
     assert (await running).output == f"{sum(range(200000))}\n"
     assert pool.stats["workers"] == 0

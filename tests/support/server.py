@@ -117,8 +117,13 @@ class BotboxServer:
         )
 
     def logs(self, bot_id: str = "demo", *extra: str) -> list[dict[str, Any]]:
-        """The bot's run log, through ``python run.py logs BOT --json``."""
-        time.sleep(0.2)  # the log is written behind, in batches of 50 ms
+        """The bot's run log, through ``python run.py logs BOT --json``.
+
+        The log is written behind: first wait until the server holds no queue item and no
+        unwritten record (``/health``), so every run that ended (a click answered, an update
+        whose effects were seen) is in it. Single server process only.
+        """
+        self.wait_logged()
         done = subprocess.run(
             [
                 sys.executable,
@@ -138,6 +143,16 @@ class BotboxServer:
             check=True,
         )
         return [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+
+    def wait_logged(self, timeout: float = 10.0) -> None:
+        """Wait until no queue item is in hand and every finished run's record is written."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            health = self.client.get("/health").json()
+            if health["running"] == 0 and health["run_log_pending"] == 0:
+                return
+            time.sleep(0.01)
+        raise TimeoutError(f"the run log was not written within {timeout} s")
 
     def wait_idle(self, timeout: float = 10.0) -> None:
         """Wait until the server's queue is empty."""

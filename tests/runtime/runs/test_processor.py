@@ -1,12 +1,24 @@
-"""The queue processor, in-process with a real store and pool: fairness between bots."""
+"""The queue processor, in-process with a real store and pool: fairness, retries, give-ups."""
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+import sqlite3
+import time
 from pathlib import Path
 
+import pytest
+
+from runtime.errors import NotFound
+from runtime.runs.pipeline import Runner
+from runtime.runs.processor import Processor
+from runtime.runs.registry import LiveBot
+from runtime.runs.session import Services
+from runtime.store import QueuedItem
 from runtime.telegram.update import chat_key
-from sandbox import WorkerPool
-from tests.support.runtime import hosted, wait_until, write_bot
+from sandbox import Overloaded, WorkerPool
+from tests.support.runtime import hosted, store_path, wait_until, write_bot
 
 BACKLOG = 1000
 WORK = '"""\ncommand: work\n"""\ndone = options\n'
@@ -40,3 +52,100 @@ async def test_one_bots_due_backlog_does_not_delay_another_bots_update(
         # Claimed oldest-first across bots, B's update would wait for all 1,000 runs (left == 0).
         assert left >= BACKLOG // 2, f"bot B was answered only after {BACKLOG - left} of A's runs"
         assert lab.telegram.calls_to("sendMessage")[0].params["text"] == "pong"
+
+
+class ScriptedRunner(Runner):
+    """A runner whose ``handle_item`` raises the next of ``faults`` (None: it succeeds).
+
+    Its clock moves an hour on each time it is read, so an item put back for later (at most
+    32 s, or an Overloaded's retry_after) is due at the next claim.
+    """
+
+    def __init__(self, services: Services, faults: list[BaseException | None]) -> None:
+        super().__init__(services)
+        self.faults = faults
+        self.calls: list[int] = []
+        self.shift = 0.0
+
+    def clock(self) -> float:
+        """The real time, moved an hour on per reading."""
+        self.shift += 3600
+        return time.time() + self.shift
+
+    async def handle_item(self, bot: LiveBot, item: QueuedItem) -> None:
+        """Record the attempt and raise the next fault (if any)."""
+        self.calls.append(item.attempts)
+        fault = self.faults.pop(0) if self.faults else None
+        if fault is not None:
+            raise fault
+
+
+def queue_rows(tmp_path: Path) -> list[tuple[str, int]]:
+    """Every queue row's status and attempts, read straight from the store file."""
+    with sqlite3.connect(store_path(tmp_path)) as db:
+        return db.execute("SELECT status, attempts FROM queue ORDER BY seq").fetchall()
+
+
+async def run_scripted(
+    pool: WorkerPool, tmp_path: Path, faults: list[BaseException | None], calls: int
+) -> ScriptedRunner:
+    """Queue one run for bot ``quiet``; process it with a scripted runner until ``calls``."""
+    folder = write_bot(tmp_path / "bots", "quiet", {"ping.py": PING})
+    async with hosted(pool, tmp_path, [folder]) as lab:
+        runner = ScriptedRunner(lab.services, faults)
+        services = dataclasses.replace(lab.services, clock=runner.clock)
+        processor = Processor(lab.registry, services, runner, concurrency=1, owner="test")
+        await lab.store.enqueue("quiet", "run", "c:1", {"command": "/ping"})
+        processor.start()
+        try:
+            await wait_until(
+                lambda: len(runner.calls) >= calls and queue_rows(tmp_path)[0][0] != "claimed",
+                timeout=10,
+                what=f"{calls} attempts",
+            )
+        finally:
+            await processor.stop()
+    return runner
+
+
+async def test_an_item_that_fails_unexpectedly_is_retried_then_given_up_after_five_attempts(
+    pool: WorkerPool, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bug in handling retries the item with a backoff; the fifth failure marks it failed."""
+    faults: list[BaseException | None] = [RuntimeError("bug")] * 5
+    with caplog.at_level(logging.ERROR, logger="runtime.serverlog"):
+        runner = await run_scripted(pool, tmp_path, faults, 5)
+    assert runner.calls == [1, 2, 3, 4, 5]
+    assert queue_rows(tmp_path) == [("failed", 5)]
+    assert "bot quiet: queue item 1 (attempt 1) failed" in caplog.messages
+
+
+async def test_an_item_that_fails_once_is_retried_and_then_done(
+    pool: WorkerPool, tmp_path: Path
+) -> None:
+    """One unexpected failure, then success: the item is done after its second attempt."""
+    runner = await run_scripted(pool, tmp_path, [RuntimeError("bug"), None], 2)
+    assert runner.calls == [1, 2]
+    assert queue_rows(tmp_path) == [("done", 2)]
+
+
+async def test_an_overloaded_pool_puts_the_item_back_for_later(
+    pool: WorkerPool, tmp_path: Path
+) -> None:
+    """Overloaded is no failure: six in a row do not give the item up; the seventh try runs."""
+    faults: list[BaseException | None] = [Overloaded(2.0)] * 6
+    runner = await run_scripted(pool, tmp_path, faults, 7)
+    assert runner.calls == [1, 2, 3, 4, 5, 6, 7]
+    assert queue_rows(tmp_path) == [("done", 7)]
+
+
+async def test_an_item_of_a_bot_no_longer_hosted_is_dropped_as_failed(
+    pool: WorkerPool, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A claimed item whose bot left the registry is marked failed, with a warning."""
+    faults: list[BaseException | None] = [NotFound("no bot 'quiet' on this server")]
+    with caplog.at_level(logging.WARNING, logger="runtime.runs.processor"):
+        runner = await run_scripted(pool, tmp_path, faults, 1)
+    assert runner.calls == [1]
+    assert queue_rows(tmp_path) == [("failed", 1)]
+    assert caplog.messages == ["dropping a queue item of unknown bot quiet"]

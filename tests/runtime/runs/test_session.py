@@ -1,4 +1,6 @@
-"""Bot.run's limits, through a real runner and processor: generations, the pending cap, commits."""
+"""A run's capabilities: Bot.run's limits (generations, the pending cap, commits) through a real
+runner and processor; ``Api`` calls and the per-run schedule limit through link clicks on the
+app in process."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from runtime.store import MISSING, NewRun, SqliteStore
 from runtime.store.base import _Missing
 from sandbox import JSON, WorkerPool
 from tests.support.runtime import Hosted, hosted, wait_until, write_bot
+from tests.support.web import Web, serve
 
 ERROR = (
     '"""\ncommand: "!"\n"""\nBot.sendMessage(f"failed: {error[\'type\']}: {error[\'message\']}")\n'
@@ -102,9 +105,10 @@ async def test_a_chain_stops_at_its_last_generation_with_an_error_naming_the_lim
         "stopped at 3: Bot.run refused: this run is generation 3 of a chain started by one "
         "update or click, and runs.max_generations in bot.yaml is 3"
     )
+    # The message is sent mid-run; generation 3's writes are committed when its run ends.
+    await wait_until(lambda: pending(lab, "chain", 0), timeout=10, what="the chain to drain")
     for g in range(4):
         assert await lab.store.get_property("chain", "bot", f"hop{g}") is True
-    await wait_until(lambda: pending(lab, "chain", 0), timeout=10, what="the chain to drain")
     assert await lab.store.get_property("chain", "bot", "hop4") is MISSING
 
 
@@ -135,3 +139,125 @@ async def test_a_commit_refused_by_the_cap_writes_nothing_and_reports_the_error(
     )
     assert await lab.store.get_property("capped", "bot", "mine") is MISSING
     assert await lab.store.pending_count("capped", kind="run") == 5
+
+
+API = (
+    '"""\ncommand: api\n"""\nf = options["form"]\n'
+    "try:\n"
+    '    if f == "call":\n        got = Api.call(options["method"], options["params"])\n'
+    '    elif f == "call-no-name":\n        got = Api.call()\n'
+    '    elif f == "call-name-not-text":\n        got = Api.call(5, {"text": "x"})\n'
+    '    elif f == "call-dict-and-keywords":\n'
+    '        got = Api.call("sendMessage", {"text": "x"}, parse_mode="HTML")\n'
+    '    elif f == "call-two-dicts":\n        got = Api.call("sendMessage", {"text": "x"}, {})\n'
+    '    elif f == "keywords":\n        got = Api.sendMessage(text="by keywords")\n'
+    '    elif f == "one-dict":\n        got = Api.sendMessage({"text": "by dict"})\n'
+    '    res.json({"result": got})\n'
+    "except ApiError as e:\n"
+    '    res.json({"code": e.code, "description": e.description})\n'
+)
+SCHEDULE = (
+    '"""\ncommand: schedule\n"""\nn = 0\ntry:\n    for i in range(options):\n'
+    "        Bot.run(command='noop', run_after=3600)\n        n += 1\n"
+    "except Exception as e:\n    res.json({'queued': n, 'error': str(e)})\n"
+    "res.json({'queued': n})\n"
+)
+
+
+@pytest.fixture(scope="module")
+async def web(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Web]:
+    """Bots ``caps`` (runs.max_pending 30) and ``many`` with the api and schedule commands."""
+    files = {"api.py": API, "schedule.py": SCHEDULE, "noop.py": NOOP}
+    yaml = {"caps": "runs:\n  max_pending: 30\n"}
+    bots = {"caps": files, "many": files}
+    async with serve(tmp_path_factory.mktemp("session"), bots, yaml=yaml) as started:
+        yield started
+
+
+async def click(web: Web, command: str, options: object, *, bot: str = "caps") -> object:
+    """Click a link to one of the bot's commands (user 7); return the JSON it answered."""
+    response = await web.http.get(web.link(bot, command, options=options))
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def test_api_call_sends_a_method_named_in_a_value_to_the_current_chat(web: Web) -> None:
+    """``Api.call(name, dict)`` makes that Bot API call, with ``chat_id`` filled in."""
+    options = {"form": "call", "method": "sendDice", "params": {"emoji": "🎲"}}
+    answered = await click(web, "api", options)
+    assert isinstance(answered, dict) and answered["result"]["chat"]["id"] == 7
+    assert web.telegram.calls_to("sendDice")[-1].params == {"chat_id": 7, "emoji": "🎲"}
+
+
+@pytest.mark.parametrize(
+    ("form", "text"), [("keywords", "by keywords"), ("one-dict", "by dict")], ids=str
+)
+async def test_api_methods_take_keywords_or_one_dict(web: Web, form: str, text: str) -> None:
+    """``Api.sendMessage(text=...)`` and ``Api.sendMessage({...})`` send the same call."""
+    await click(web, "api", {"form": form})
+    assert web.telegram.calls_to("sendMessage")[-1].params == {"chat_id": 7, "text": text}
+
+
+API_REFUSALS = [
+    ("call-no-name", 400, "Api.call needs the method name first, as in Api.call('sendMessage', "
+     "{'text': 'hi'})"),
+    ("call-name-not-text", 400, "Api.call needs the method name first"),
+    ("call-dict-and-keywords", 400, "Api.sendMessage takes keyword arguments or one dict"),
+    ("call-two-dicts", 400, "Api.sendMessage takes keyword arguments or one dict"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("form", "code", "description"),
+    [case for case in API_REFUSALS],
+    ids=[case[0] for case in API_REFUSALS],
+)
+async def test_a_malformed_api_call_raises_api_error_and_sends_nothing(
+    web: Web, form: str, code: int, description: str
+) -> None:
+    """A call without a method name, or with a dict and keywords, is refused before Telegram."""
+    sent = len(web.telegram.calls)
+    answered = await click(web, "api", {"form": form})
+    assert isinstance(answered, dict) and answered["code"] == code
+    assert answered["description"].startswith(description)
+    assert len(web.telegram.calls) == sent
+
+
+async def test_api_call_of_an_unknown_method_or_field_is_refused_with_a_suggestion(
+    web: Web,
+) -> None:
+    """The spec check refuses an unknown method or field with a "did you mean"."""
+    method = await click(web, "api", {"form": "call", "method": "sendMesage", "params": {}})
+    assert isinstance(method, dict) and method["code"] == 400
+    assert "sendMessage" in method["description"]
+    field = await click(
+        web, "api", {"form": "call", "method": "sendMessage", "params": {"txt": "x"}}
+    )
+    assert isinstance(field, dict) and field["code"] == 400 and "text" in field["description"]
+
+
+async def test_telegrams_refusal_of_api_call_reaches_the_script_as_api_error(web: Web) -> None:
+    """Telegram's error code and description are the ApiError's ``code`` and ``description``."""
+    web.telegram.fail_next("sendDice", 403, "Forbidden: bot was blocked by the user")
+    options = {"form": "call", "method": "sendDice", "params": {}}
+    answered = await click(web, "api", options)
+    assert answered == {"code": 403, "description": "Forbidden: bot was blocked by the user"}
+
+
+async def test_one_run_schedules_at_most_20_runs(web: Web) -> None:
+    """The 21st Bot.run of one run raises; the 20 before it are queued when the run ends."""
+    before = await web.pending("many")
+    answered = await click(web, "schedule", 21, bot="many")
+    assert answered == {"queued": 20, "error": "a run may schedule at most 20 runs"}
+    assert await web.pending("many") == before + 20
+
+
+async def test_bot_run_past_max_pending_raises_naming_the_limit(web: Web) -> None:
+    """With runs.max_pending 30, runs queue up to 30 and the next Bot.run is refused."""
+    while (await web.pending("caps")) + 20 <= 30:
+        await click(web, "schedule", 20)
+    left = 30 - await web.pending("caps")
+    answered = await click(web, "schedule", 20)
+    assert isinstance(answered, dict) and answered["queued"] == left
+    assert "runs.max_pending in bot.yaml is 30" in answered["error"]
+    assert await web.pending("caps") == 30

@@ -532,13 +532,52 @@ def test_make_link_accepts_values_at_the_limits(changes):
     ],
     ids=["32-params-of-1024", "options-of-4094-utf8-bytes", "params-of-non-ascii-text"],
 )
-def test_every_link_that_can_be_minted_can_be_clicked(changes):
-    """make_link never returns a link whose URL the verifier refuses as too long (413)."""
-    try:
-        link = make_link("stats", **{**GOOD, **changes})
-    except LinkError:
-        return
-    assert verify_link(RING, BOT, query(link), now=NOW) == link
+def test_a_link_too_long_to_click_is_refused_when_minted(changes):
+    """Values within each field's limit that add up to too long a URL are refused at minting."""
+    with pytest.raises(LinkError, match=r"the link would be \d+ characters long"):
+        make_link("stats", **{**GOOD, **changes})
+
+
+def largest(build: Callable[[int], Link]) -> int:
+    """The largest ``n`` in 0..1024 for which ``build(n)`` mints (by bisection)."""
+    low, high = 0, 1024
+    while low < high:
+        middle = (low + high + 1) // 2
+        try:
+            build(middle)
+        except LinkError:
+            high = middle - 1
+        else:
+            low = middle
+    return low
+
+
+FULL = {"expires_in": 300, "once": True, "redirect": "https://example.com/" + "r" * 1000}
+EDGES: list[tuple[str, Callable[[int], dict[str, Any]]]] = [
+    ("32-ascii-params", lambda n: {"params": {f"p{i}": "x" * n for i in range(32)}}),
+    ("32-escaped-params", lambda n: {"params": {f"p{i}": "&=%+" * n for i in range(32)}}),
+    ("32-two-byte-params", lambda n: {"params": {f"p{i}": "\u00e9" * n for i in range(32)}}),
+    ("32-four-byte-params", lambda n: {"params": {f"p{i}": "\U0001f600" * n for i in range(32)}}),
+    (
+        "options-and-params",
+        lambda n: {"options": ["\u20ac" * n] * 2, "params": {"a": "\u00e9" * n}},
+    ),
+    ("everything", lambda n: {**FULL, "options": {"k": "\u00e9" * n}, "params": {"q": " " * n}}),
+]
+
+
+@pytest.mark.parametrize("fields", [f for _, f in EDGES], ids=[i for i, _ in EDGES])
+def test_every_link_that_can_be_minted_can_be_clicked(fields):
+    """The longest link that mints, of every shape, verifies: the minting cap is below 413's."""
+    n = largest(lambda n: make_link("stats", **{**GOOD, **fields(n)}))
+    assert 0 < n < 1024, "the shape never reaches the minting cap: it tests nothing"
+    with pytest.raises(LinkError, match="characters long"):
+        make_link("stats", **{**GOOD, **fields(n + 1)})
+    link = make_link("stats", **{**GOOD, **fields(n)})
+    ring = KeyRing.new(NOW)
+    clicked = query(link, ring)
+    assert len(clicked) <= MAX_QUERY
+    assert verify_link(ring, BOT, clicked, now=NOW) == link
 
 
 def test_http_redirects_only_when_the_bot_allows_them():
