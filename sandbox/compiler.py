@@ -7,6 +7,7 @@ marshalled code object and keep their own cache keyed by the same hash.
 from __future__ import annotations
 
 import ast
+import gc
 import hashlib
 import marshal
 from collections import OrderedDict
@@ -80,7 +81,7 @@ def compile_script(source: str, *, filename: str = DEFAULT_FILENAME, first_line:
         )
     padded = "\n" * (first_line - 1) + source
     try:
-        tree = ast.parse(padded, filename, "exec")
+        tree = _parse(padded, filename)
     except SyntaxError as exc:
         return failed(_syntax_issue(exc))
     except (ValueError, MemoryError, RecursionError) as exc:
@@ -98,6 +99,25 @@ def compile_script(source: str, *, filename: str = DEFAULT_FILENAME, first_line:
     except (ValueError, MemoryError, RecursionError) as exc:
         return failed(CompileIssue(f"cannot compile the script: {_plain(exc)}"))
     return Script(key, filename, marshal.dumps(code), (), padded_lines)
+
+
+def _parse(source: str, filename: str) -> ast.Module:
+    """``ast.parse`` with the garbage collector held off while it builds the tree.
+
+    CPython 3.11 counts the AST constructor's recursion in one counter per interpreter. If a
+    collection during the build runs Python code (a finalizer, a ``gc`` callback) that parses
+    too, or lets another thread parse, the counter comes back off and ``ast.parse`` raises
+    ``SystemError: AST constructor recursion depth mismatch`` for a good script
+    (python/cpython#106905; seen here under a loaded test run). Without a collection, the
+    build runs no Python code, so nothing can interleave.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return ast.parse(source, filename, "exec")
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _syntax_issue(exc: SyntaxError) -> CompileIssue:

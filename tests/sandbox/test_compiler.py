@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ast
+import gc
+
 import pytest
 
 from sandbox import ScriptCache, compile_script
@@ -122,3 +125,28 @@ def test_keys_differ_by_source_filename_and_offset():
         compile_script("x = 1\n", first_line=2).key,
     }
     assert len(keys) == 4
+
+
+def test_a_collection_that_parses_during_a_parse_does_not_break_compiling():
+    """CPython 3.11's AST counter survives a gc callback that parses (python/cpython#106905)."""
+
+    def nested(depth: int) -> None:
+        if depth:
+            nested(depth - 1)
+        else:
+            ast.parse("y = 2")
+
+    def callback(phase: str, info: dict) -> None:
+        if phase == "start":
+            nested(30)
+
+    source = "\n".join(f"x{i} = [{i}, {{'a': ({i},)}}]" for i in range(2000))
+    threshold = gc.get_threshold()
+    gc.callbacks.append(callback)
+    gc.set_threshold(50)
+    try:
+        script = compile_script(source)
+    finally:
+        gc.callbacks.remove(callback)
+        gc.set_threshold(*threshold)
+    assert script.ok, script.failure()
