@@ -122,12 +122,13 @@ def _holding(handler: Handler, tx: Transaction, held: list[tuple[Handler, CallRe
     return hold
 
 
-async def _current(services: Services, bot_id: str, tx: Transaction) -> bool:
-    """Whether every property the run read still has the version it read."""
+async def _stale(services: Services, bot_id: str, tx: Transaction) -> ConflictError | None:
+    """The conflict of the first property the run read that changed since, if any."""
     for (scope, name), seen in tx.reads.items():
-        if (await services.store.read_property(bot_id, scope, name)).version != seen.version:
-            return False
-    return True
+        now = (await services.store.read_property(bot_id, scope, name)).version
+        if now != seen.version:
+            return ConflictError(scope, name, seen.version, now)
+    return None
 
 
 async def _apply_held(result: RunResult, held: list[tuple[Handler, CallRequest]]) -> RunResult:
@@ -288,8 +289,7 @@ class Runner:
                 result = outcome
                 break
             if retries + 1 >= MAX_ATTEMPTS or tx.external:
-                conflict = outcome or ConflictError("", "", 0, 0)
-                result = _failed(tx.result, conflict)
+                result = _failed(tx.result, outcome)
                 break
             retries += 1
             # Jitter, so runs that collided do not collide again in lockstep (not a secret).
@@ -299,8 +299,8 @@ class Runner:
 
     async def _attempt(
         self, context: Context, extras: Extras | None, tx: Transaction
-    ) -> RunResult | ConflictError | None:
-        """One try of a run: its result, or ConflictError (None: stale before ``res``) to retry."""
+    ) -> RunResult | ConflictError:
+        """One try of a run: its result, or the ConflictError that refused it."""
         bot = context.bot
         session = Session(self.services, context, tx)
         capabilities = session.capabilities()
@@ -325,8 +325,9 @@ class Runner:
         if held:
             # res is applied (and so seen by the browser) before the commit: first make sure
             # the reads are still current, so a stale run re-runs instead of failing.
-            if not await _current(self.services, bot.id, tx):
-                return None
+            stale = await _stale(self.services, bot.id, tx)
+            if stale is not None:
+                return stale
             tx.external = True
             result = await _apply_held(result, held)
             tx.result = result

@@ -134,6 +134,7 @@ async def test_a_stale_run_that_already_called_telegram_fails_with_conflict_erro
     saw, failed = await texts(lab, 2)
     assert saw == "saw 0"
     assert failed.startswith("failed: ConflictError: property 'race' (bot) changed while this run")
+    assert (await last_run(lab, "!"))["status"] == "ok"  # `!` committed by then
     assert await lab.store.get_property("counter", "bot", "mine") is MISSING
     assert await lab.store.get_property("counter", "bot", "last_error") == "ConflictError"
     run = await last_run(lab, "/loud")
