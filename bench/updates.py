@@ -49,6 +49,11 @@ order FULL, NORMAL, FULL, NORMAL, so that other work on the machine spreads over
 ``#1``, ``#2``; the ratios use each mode's fastest round). The data dir's filesystem is printed:
 on tmpfs the two modes are the same.
 
+Last, on a fresh server, 100 concurrent increments of one property from 100 chats at once
+(``--increments`` runs only this): ``/count`` reads, adds one and writes back (runs whose read
+went stale are re-run; the run log's ``retries`` are summed), ``/inc`` uses ``incProperty``
+(never a conflict). Each must end at exactly 100; the time is from the first POST until it does.
+
 How to read it: the ratios compare botbox's figures to the bare handler's. On a machine with
 few cores the client, the stand-in, the server and its sandbox workers compete for CPU; the
 machine facts are printed first.
@@ -98,6 +103,12 @@ EDIT_PY: Final = (
     '"""\ncommand: /edit\ndescription: Same work as echo, by a method the flood gate does not space'
     '\n"""\nApi.editMessageText(message_id=1, text=message)\n'
 )
+COUNT_PY: Final = (
+    '"""\ncommand: /count\ndescription: Read, add one, write back\n"""\n'
+    'Bot.setProperty("count", Bot.getProperty("count", 0) + 1)\n'
+)
+INC_PY: Final = '"""\ncommand: /inc\ndescription: Add one atomically\n"""\nBot.incProperty("inc")\n'
+INCREMENTS: Final = 100
 ECHO_METHODS: Final = ("sendMessage", "editMessageText")
 FIRST_CHAT: Final = 100_000
 START_TIMEOUT: Final = 30.0
@@ -555,6 +566,8 @@ def write_bot(folder: Path) -> Path:
     (bot / "bot.yaml").write_text(BOT_YAML)
     (bot / "echo.py").write_text(ECHO_PY)
     (bot / "edit.py").write_text(EDIT_PY)
+    (bot / "count.py").write_text(COUNT_PY)
+    (bot / "inc.py").write_text(INC_PY)
     return folder / "bots"
 
 
@@ -592,6 +605,7 @@ class Results:
 
     phases: list[Phase] = field(default_factory=list)
     facts: dict[str, str] = field(default_factory=dict)
+    increments: list[Increments] = field(default_factory=list)
 
     def add(self, phase: Phase) -> Phase:
         """Keep a phase and print its line at once (progress for a long run)."""
@@ -688,21 +702,98 @@ async def bench_server(
         raise RuntimeError(f"the stand-in refused calls: {echoes.refused[:5]}")
 
 
-async def bench(config: Config, work: Path) -> Results:
+@dataclass(frozen=True, slots=True)
+class Increments:
+    """One increments scenario: the property's final value, the retries, and the seconds from
+    the first POST until the property reached 100 (or 60 s passed)."""
+
+    command: str
+    final: object
+    retries: int
+    failed: int
+    seconds: float
+
+
+async def bench_increments(work: Path, echoes: Echoes) -> list[Increments]:
+    """100 concurrent increments of one property, from 100 chats at once, by ``/count``
+    (getProperty + 1, setProperty: conflicts re-run transparently) and by ``/inc``
+    (``incProperty``: never a conflict). Each must end at exactly 100."""
+    from runtime.store import SqliteStore  # noqa: PLC0415 - only this scenario reads the store
+
+    data_dir = work / "data-increments"
+    server = await asyncio.to_thread(start_server, data_dir, work / "bots", echoes.base_url, "FULL")
+    found: list[Increments] = []
+    try:
+        target = server_target(server, echoes)
+        store = SqliteStore(data_dir / "botbox.sqlite3")
+        await store.open()
+        try:
+            for command, name in (("/count", "count"), ("/inc", "inc")):
+                # A fresh client per scenario: connections idle since the last one may have
+                # been closed by the server, and re-connecting would be timed as well.
+                async with make_client(INCREMENTS) as client:
+                    first = 900_000 + INCREMENTS * len(found)
+                    items = [
+                        Item(
+                            json.dumps(
+                                make_update(
+                                    update_id=first + n, user_id=chat, chat_id=chat, text=command
+                                )
+                            ).encode(),
+                            "",
+                        )
+                        for n, chat in enumerate(range(first, first + INCREMENTS))
+                    ]
+                    started = time.perf_counter()
+                    await asyncio.gather(*(post(client, target, item) for item in items))
+                    while await store.get_property(BOT_ID, "bot", name) != INCREMENTS:
+                        if time.perf_counter() - started > 60:
+                            break
+                        await asyncio.sleep(0.005)
+                    seconds = time.perf_counter() - started
+                    runs = await _logged_runs(store, command, INCREMENTS)
+                    final = await store.get_property(BOT_ID, "bot", name)
+                    counts = [run.extra.get("retries") for run in runs]
+                    retries = sum(count for count in counts if type(count) is int)
+                    failed = sum(run.status != "ok" for run in runs)
+                    found.append(Increments(command, final, retries, failed, seconds))
+                    print(f"  .. {command}: {name} = {final}, {retries} retries", flush=True)
+        finally:
+            await store.close()
+    finally:
+        await asyncio.to_thread(server.close)
+    return found
+
+
+async def _logged_runs(store: Any, command: str, n: int) -> list[Any]:
+    """Wait (60 s at most) until ``n`` runs of ``command`` are in the run log; return them."""
+    deadline = time.monotonic() + 60
+    while True:
+        runs = [r for r in await store.list_runs(BOT_ID, limit=10_000) if r.command == command]
+        if len(runs) >= n or time.monotonic() > deadline:
+            return runs
+        await asyncio.sleep(0.05)
+
+
+async def bench(config: Config, work: Path, *, increments_only: bool = False) -> Results:
     """Run every phase; the stand-in lives for the whole run."""
     results = Results()
     updates = Updates()
     write_bot(work)
     with (work / "children.log").open("ab") as log:
-        await bench_bare(config, results, updates, log)
+        if not increments_only:
+            await bench_bare(config, results, updates, log)
         echoes = await Echoes.start(log)
         try:
-            for round_ in range(1, config.rounds + 1):  # alternate, to spread machine noise
+            for round_ in range(
+                1, 0 if increments_only else config.rounds + 1
+            ):  # alternate, to spread machine noise
                 for mode in ("FULL", "NORMAL"):
                     gated = round_ == 1 and mode == "FULL"
                     await bench_server(
                         config, results, updates, echoes, work, mode, round_=round_, gated=gated
                     )
+            results.increments = await bench_increments(work, echoes)
         finally:
             await echoes.close()
     return results
@@ -752,6 +843,17 @@ def machine_facts(mode: str, work: Path) -> None:
         ("load average at start", load_average()),
     ):
         print(f"  {label:<30} {value}")
+
+
+def report_increments(results: Results) -> None:
+    """Print the increments scenario: each must end at exactly 100."""
+    print(f"\n== {INCREMENTS} concurrent increments of one property (100 chats at once)")
+    for row in results.increments:
+        verdict = "ok" if row.final == INCREMENTS and not row.failed else "LOST UPDATES"
+        print(
+            f"  {row.command:<8} final {row.final!s:>5}  retries {row.retries:>5}  "
+            f"failed runs {row.failed:>3}  {row.seconds:>6.2f} s  {verdict}"
+        )
 
 
 def report(results: Results, config: Config) -> None:
@@ -815,6 +917,9 @@ def main() -> None:
     """Parse the command line and run the benchmark (or a child process)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="few updates, a smoke run")
+    parser.add_argument(
+        "--increments", action="store_true", help="only the concurrent increments scenario"
+    )
     parser.add_argument("--child-standin", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--child-bare", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -829,8 +934,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="botbox-bench-updates-") as tmp:
         work = Path(tmp)
         machine_facts("quick" if args.quick else "full", work)
-        results = asyncio.run(bench(config, work))
-    report(results, config)
+        results = asyncio.run(bench(config, work, increments_only=args.increments))
+    if not args.increments:
+        report(results, config)
+    report_increments(results)
     print(f"\n  load average at end: {load_average()}")
     print(f"\n  (benchmark took {time.perf_counter() - started:.1f} s)")
 

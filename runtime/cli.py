@@ -242,6 +242,7 @@ def format_record(record: RunRecord) -> str:
         f"user={record.user_id} chat={record.chat_id} "
         f"cpu={record.cpu_seconds * 1000:.1f}ms wall={record.wall_seconds * 1000:.1f}ms"
         + (f" worker={pid}" if type(pid := record.extra.get("worker_pid")) is int else "")
+        + (f" retries={n}" if type(n := record.extra.get("retries")) is int and n else "")
     ]
     if isinstance(record.error, dict):
         where = f"line {record.error.get('line')}: " if record.error.get("line") else ""
@@ -295,6 +296,7 @@ async def show_logs(
                         "cpu_seconds": record.cpu_seconds,
                         "wall_seconds": record.wall_seconds,
                         "worker_pid": record.extra.get("worker_pid"),
+                        "retries": record.extra.get("retries", 0),
                     },
                     ensure_ascii=False,
                 )

@@ -8,8 +8,10 @@
     ├── NotFound               unknown bot or command (HTTP 404)
     ├── LinkError              a webhook link that cannot be minted or is refused (``status``)
     ├── StoreError             the store failed (``sqlite3.Error`` is translated in the store)
-    │   └── QuotaExceeded      a property value or a bot's data is over its size limit
-    │       └── PendingRunsExceeded  a commit would queue more runs than ``runs.max_pending``
+    │   ├── QuotaExceeded      a property value or a bot's data is over its size limit
+    │   │   └── PendingRunsExceeded  a commit would queue more runs than ``runs.max_pending``
+    │   ├── ConflictError      a property a run read changed before the run committed
+    │   └── NotANumber         ``incProperty`` on a property whose value is not a number
     └── TelegramError          talking to the Bot API failed
         ├── ApiError           Telegram refused a call (``code``, ``description``, ``retry_after``)
         ├── CallRefused        a call failed the spec check before it was sent
@@ -88,6 +90,22 @@ class PendingRunsExceeded(QuotaExceeded):
         self.pending = pending
         self.adding = adding
         self.limit = limit
+
+
+class ConflictError(StoreError):
+    """A property a run read (or compared with ``if_version``) changed before the run committed."""
+
+    def __init__(self, scope: str, name: str, read: int, now: int) -> None:
+        super().__init__(
+            f"property {name!r} ({scope}) changed while this run used it (read at version "
+            f"{read}, now {now}); nothing this run wrote was kept"
+        )
+        self.scope = scope
+        self.name = name
+
+
+class NotANumber(StoreError):
+    """``incProperty`` met a property whose value is not a number (or would stop being finite)."""
 
 
 class TelegramError(BotboxError):

@@ -6,22 +6,35 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 from runtime.bots import dispatch
 from runtime.bots.command import Command
-from runtime.errors import QuotaExceeded
+from runtime.errors import ConflictError, NotANumber, QuotaExceeded
 from runtime.runs.registry import LiveBot
 from runtime.runs.session import Context, Services, Session, Transaction, commit, send_answer
 from runtime.store import QueuedItem, RunRecord, Waiting
 from runtime.telegram.update import IncomingUpdate, parse_update
-from sandbox import JSON, Handler, RunResult, ScriptFailure, Status
+from sandbox import (
+    JSON,
+    CallRequest,
+    CapabilityError,
+    Handler,
+    RunInPlace,
+    RunResult,
+    ScriptFailure,
+    Status,
+    StopScript,
+)
 
 logger = logging.getLogger(__name__)
 
 MAX_LOGGED_ARGS: Final = 1000
+MAX_ATTEMPTS: Final = 10
+"""How many times a run whose reads went stale is tried in all before it fails."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +99,53 @@ def _error_for_log(failure: ScriptFailure | None, result: RunResult) -> JSON:
             else {"type": "LimitExceeded", "message": result.breach.describe()}
         )
     return failure.as_dict()
+
+
+def _failed(result: RunResult | None, exc: Exception) -> RunResult:
+    """The run's result turned into a failure with ``exc`` (what ``!`` and the log see)."""
+    failure = ScriptFailure(type(exc).__name__, str(exc))
+    if result is None:
+        return RunResult(Status.SCRIPT_ERROR, error=failure)
+    return replace(result, status=Status.SCRIPT_ERROR, error=failure, returned=False)
+
+
+def _holding(handler: Handler, tx: Transaction, held: list[tuple[Handler, CallRequest]]) -> Handler:
+    """A deferred capability (``res.*``) that, once the run has read properties, is held back
+    until the reads are known to be current; a run that read nothing applies it at once."""
+
+    async def hold(call: CallRequest) -> JSON | RunInPlace:
+        if not tx.reads:
+            return await handler(call)
+        held.append((handler, call))
+        return None
+
+    return hold
+
+
+async def _stale(services: Services, bot_id: str, tx: Transaction) -> ConflictError | None:
+    """The conflict of the first property the run read that changed since, if any."""
+    for (scope, name), seen in tx.reads.items():
+        now = (await services.store.read_property(bot_id, scope, name)).version
+        if now != seen.version:
+            return ConflictError(scope, name, seen.version, now)
+    return None
+
+
+async def _apply_held(result: RunResult, held: list[tuple[Handler, CallRequest]]) -> RunResult:
+    """Apply held deferred calls in order, as the pool would have; the first refusal fails."""
+    for handler, call in held:
+        try:
+            await handler(call)
+        except StopScript:
+            pass
+        except CapabilityError as exc:
+            return replace(
+                result,
+                status=Status.SCRIPT_ERROR,
+                error=ScriptFailure(exc.kind, exc.message),
+                returned=False,
+            )
+    return result
 
 
 class Runner:
@@ -213,14 +273,43 @@ class Runner:
         )
 
     async def run_one(self, context: Context, extras: Extras | None = None) -> RunResult:
-        """Run one command's script, commit its writes if it succeeded, and log the run."""
+        """Run one command's script, commit its writes if it succeeded, and log the run.
+
+        A commit refused because a property the run read changed meanwhile (``ConflictError``)
+        re-runs the script from the start, up to ``MAX_ATTEMPTS`` times in all, as long as the
+        run did nothing outside the store (no Telegram call, no ``res`` applied); otherwise the
+        run fails with ``ConflictError`` and writes nothing.
+        """
+        started = self.services.clock()
+        retries = 0
+        while True:
+            tx = Transaction()
+            outcome = await self._attempt(context, extras, tx)
+            if isinstance(outcome, RunResult):
+                result = outcome
+                break
+            if retries + 1 >= MAX_ATTEMPTS or tx.external:
+                result = _failed(tx.result, outcome)
+                break
+            retries += 1
+            # Jitter, so runs that collided do not collide again in lockstep (not a secret).
+            await self.services.sleep(random.uniform(0, 0.002 * 2 ** min(retries, 6)))  # noqa: S311
+        await self.record(context, result, started, retries)
+        return result
+
+    async def _attempt(
+        self, context: Context, extras: Extras | None, tx: Transaction
+    ) -> RunResult | ConflictError:
+        """One try of a run: its result, or the ConflictError that refused it."""
         bot = context.bot
-        tx = Transaction()
         session = Session(self.services, context, tx)
         capabilities = session.capabilities()
+        held: list[tuple[Handler, CallRequest]] = []
         if extras is not None:
             capabilities.update(extras.handlers)
-        started = self.services.clock()
+            for name in extras.deferred:
+                if name in extras.handlers:
+                    capabilities[name] = _holding(extras.handlers[name], tx, held)
         result = await self.services.pool.run(
             bot.script_of(context.command),
             tenant=bot.id,
@@ -230,23 +319,31 @@ class Runner:
             limits=bot.definition.config.limits,
             deferred=None if extras is None else extras.deferred,
         )
-        if result.ok:
-            try:
-                await commit(self.services, bot, tx)
-            except QuotaExceeded as exc:
-                result = RunResult(
-                    Status.SCRIPT_ERROR,
-                    output=result.output,
-                    error=ScriptFailure(type(exc).__name__, str(exc)),
-                    cpu_seconds=result.cpu_seconds,
-                    wall_seconds=result.wall_seconds,
-                    calls=result.calls,
-                    worker_pid=result.worker_pid,
-                )
-        await self.record(context, result, started)
+        tx.result = result
+        if not result.ok:
+            return result
+        if held:
+            # res is applied (and so seen by the browser) before the commit: first make sure
+            # the reads are still current, so a stale run re-runs instead of failing.
+            stale = await _stale(self.services, bot.id, tx)
+            if stale is not None:
+                return stale
+            tx.external = True
+            result = await _apply_held(result, held)
+            tx.result = result
+            if not result.ok:
+                return result
+        try:
+            await commit(self.services, bot, tx)
+        except ConflictError as exc:
+            return exc
+        except (QuotaExceeded, NotANumber) as exc:
+            return _failed(result, exc)
         return result
 
-    async def record(self, context: Context, result: RunResult, started: float) -> None:
+    async def record(
+        self, context: Context, result: RunResult, started: float, retries: int = 0
+    ) -> None:
         """Append a run to the run log (written behind, in batches)."""
         self.services.runlog.add(
             RunRecord(
@@ -267,6 +364,7 @@ class Runner:
                     "depth": context.depth,
                     "worker_pid": result.worker_pid,
                     "generation": context.generation,
+                    "retries": retries,
                 },
             )
         )

@@ -15,7 +15,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from runtime.bots import dispatch
@@ -28,13 +28,14 @@ from runtime.errors import (
     TelegramError,
     TransportError,
 )
+from runtime.runs.properties import Properties
 from runtime.runs.registry import LiveBot
 from runtime.runs.runlog import RunLog
+from runtime.runs.transaction import ScheduledRun, Transaction
 from runtime.signing.keys import KeyFile
 from runtime.signing.links import Link, make_link, signature, url_of
-from runtime.store import MISSING, NewRun, PropertyWrite, Store
+from runtime.store import Store
 from runtime.telegram.client import TelegramClient
-from runtime.telegram.update import chat_key
 from sandbox import JSON, CallRequest, CapabilityError, Handler, WorkerPool
 from sandbox.capability import RunInPlace
 from sandbox.jsontypes import is_int, is_number
@@ -93,48 +94,6 @@ class Context:
     def for_command(self, command: Command, **changes: Any) -> Context:
         """The same context for another command (``@``, ``@@``, ``!``, or a nested one)."""
         return replace(self, command=command, **changes)
-
-
-@dataclass(frozen=True, slots=True)
-class ScheduledRun:
-    """A ``Bot.run`` request, enqueued when the run that asked for it commits."""
-
-    command: str
-    user: dict[str, Any] | None
-    chat: dict[str, Any] | None
-    options: JSON
-    run_after: float
-    generation: int = 1
-
-    def queued(self) -> NewRun:
-        """The queue item that carries this run (its generation travels in the payload)."""
-        payload: dict[str, JSON] = {
-            "command": self.command,
-            "user": self.user,
-            "chat": self.chat,
-            "options": self.options,
-            "generation": self.generation,
-        }
-        return NewRun(chat_key(self.user, self.chat), payload, self.run_after)
-
-
-@dataclass(slots=True)
-class Transaction:
-    """A run's buffered property writes and scheduled runs: all or nothing."""
-
-    writes: dict[tuple[str, str], PropertyWrite] = field(default_factory=dict)
-    scheduled: list[ScheduledRun] = field(default_factory=list)
-
-    def write(self, change: PropertyWrite) -> None:
-        """Buffer a write (a later write to the same property replaces it)."""
-        self.writes[(change.scope, change.name)] = change
-
-    async def read(self, store: Store, bot_id: str, scope: str, name: str) -> JSON | object:
-        """Read a property, seeing this run's own writes first."""
-        pending = self.writes.get((scope, name))
-        if pending is not None:
-            return MISSING if pending.delete else pending.value
-        return await store.get_property(bot_id, scope, name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,15 +197,16 @@ class Session:
             "Bot.inspect": self.inspect,
             "Bot.runCommand": self.run_command,
             "Bot.run": self.schedule,
-            "Bot.setProperty": self.set_bot_property,
-            "Bot.getProperty": self.get_bot_property,
-            "Bot.deleteProperty": self.delete_bot_property,
-            "User.setProperty": self.set_user_property,
-            "User.getProperty": self.get_user_property,
-            "User.deleteProperty": self.delete_user_property,
             "Webhook.getUrl": self.get_url,
             "Webhook.getUrlFor": self.get_url_for,
             "Webhook.getGlobalUrl": self.get_global_url,
+            **Properties(
+                self.services.store,
+                self.context.bot,
+                self.context.user_id,
+                self.context.chat_id,
+                self.tx,
+            ).handlers(),
         }
 
     # -- Telegram --
@@ -276,6 +236,7 @@ class Session:
             and self.context.chat_id is not None
         ):
             params["chat_id"] = self.context.chat_id
+        self.tx.external = True
         return await call_telegram(self.services, self.context.bot, method, params)
 
     async def send_message(self, call: CallRequest) -> JSON:
@@ -289,6 +250,7 @@ class Session:
             if self.context.chat_id is None:
                 raise api_error("sendMessage", 400, "this run has no chat; pass chat_id")
             params["chat_id"] = self.context.chat_id
+        self.tx.external = True
         return await call_telegram(self.services, self.context.bot, "sendMessage", params)
 
     async def inspect(self, call: CallRequest) -> JSON:
@@ -297,6 +259,7 @@ class Session:
         text = json.dumps(value, indent=2, ensure_ascii=False, default=str)[:3900]
         if self.context.chat_id is None:
             return None
+        self.tx.external = True
         await call_telegram(
             self.services,
             self.context.bot,
@@ -323,6 +286,8 @@ class Session:
             command, depth=self.context.depth + 1, options=options, params=""
         )
         session = Session(self.services, nested, self.tx)
+        if command.answer is not None and nested.chat_id is not None:
+            self.tx.external = True
         await send_answer(self.services, nested)
         return RunInPlace(
             self.context.bot.script_of(command),
@@ -452,71 +417,9 @@ class Session:
         """``Webhook.getGlobalUrl(command, ...)``: a link with no user (services, cron)."""
         return self._mint(self._link_args(call, with_user=False), None)
 
-    # -- properties --
-    def _user_scope(self, call: CallRequest) -> str:
-        user_id = call.kwargs.get("user_id", self.context.user_id)
-        if not is_int(user_id):
-            raise CapabilityError("this run has no user; pass user_id=...")
-        return f"user:{user_id}"
-
-    async def _set(self, scope: str, call: CallRequest) -> JSON:
-        if len(call.args) < 2 and "value" not in call.kwargs:
-            raise CapabilityError("setProperty needs a name and a value")
-        name = call.args[0] if call.args else call.kwargs.get("name")
-        value = call.args[1] if len(call.args) > 1 else call.kwargs.get("value")
-        _check_name(name)
-        size = len(json.dumps(value, ensure_ascii=False).encode())
-        limit = self.context.bot.definition.config.properties.max_value_bytes
-        if size > limit:
-            raise CapabilityError(f"property {name!r} is {size} bytes; the limit is {limit}")
-        self.tx.write(PropertyWrite(scope, str(name), value))
-        return None
-
-    async def _get(self, scope: str, call: CallRequest) -> JSON:
-        name = call.args[0] if call.args else call.kwargs.get("name")
-        default = call.args[1] if len(call.args) > 1 else call.kwargs.get("default")
-        _check_name(name)
-        value = await self.tx.read(self.services.store, self.context.bot.id, scope, str(name))
-        return default if value is MISSING else value  # type: ignore[return-value]
-
-    async def _delete(self, scope: str, call: CallRequest) -> JSON:
-        name = call.args[0] if call.args else call.kwargs.get("name")
-        _check_name(name)
-        self.tx.write(PropertyWrite(scope, str(name), delete=True))
-        return None
-
-    async def set_bot_property(self, call: CallRequest) -> JSON:
-        """``Bot.setProperty(name, value)``."""
-        return await self._set("bot", call)
-
-    async def get_bot_property(self, call: CallRequest) -> JSON:
-        """``Bot.getProperty(name, default=None)``."""
-        return await self._get("bot", call)
-
-    async def delete_bot_property(self, call: CallRequest) -> JSON:
-        """``Bot.deleteProperty(name)``."""
-        return await self._delete("bot", call)
-
-    async def set_user_property(self, call: CallRequest) -> JSON:
-        """``User.setProperty(name, value, user_id=None)``."""
-        return await self._set(self._user_scope(call), call)
-
-    async def get_user_property(self, call: CallRequest) -> JSON:
-        """``User.getProperty(name, default=None, user_id=None)``."""
-        return await self._get(self._user_scope(call), call)
-
-    async def delete_user_property(self, call: CallRequest) -> JSON:
-        """``User.deleteProperty(name, user_id=None)``."""
-        return await self._delete(self._user_scope(call), call)
-
 
 def _require(bot: LiveBot, name: str) -> Command:
     return dispatch.require(bot.definition.commands, name, bot_id=bot.id)
-
-
-def _check_name(name: object) -> None:
-    if not isinstance(name, str) or not 1 <= len(name) <= 128:
-        raise CapabilityError("a property name must be text of 1 to 128 characters")
 
 
 def _who(value: object) -> dict[str, Any] | None:
@@ -530,10 +433,11 @@ def _who(value: object) -> dict[str, Any] | None:
 async def commit(services: Services, bot: LiveBot, tx: Transaction) -> None:
     """Apply a run's writes and enqueue its scheduled runs, all or nothing.
 
-    Raises QuotaExceeded (or PendingRunsExceeded, past ``runs.max_pending``) and then writes
-    nothing.
+    Raises ConflictError (a property the run read changed meanwhile), NotANumber, or
+    QuotaExceeded (or PendingRunsExceeded, past ``runs.max_pending``), and then writes nothing.
     """
-    if not tx.writes and not tx.scheduled:
+    expected = tx.expected()
+    if not tx.writes and not tx.scheduled and not expected:
         return
     config = bot.definition.config
     await services.store.commit_run(
@@ -542,6 +446,7 @@ async def commit(services: Services, bot: LiveBot, tx: Transaction) -> None:
         [run.queued() for run in tx.scheduled],
         max_bot_bytes=config.properties.max_bot_bytes,
         max_pending_runs=config.runs.max_pending,
+        expected=expected,
     )
 
 

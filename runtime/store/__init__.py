@@ -8,11 +8,13 @@ unchanged.
 from runtime.store.base import (
     MISSING,
     NewRun,
+    PropertyRead,
     PropertyWrite,
     QueuedItem,
     RateHit,
     RunRecord,
     Store,
+    Versioned,
     Waiting,
 )
 from runtime.store.sqlite import SqliteStore
@@ -20,11 +22,13 @@ from runtime.store.sqlite import SqliteStore
 __all__ = [
     "MISSING",
     "NewRun",
+    "PropertyRead",
     "PropertyWrite",
     "QueuedItem",
     "RateHit",
     "RunRecord",
     "SqliteStore",
     "Store",
+    "Versioned",
     "Waiting",
 ]

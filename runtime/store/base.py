@@ -31,7 +31,8 @@ MISSING: Final = _Missing()
 """Returned by :meth:`Store.get_property` when a property is not set."""
 
 Scope = str
-"""Whose property: ``"bot"`` for bot-wide, ``"user:<id>"`` for one user of the bot."""
+"""Whose property: ``"bot"`` for bot-wide, ``"user:<id>"`` or ``"chat:<id>"`` for one user or
+chat of the bot."""
 
 ItemKind = Literal["update", "run"]
 
@@ -51,12 +52,34 @@ class QueuedItem:
 
 @dataclass(frozen=True, slots=True)
 class PropertyWrite:
-    """One buffered property change: a value to set, or ``delete=True``."""
+    """One buffered property change: a value to set, ``delete=True``, or a number to ``add``.
+
+    ``add`` is applied at commit to whatever the property then holds (not set counts as 0), so
+    concurrent adds never conflict.
+    """
 
     scope: Scope
     name: str
     value: JSON = None
     delete: bool = False
+    add: int | float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Versioned:
+    """A property's value (or :data:`MISSING`) and its version (0 when it is not set)."""
+
+    value: JSON | _Missing
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class PropertyRead:
+    """A version a commit requires a property to still have (0: still not set)."""
+
+    scope: Scope
+    name: str
+    version: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +180,20 @@ class Store(Protocol):
     async def get_property(self, bot_id: str, scope: Scope, name: str) -> JSON | _Missing:
         """Return one property's value, or :data:`MISSING`."""
 
+    async def read_property(self, bot_id: str, scope: Scope, name: str) -> Versioned:
+        """Return one property's value and version.
+
+        Versions grow with every commit that writes the property (also after a delete), and a
+        property never gets back a version it had: equal versions mean nothing changed.
+        """
+
+    async def property_names(
+        self, bot_id: str, scope: Scope, *, prefix: str = "", after: str = "", limit: int = 100
+    ) -> list[str]:
+        """Return up to ``limit`` property names of a scope that start with ``prefix`` and sort
+        after ``after`` (by code point), in order: pass the last name back to get the next page.
+        """
+
     async def commit_properties(
         self, bot_id: str, writes: Sequence[PropertyWrite], *, max_bot_bytes: int
     ) -> None:
@@ -173,9 +210,12 @@ class Store(Protocol):
         *,
         max_bot_bytes: int,
         max_pending_runs: int,
+        expected: Sequence[PropertyRead] = (),
     ) -> None:
         """Apply a run's property writes and enqueue its scheduled runs in one transaction.
 
+        Raises ConflictError when a property in ``expected`` no longer has that version, and
+        NotANumber when an ``add`` meets a value that is not a number.
         Raises QuotaExceeded past ``max_bot_bytes`` (as :meth:`commit_properties`), or its
         subclass PendingRunsExceeded when the bot's unfinished ``run`` items plus ``runs`` would
         pass ``max_pending_runs``; either way nothing is written. The check and the writes are

@@ -1,6 +1,7 @@
 """SQL for a run's commit, used by :class:`SqliteStore`: property writes and scheduled runs.
 
-A run's commit is all or nothing: its property writes (checked against ``max_bot_bytes``) and
+A run's commit is all or nothing: the versions of the properties it read must be unchanged
+(else ConflictError), and its property writes (checked against ``max_bot_bytes``) and
 its scheduled runs (checked against ``max_pending_runs``) land together or not at all. Several
 commits share one write transaction (group commit, see :mod:`runtime.store.batch`); each runs
 inside its own ``SAVEPOINT``, so one refused commit is undone alone. The checks read the bot's
@@ -14,10 +15,9 @@ import sqlite3
 import time
 from collections.abc import Sequence
 
-from runtime.errors import PendingRunsExceeded, QuotaExceeded
-
-PropertyRow = tuple[str, str, "str | None", int]
-"""A property write as the store keeps it: scope, name, JSON text (None: delete), size."""
+from runtime.errors import ConflictError, NotANumber, PendingRunsExceeded, QuotaExceeded, StoreError
+from runtime.store import properties
+from runtime.store.properties import Expectation, PropertyRow
 
 RunRow = tuple[str, str, float]
 """A scheduled run as the store keeps it: chat key, JSON payload text, run_after."""
@@ -41,14 +41,6 @@ def enqueue(
     return cursor.rowcount == 1
 
 
-def bot_data_bytes(conn: sqlite3.Connection, bot_id: str) -> int:
-    """Sum the sizes of a bot's properties."""
-    row = conn.execute(
-        "SELECT COALESCE(SUM(size), 0) FROM property WHERE bot_id = ?", (bot_id,)
-    ).fetchone()
-    return int(row[0])
-
-
 def pending_count(conn: sqlite3.Connection, bot_id: str | None, kind: str | None) -> int:
     """Count unfinished items, of one bot or all, of one kind or both."""
     row = conn.execute(
@@ -59,37 +51,11 @@ def pending_count(conn: sqlite3.Connection, bot_id: str | None, kind: str | None
     return int(row[0])
 
 
-def apply_properties(
-    conn: sqlite3.Connection, bot_id: str, rows: Sequence[PropertyRow], max_bot_bytes: int
-) -> None:
-    """Apply the writes in order, then raise QuotaExceeded if they grew the bot past its quota.
-
-    The caller owns the transaction (and rolls it back on the error).
-    """
-    before = bot_data_bytes(conn, bot_id)
-    for scope, name, value, size in rows:
-        if value is None:
-            conn.execute(
-                "DELETE FROM property WHERE bot_id = ? AND scope = ? AND name = ?",
-                (bot_id, scope, name),
-            )
-        else:
-            conn.execute(
-                "INSERT INTO property (bot_id, scope, name, value, size)"
-                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (bot_id, scope, name)"
-                " DO UPDATE SET value = excluded.value, size = excluded.size",
-                (bot_id, scope, name, value, size),
-            )
-    after = bot_data_bytes(conn, bot_id)
-    if after > max_bot_bytes and after > before:
-        raise QuotaExceeded(
-            f"bot {bot_id!r} data would take {after} bytes, over its "
-            f"max_bot_bytes quota of {max_bot_bytes} bytes"
-        )
-
-
-CommitArgs = tuple[str, tuple[PropertyRow, ...], tuple[RunRow, ...], int, int]
-"""One run's commit: bot id, property rows, run rows, max_bot_bytes, max_pending_runs."""
+CommitArgs = tuple[
+    str, tuple[PropertyRow, ...], tuple[RunRow, ...], int, int, tuple[Expectation, ...]
+]
+"""One run's commit: bot id, property rows, run rows, max_bot_bytes, max_pending_runs, and the
+property versions it requires."""
 
 
 def commit_one(
@@ -99,22 +65,24 @@ def commit_one(
     runs: Sequence[RunRow],
     max_bot_bytes: int,
     max_pending_runs: int,
-) -> QuotaExceeded | None:
+    expected: Sequence[Expectation] = (),
+) -> StoreError | None:
     """Apply one run's commit inside a savepoint; undo it alone and return the error if refused.
 
     Must run inside a write transaction. Any other error propagates (the caller rolls back).
     """
     conn.execute("SAVEPOINT run_commit")
     try:
+        properties.check(conn, bot_id, expected)
         if rows:
-            apply_properties(conn, bot_id, rows, max_bot_bytes)
+            properties.apply(conn, bot_id, rows, max_bot_bytes)
         if runs:
             pending = pending_count(conn, bot_id, "run")
             if pending + len(runs) > max_pending_runs:
                 raise PendingRunsExceeded(bot_id, pending, len(runs), max_pending_runs)
             for chat_key, payload, run_after in runs:
                 enqueue(conn, bot_id, "run", chat_key, payload, None, run_after)
-    except QuotaExceeded as refused:
+    except (QuotaExceeded, ConflictError, NotANumber) as refused:
         conn.execute("ROLLBACK TO run_commit")
         conn.execute("RELEASE run_commit")
         return refused

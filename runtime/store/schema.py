@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Final
 
-from runtime.store import bots, counters
+from runtime.store import bots, counters, properties
 
-SCHEMA_VERSION: Final = 3
+SCHEMA_VERSION: Final = 4
 """The schema this code writes; kept in ``PRAGMA user_version``."""
 
 SYNCHRONOUS_MODES: Final = frozenset({"OFF", "NORMAL", "FULL", "EXTRA"})
@@ -66,6 +66,7 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     ),
     counters.MIGRATION,
     bots.MIGRATION,
+    properties.MIGRATION,
 )
 
 CLAIM_SQL: Final = """

@@ -23,6 +23,7 @@ import asyncio
 import functools
 import json
 import logging
+import math
 import os
 import sqlite3
 import time
@@ -32,22 +33,25 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Concatenate, Final, Literal, ParamSpec, TypeVar, cast
 
-from runtime.errors import QuotaExceeded, StoreError
-from runtime.store import bots, commit, counters, runs
+from runtime.errors import StoreError
+from runtime.store import bots, commit, counters, properties, runs
 from runtime.store.base import (
     MISSING,
     ItemKind,
     NewRun,
+    PropertyRead,
     PropertyWrite,
     QueuedItem,
     RateHit,
     RunRecord,
     Scope,
+    Versioned,
     Waiting,
     _Missing,
 )
 from runtime.store.batch import Batcher
-from runtime.store.commit import CommitArgs, PropertyRow, RunRow
+from runtime.store.commit import CommitArgs, RunRow
+from runtime.store.properties import PropertyRow
 from runtime.store.runs import encode as _encode
 from runtime.store.schema import (
     CLAIM_SQL,
@@ -95,7 +99,7 @@ class SqliteStore:
         self._conn: sqlite3.Connection | None = None  # touched only on the executor's thread
         self._fast: sqlite3.Connection | None = None  # the same file, synchronous = OFF
         self._enqueues: Batcher[_EnqueueArgs, bool] = Batcher(self._enqueue_many)
-        self._commits: Batcher[CommitArgs, QuotaExceeded | None] = Batcher(self._commit_many)
+        self._commits: Batcher[CommitArgs, StoreError | None] = Batcher(self._commit_many)
         self._rate_hits: Batcher[tuple[tuple[RateHit, ...], float], RateHit | None] = Batcher(
             self._hit_rates_many
         )
@@ -289,6 +293,19 @@ class SqliteStore:
         text = await self._call(_get_property, bot_id, scope, name)
         return MISSING if text is None else cast(JSON, json.loads(text))
 
+    async def read_property(self, bot_id: str, scope: Scope, name: str) -> Versioned:
+        """Return one property's value (or MISSING) and its version (0 when not set)."""
+        text, version = await self._call(properties.read, bot_id, scope, name)
+        return Versioned(MISSING if text is None else cast(JSON, json.loads(text)), version)
+
+    async def property_names(
+        self, bot_id: str, scope: Scope, *, prefix: str = "", after: str = "", limit: int = 100
+    ) -> list[str]:
+        """Return up to ``limit`` names of a scope with ``prefix``, sorted, after ``after``."""
+        if limit <= 0:
+            return []
+        return await self._call(properties.names, bot_id, scope, prefix, after, limit)
+
     async def commit_properties(
         self, bot_id: str, writes: Sequence[PropertyWrite], *, max_bot_bytes: int
     ) -> None:
@@ -309,6 +326,7 @@ class SqliteStore:
         *,
         max_bot_bytes: int,
         max_pending_runs: int,
+        expected: Sequence[PropertyRead] = (),
     ) -> None:
         """Apply a run's writes and enqueue its runs atomically; see the Protocol for the checks.
 
@@ -320,21 +338,22 @@ class SqliteStore:
             (run.chat_key, _encode(run.payload, "the scheduled run")[0], run.run_after)
             for run in runs
         )
-        if not rows and not queued:
+        versions = tuple((read.scope, read.name, read.version) for read in expected)
+        if not rows and not queued and not versions:
             return
         refused = await self._commits.submit(
-            (bot_id, rows, queued, max_bot_bytes, max_pending_runs)
+            (bot_id, rows, queued, max_bot_bytes, max_pending_runs, versions)
         )
         if refused is not None:
             raise refused
 
-    async def _commit_many(self, items: list[CommitArgs]) -> list[QuotaExceeded | None]:
+    async def _commit_many(self, items: list[CommitArgs]) -> list[StoreError | None]:
         """Apply a batch of runs' commits in one synced transaction (group commit)."""
         return await self._call(_commit_many, items)
 
     async def bot_data_bytes(self, bot_id: str) -> int:
         """Return the bytes a bot's properties take: UTF-8 names plus compact JSON values."""
-        return await self._call(commit.bot_data_bytes, bot_id)
+        return await self._call(properties.bot_data_bytes, bot_id)
 
     # -- need_reply waits --
     async def set_waiting(self, waiting: Waiting) -> None:
@@ -401,15 +420,19 @@ def _property_rows(writes: Sequence[PropertyWrite]) -> list[PropertyRow]:
     """Encode property writes as rows (JSON text and size); raise StoreError for non-JSON."""
     rows: list[PropertyRow] = []
     for write in writes:
-        if write.delete:
-            rows.append((write.scope, write.name, None, 0))
+        if write.add is not None:
+            if type(write.add) not in (int, float) or not math.isfinite(write.add):
+                raise StoreError(f"property {write.name!r}: add needs a finite number")
+            rows.append((write.scope, write.name, None, 0, write.add))
+        elif write.delete:
+            rows.append((write.scope, write.name, None, 0, None))
         else:
             text, size = _encode(write.value, f"property {write.name!r}")
             try:
                 name_size = len(write.name.encode())
             except UnicodeEncodeError as exc:
                 raise StoreError(f"property name {write.name!r} is not storable: {exc}") from exc
-            rows.append((write.scope, write.name, text, size + name_size))
+            rows.append((write.scope, write.name, text, size + name_size, None))
     return rows
 
 
@@ -423,7 +446,7 @@ def _enqueue_many(conn: sqlite3.Connection, items: list[_EnqueueArgs]) -> list[b
         return [commit.enqueue(conn, *item) for item in items]
 
 
-def _commit_many(conn: sqlite3.Connection, items: list[CommitArgs]) -> list[QuotaExceeded | None]:
+def _commit_many(conn: sqlite3.Connection, items: list[CommitArgs]) -> list[StoreError | None]:
     """Apply several runs' commits in one transaction, each all or nothing on its own."""
     with _immediate(conn):
         return [commit.commit_one(conn, *item) for item in items]
@@ -434,7 +457,7 @@ def _commit_properties(
 ) -> None:
     """Apply property writes in their own transaction (rolled back whole past the quota)."""
     with _immediate(conn):
-        commit.apply_properties(conn, bot_id, rows, max_bot_bytes)
+        properties.apply(conn, bot_id, rows, max_bot_bytes)
 
 
 def _claim(

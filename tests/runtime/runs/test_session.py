@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from runtime.store import MISSING, NewRun, SqliteStore
-from runtime.store.base import _Missing
-from sandbox import JSON, WorkerPool
+from runtime.store import MISSING, NewRun, SqliteStore, Versioned
+from sandbox import WorkerPool
 from tests.support.runtime import Hosted, hosted, wait_until, write_bot
 from tests.support.web import Web, serve
 
@@ -42,7 +41,7 @@ class RacingStore(SqliteStore):
     its runs between the script's ``Bot.run`` check and the script's commit.
     """
 
-    async def get_property(self, bot_id: str, scope: str, name: str) -> JSON | _Missing:
+    async def read_property(self, bot_id: str, scope: str, name: str) -> Versioned:
         """Let the rival commit when the script reads ``race``; then read as usual."""
         if name == "race":
             rival = SqliteStore(self.path)
@@ -57,7 +56,7 @@ class RacingStore(SqliteStore):
                 )
             finally:
                 await rival.close()
-        return await super().get_property(bot_id, scope, name)
+        return await super().read_property(bot_id, scope, name)
 
 
 @pytest.fixture

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from runtime.errors import StoreError
-from runtime.store import PropertyWrite, SqliteStore
+from runtime.errors import ConflictError, StoreError
+from runtime.store import PropertyRead, PropertyWrite, SqliteStore, Versioned, properties
 from runtime.store.schema import MIGRATIONS
 from runtime.store.sqlite import SCHEMA_VERSION
 
@@ -335,6 +335,41 @@ async def test_bots_with_data_from_before_generations_keep_their_old_links(path:
         await store.close()
     assert found["old"] == ""
     assert len(found["new"]) >= 16
+
+
+async def test_properties_from_before_versions_read_as_version_1_and_move_on(path: Path) -> None:
+    """Upgrading a store from before property versions: old rows are version 1, the next
+    commit of their bot writes a higher one, and a commit that read version 1 then conflicts."""
+    path.parent.mkdir(parents=True)
+    step = MIGRATIONS.index(properties.MIGRATION)
+    conn = sqlite3.connect(path)
+    for statements in MIGRATIONS[:step]:
+        for statement in statements:
+            conn.execute(statement)
+    conn.execute(
+        "INSERT INTO property (bot_id, scope, name, value, size) VALUES ('old', 'bot', 'n', '1', 2)"
+    )
+    conn.execute(f"PRAGMA user_version = {step}")
+    conn.commit()
+    conn.close()
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        assert await store.read_property("old", "bot", "n") == Versioned(1, 1)
+        limits = {"max_bot_bytes": 1000, "max_pending_runs": 1}
+        await store.commit_run("old", [PropertyWrite("bot", "m", 2)], [], **limits)
+        await store.commit_run("old", [PropertyWrite("bot", "n", 5)], [], **limits)
+        assert (await store.read_property("old", "bot", "n")).version > 1
+        with pytest.raises(ConflictError):
+            await store.commit_run(
+                "old",
+                [PropertyWrite("bot", "n", 2)],
+                [],
+                expected=[PropertyRead("bot", "n", 1)],
+                **limits,
+            )
+    finally:
+        await store.close()
 
 
 # -- pruning --
