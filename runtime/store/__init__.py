@@ -7,6 +7,7 @@ unchanged.
 
 from runtime.store.base import (
     MISSING,
+    Instance,
     NewRun,
     PropertyWrite,
     QueuedItem,
@@ -19,6 +20,7 @@ from runtime.store.sqlite import SqliteStore
 
 __all__ = [
     "MISSING",
+    "Instance",
     "NewRun",
     "PropertyWrite",
     "QueuedItem",
