@@ -15,7 +15,7 @@ from sanic.exceptions import BadURL, SanicException
 from sanic.response import json as json_response
 
 from runtime import serverlog
-from runtime.errors import BotboxError, NotFound
+from runtime.errors import BotboxError, NotFound, StoreError
 from runtime.settings import Settings
 from runtime.telegram.update import parse_update
 from runtime.web.responses import HttpError, error_response, to_http
@@ -100,18 +100,29 @@ async def on_error(request: AppRequest, exc: Exception) -> HTTPResponse:
 
 
 async def health(request: AppRequest) -> HTTPResponse:
-    """Liveness and a few numbers: bots, pool, isolation, queue."""
+    """Liveness and a few numbers: bots, pool, isolation, queue; 503 while a loop is down."""
     state = request.app.ctx.running
+    problems = state.processor.problems()
+    if state.poller is not None:
+        problems += state.poller.problems()
+    pending: int | None = None
+    try:
+        pending = await state.store.pending_count()
+    except StoreError as exc:
+        problems.append(f"store: {exc}")
     return json_response(
         {
-            "ok": True,
+            "ok": not problems,
+            "problems": [serverlog.redact(problem) for problem in problems],
+            "instance": state.processor.owner,
             "bots": state.registry.ids,
             "pool": state.pool.stats,
             "isolation": state.pool.isolation,
-            "pending": await state.store.pending_count(),
+            "pending": pending,
             "handled": state.processor.handled,
             "run_log_dropped": state.services.runlog.dropped,
-        }
+        },
+        status=503 if problems else 200,
     )
 
 
