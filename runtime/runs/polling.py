@@ -8,6 +8,10 @@ An update :func:`~runtime.telegram.update.parse_update` refuses is skipped the w
 answers it 400: it runs nothing and is logged once. When its ``update_id`` is usable the offset
 moves past it, so Telegram drops it; when not, it cannot be confirmed by offset, and it is
 logged only the first time it comes back. A bad update never holds up the ones after it.
+
+A failed poll (Telegram or the store unreachable, or a bug) never ends a bot's loop: it waits
+(``retry_after``, else :data:`ERROR_BACKOFF`) and polls again with the same offset, so nothing
+is lost; while it fails, :meth:`Poller.problems` names the bot and the reason.
 """
 
 from __future__ import annotations
@@ -39,22 +43,33 @@ class Poller:
         self.registry = registry
         self.services = services
         self.processor = processor
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks: dict[str, asyncio.Task[None]] = {}
         self._unconfirmable: dict[str, set[str]] = {}
+        self._down: dict[str, str] = {}
+        self._stopping = False
 
     def start(self) -> None:
         """Start one polling loop per bot with a token."""
-        self._tasks = [
-            asyncio.create_task(self.poll(bot)) for bot in self.registry if bot.token is not None
-        ]
+        self._tasks = {
+            bot.id: asyncio.create_task(self.poll(bot)) for bot in self.registry if bot.token
+        }
 
     async def stop(self) -> None:
         """Stop polling."""
-        for task in self._tasks:
+        self._stopping = True
+        for task in self._tasks.values():
             task.cancel()
-        for task in self._tasks:
+        for task in self._tasks.values():
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+    def problems(self) -> list[str]:
+        """Why a bot's polling loop is down right now (failing, or ended), one line each."""
+        found = [f"polling {bot_id}: {reason}" for bot_id, reason in sorted(self._down.items())]
+        for bot_id, task in sorted(self._tasks.items()):
+            if task.done() and not self._stopping:
+                found.append(f"polling {bot_id} ended")
+        return found
 
     async def poll_once(self, bot: LiveBot, offset: int | None, timeout: int) -> int | None:
         """Fetch one batch, enqueue it, and return the next offset."""
@@ -103,8 +118,19 @@ class Poller:
         while True:
             try:
                 offset = await self.poll_once(bot, offset, POLL_TIMEOUT)
-            except ApiError as exc:
-                await asyncio.sleep(exc.retry_after or ERROR_BACKOFF)
-            except (TelegramError, StoreError) as exc:  # the offset stays: nothing is lost
+            except Exception as exc:  # the offset stays: nothing is lost
+                self._fail(bot, exc)
+                retry_after = exc.retry_after if isinstance(exc, ApiError) else None
+                await asyncio.sleep(retry_after or ERROR_BACKOFF)
+            else:
+                if self._down.pop(bot.id, None) is not None:
+                    logger.info("bot %s: polling works again", bot.id)
+
+    def _fail(self, bot: LiveBot, exc: Exception) -> None:
+        """Record (and log, once per outage) why a bot's poll failed."""
+        if bot.id not in self._down:
+            if isinstance(exc, (TelegramError, StoreError)):
                 logger.warning("bot %s: polling failed: %s", bot.id, exc)
-                await asyncio.sleep(ERROR_BACKOFF)
+            else:
+                logger.exception("bot %s: polling failed", bot.id)
+        self._down[bot.id] = f"{type(exc).__name__}: {exc}"

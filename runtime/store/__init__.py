@@ -7,6 +7,7 @@ unchanged.
 
 from runtime.store.base import (
     MISSING,
+    Instance,
     NewRun,
     PropertyRead,
     PropertyWrite,
@@ -21,6 +22,7 @@ from runtime.store.sqlite import SqliteStore
 
 __all__ = [
     "MISSING",
+    "Instance",
     "NewRun",
     "PropertyRead",
     "PropertyWrite",

@@ -2,10 +2,11 @@
 
 Design for several server processes (and later machines): every method is one atomic
 operation; queue items are *claimed* with a lease by an owner, so a crashed owner's items are
-picked up again after the lease (processing is at least once); within one ``(bot_id, chat_key)``
-items are handed out strictly in order and one at a time. Across bots, claims are fair: the
-next item goes to the bot with the fewest items in flight (live leases), oldest item first among
-equals, so one bot's backlog never holds up another bot's updates.
+picked up again: at once when the owner is a registered instance whose heartbeat stopped (or
+that stopped cleanly), else when the lease ends (processing is at least once); within one
+``(bot_id, chat_key)`` items are handed out strictly in order and one at a time. Across bots,
+claims are fair: the next item goes to the bot with the fewest items in flight (live leases),
+oldest item first among equals, so one bot's backlog never holds up another bot's updates.
 """
 
 from __future__ import annotations
@@ -131,6 +132,16 @@ class RateHit:
     name: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class Instance:
+    """A server process as the store knows it: the owner of its leases, and where it runs."""
+
+    instance_id: str
+    host: str
+    pid: int
+    started: str = ""
+
+
 class Store(Protocol):
     """What the runtime needs from storage. Every method is atomic."""
 
@@ -161,6 +172,21 @@ class Store(Protocol):
         It is the oldest ready item of the bot with the fewest live leases (ties: the oldest
         item of them all), so one bot's backlog cannot starve another bot.
         """
+
+    # -- server instances: a lease is live only while its owner's heartbeat is --
+    async def register_instance(
+        self, instance: Instance, *, now: float, alive_until: float
+    ) -> None:
+        """Record (or revive) a server instance, alive until ``alive_until``."""
+
+    async def heartbeat(self, instance_id: str, *, alive_until: float) -> bool:
+        """Keep an instance alive; False if it is unknown or was marked stopped."""
+
+    async def stop_instance(self, instance_id: str, *, now: float) -> None:
+        """Mark an instance stopped: every lease it holds is claimable at once."""
+
+    async def live_instances(self, host: str, *, now: float) -> list[Instance]:
+        """The instances on ``host`` whose heartbeat is current."""
 
     async def finish(self, item: QueuedItem, owner: str, *, failed: bool = False) -> None:
         """Mark a claimed item done (or failed for good); its chat's next item becomes ready."""

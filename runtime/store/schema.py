@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Final
 
-from runtime.store import bots, counters, properties
+from runtime.store import bots, counters, instances, properties
 
-SCHEMA_VERSION: Final = 4
+SCHEMA_VERSION: Final = 5
 """The schema this code writes; kept in ``PRAGMA user_version``."""
 
 SYNCHRONOUS_MODES: Final = frozenset({"OFF", "NORMAL", "FULL", "EXTRA"})
@@ -67,10 +67,14 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     counters.MIGRATION,
     bots.MIGRATION,
     properties.MIGRATION,
+    instances.MIGRATION,
 )
 
 CLAIM_SQL: Final = """
     WITH RECURSIVE
+      -- Instances whose heartbeat stopped (or that stopped): their leases are over now.
+      gone(instance_id) AS MATERIALIZED (
+          SELECT instance_id FROM instance WHERE alive_until <= :now),
       -- The bots with unfinished items, by skip-scan of queue_open_bot: one seek per bot.
       waiting(bot_id) AS (
           SELECT MIN(bot_id) FROM queue WHERE finished_at IS NULL
@@ -84,10 +88,12 @@ CLAIM_SQL: Final = """
                  (SELECT q.seq FROM queue AS q
                   WHERE q.bot_id = w.bot_id AND q.finished_at IS NULL
                     AND q.run_after <= :now
-                    AND (q.status = 'pending' OR q.lease_until <= :now)
+                    AND (q.status = 'pending' OR q.lease_until <= :now
+                         OR q.owner IN (SELECT instance_id FROM gone))
                     AND (q.bot_id, q.chat_key) NOT IN (
                         SELECT bot_id, chat_key FROM queue
-                        WHERE status = 'claimed' AND lease_until > :now)
+                        WHERE status = 'claimed' AND lease_until > :now
+                          AND owner NOT IN (SELECT instance_id FROM gone))
                     -- An earlier unfinished update holds its chat even while it waits to be
                     -- retried, so updates stay in order; scheduled runs waiting for their
                     -- time hold nothing.
@@ -98,7 +104,8 @@ CLAIM_SQL: Final = """
                   ORDER BY q.seq
                   LIMIT 1),
                  (SELECT COUNT(*) FROM queue AS c
-                  WHERE c.status = 'claimed' AND c.lease_until > :now AND c.bot_id = w.bot_id)
+                  WHERE c.status = 'claimed' AND c.lease_until > :now AND c.bot_id = w.bot_id
+                    AND c.owner NOT IN (SELECT instance_id FROM gone))
           FROM waiting AS w
           WHERE w.bot_id IS NOT NULL
             AND (:bots IS NULL OR w.bot_id IN (SELECT value FROM json_each(:bots))))

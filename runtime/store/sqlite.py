@@ -34,9 +34,10 @@ from pathlib import Path
 from typing import Concatenate, Final, Literal, ParamSpec, TypeVar, cast
 
 from runtime.errors import StoreError
-from runtime.store import bots, commit, counters, properties, runs
+from runtime.store import bots, commit, counters, instances, properties, runs
 from runtime.store.base import (
     MISSING,
+    Instance,
     ItemKind,
     NewRun,
     PropertyRead,
@@ -262,6 +263,24 @@ class SqliteStore:
         bots = None if bot_ids is None else tuple(bot_ids)
         return await self._call(_claim, owner, now, lease_seconds, bots)
 
+    async def register_instance(
+        self, instance: Instance, *, now: float, alive_until: float
+    ) -> None:
+        """Record (or revive) a server instance, alive until ``alive_until``."""
+        await self._call(instances.register, instance, now, alive_until)
+
+    async def heartbeat(self, instance_id: str, *, alive_until: float) -> bool:
+        """Keep an instance alive; False if it is unknown or was marked stopped."""
+        return await self._call(instances.heartbeat, instance_id, alive_until)
+
+    async def stop_instance(self, instance_id: str, *, now: float) -> None:
+        """Mark an instance stopped: every lease it holds is claimable at once."""
+        await self._call(instances.stop, instance_id, now)
+
+    async def live_instances(self, host: str, *, now: float) -> list[Instance]:
+        """The instances on ``host`` whose heartbeat is current."""
+        return await self._call(instances.live_on, host, now)
+
     async def finish(self, item: QueuedItem, owner: str, *, failed: bool = False) -> None:
         """Mark a claimed item done (or failed for good); a no-op if ``owner`` lost it."""
         status = "failed" if failed else "done"
@@ -480,7 +499,7 @@ def _claim(
             (owner, now + lease_seconds, seq),
         )
     if status == "claimed":
-        log.warning("reclaimed seq=%d: the lease of %s expired", seq, previous)
+        log.warning("reclaimed seq=%d: %s stopped or its lease expired", seq, previous)
     item = QueuedItem(bot_id, seq, kind, chat_key, json.loads(payload), update_id, attempts + 1)
     return item
 
@@ -567,6 +586,8 @@ _FAST_OPERATIONS: Final = frozenset(
         _set_waiting,
         _take_waiting,
         _clear_waiting,
+        instances.heartbeat,
+        instances.stop,
     }
 )
 """Operations that run on the connection without fsync at commit (see ``_with_conn``): a crash

@@ -15,7 +15,7 @@ from sanic.exceptions import BadURL, SanicException
 from sanic.response import json as json_response
 
 from runtime import serverlog
-from runtime.errors import BotboxError, NotFound
+from runtime.errors import BotboxError, NotFound, StoreError
 from runtime.settings import Settings
 from runtime.telegram.update import parse_update
 from runtime.web.responses import HttpError, error_response, to_http
@@ -100,24 +100,35 @@ async def on_error(request: AppRequest, exc: Exception) -> HTTPResponse:
 
 
 async def health(request: AppRequest) -> HTTPResponse:
-    """Liveness and a few numbers: bots, pool, isolation, queue, run log.
+    """Liveness and a few numbers: bots, pool, isolation, queue, run log; 503 while a loop is down.
 
     ``running`` (queue items this process is handling) and ``run_log_pending`` (run records not
     yet written) are this process's own: both 0 means every run it finished is in the run log.
     """
     state = request.app.ctx.running
+    problems = state.processor.problems()
+    if state.poller is not None:
+        problems += state.poller.problems()
+    pending: int | None = None
+    try:
+        pending = await state.store.pending_count()
+    except StoreError as exc:
+        problems.append(f"store: {exc}")
     return json_response(
         {
-            "ok": True,
+            "ok": not problems,
+            "problems": [serverlog.redact(problem) for problem in problems],
+            "instance": state.processor.owner,
             "bots": state.registry.ids,
             "pool": state.pool.stats,
             "isolation": state.pool.isolation,
-            "pending": await state.store.pending_count(),
+            "pending": pending,
             "handled": state.processor.handled,
             "running": state.processor.in_hand,
             "run_log_pending": state.services.runlog.pending,
             "run_log_dropped": state.services.runlog.dropped,
-        }
+        },
+        status=503 if problems else 200,
     )
 
 

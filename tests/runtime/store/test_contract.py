@@ -19,6 +19,7 @@ import pytest
 from runtime.errors import PendingRunsExceeded, QuotaExceeded, StoreError
 from runtime.store import (
     MISSING,
+    Instance,
     NewRun,
     PropertyWrite,
     QueuedItem,
@@ -320,6 +321,62 @@ class TestStoreContract:
         again = await claim_one(store, "w2", now=NOW + LEASE + 1)
         assert again.seq == first.seq
         assert await claim(store, "w3", now=NOW + LEASE + 2) is None
+
+    async def test_lease_of_an_instance_whose_heartbeat_stopped_is_claimable_at_once(
+        self, store: Store
+    ) -> None:
+        """Once its holder's heartbeat is stale, a lease is reclaimed long before it ends."""
+        await store.register_instance(Instance("dead", "h", 1), now=NOW, alive_until=NOW + 5)
+        await store.enqueue(BOT, "update", "c1", {"n": 1})
+        await store.enqueue(BOT, "update", "c2", {"n": 2})
+        first = await claim_one(store, "dead")
+        held = await claim_one(store, "dead")
+        again = await claim_one(store, "w2", now=NOW + 6)
+        later = await claim_one(store, "w2", now=NOW + 6)
+        assert {again.seq, later.seq} == {first.seq, held.seq}
+        assert (again.attempts, later.attempts) == (2, 2)
+        assert await store.heartbeat("w2", alive_until=NOW + 10) is False  # never registered
+
+    async def test_lease_of_an_instance_with_a_current_heartbeat_is_kept(
+        self, store: Store
+    ) -> None:
+        """A holder that keeps beating keeps its lease, however long it has been alive."""
+        await store.register_instance(Instance("slow", "h", 1), now=NOW, alive_until=NOW + 5)
+        await store.enqueue(BOT, "update", "c1", {"n": 1})
+        await claim_one(store, "slow")
+        for beat in range(1, 4):
+            assert await store.heartbeat("slow", alive_until=NOW + 4 * beat + 5)
+            assert await claim(store, "w2", now=NOW + 4 * beat) is None
+        assert await claim(store, "w2", now=NOW + 4 * 3 + 5) is not None
+
+    async def test_lease_of_a_stopped_instance_is_claimable_and_its_heartbeat_refused(
+        self, store: Store
+    ) -> None:
+        """A stopped instance frees its leases at once; a heartbeat cannot bring it back."""
+        await store.register_instance(Instance("old", "h", 1), now=NOW, alive_until=NOW + 60)
+        await store.enqueue(BOT, "update", "c1", {"n": 1})
+        first = await claim_one(store, "old")
+        assert await claim(store, "w2", now=NOW + 1) is None
+        await store.stop_instance("old", now=NOW + 1)
+        assert await store.heartbeat("old", alive_until=NOW + 60) is False
+        assert (await claim_one(store, "w2", now=NOW + 1)).seq == first.seq
+        await store.register_instance(Instance("old", "h", 1), now=NOW + 2, alive_until=NOW + 9)
+        assert await store.heartbeat("old", alive_until=NOW + 10) is True
+
+    async def test_live_instances_are_those_of_the_host_with_a_current_heartbeat(
+        self, store: Store
+    ) -> None:
+        """Only instances of the host asked about, not stopped and not timed out, are listed."""
+        for name, host, until in [
+            ("a", "h1", 60),
+            ("b", "h1", 5),
+            ("c", "h2", 60),
+            ("d", "h1", 60),
+        ]:
+            instance = Instance(name, host, 7, "123")
+            await store.register_instance(instance, now=NOW, alive_until=NOW + until)
+        await store.stop_instance("d", now=NOW + 1)
+        assert await store.live_instances("h1", now=NOW + 10) == [Instance("a", "h1", 7, "123")]
 
     async def test_finish_by_a_non_owner_changes_nothing(self, store: Store) -> None:
         """Only the owner holding the item can finish it."""
