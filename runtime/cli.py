@@ -24,6 +24,7 @@ from runtime.bots.folder import (
     read_config,
 )
 from runtime.errors import BotboxError, ConfigError, LinkError, Problem
+from runtime.runs.polling import allowed_updates, set_commands
 from runtime.runs.registry import derive_secret
 from runtime.settings import Settings
 from runtime.signing.keys import KeyFile, load_master_key
@@ -309,7 +310,7 @@ async def show_logs(
 
 
 async def set_webhook(settings: Settings, bot_id: str) -> int:
-    """Call setWebhook for a bot with its URL and derived secret."""
+    """Call setWebhook (URL, derived secret, allowed_updates), then setMyCommands, for a bot."""
     folder = find_folder(settings, bot_id)
     definition = load_bot(folder)
     token = os.environ.get(definition.config.token_env)
@@ -319,14 +320,22 @@ async def set_webhook(settings: Settings, bot_id: str) -> int:
     secret = derive_secret(load_master_key(settings.key_file), "telegram-webhook-secret", bot_id)
     client = TelegramClient(settings.telegram_api)
     try:
+        kinds = allowed_updates(client, definition.commands)
         await client.call(
             token,
             "setWebhook",
-            {"url": f"{settings.base_url}/telegram/{bot_id}", "secret_token": secret},
+            {
+                "url": f"{settings.base_url}/telegram/{bot_id}",
+                "secret_token": secret,
+                "allowed_updates": kinds,
+            },
         )
+        menu = await set_commands(client, token, definition.commands)
     finally:
         await client.close()
     print(f"webhook set: {settings.base_url}/telegram/{bot_id}")
+    print(f"update kinds: {', '.join(kinds) or 'none (Telegram sends its default kinds)'}")
+    print(f"command menu: {menu} command(s) with a description")
     return 0
 
 

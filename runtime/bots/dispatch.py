@@ -15,6 +15,7 @@ The order, first match wins:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -38,6 +39,10 @@ FALLBACK_KINDS: Final = MESSAGE_KINDS | {CALLBACK_QUERY}
 HANDLER_PREFIX: Final = "/handle_"
 INLINE_QUERY_COMMAND: Final = "/inline_query"
 CHANNEL_UPDATE_COMMAND: Final = "/channel_update"
+MENU_NAME: Final = re.compile(r"/[a-z0-9_]{1,32}")
+"""A command Telegram can show in its menu (``BotCommand.command``, with our leading ``/``)."""
+MAX_MENU: Final = 100
+MAX_MENU_DESCRIPTION: Final = 256
 
 
 T = TypeVar("T")
@@ -166,6 +171,50 @@ def is_command_text(
 ) -> bool:
     """True when ``text`` would run a command by name or alias (it cancels a need_reply wait)."""
     return _match_text(table, text, update.chat_type, bot_username) is not None
+
+
+def update_types(table: CommandTable, known: Iterable[str]) -> tuple[str, ...]:
+    """The update kinds some command of ``table`` handles, sorted: Telegram's ``allowed_updates``.
+
+    Named commands (not the kind ones) and aliases, matched on text and callback data, and ``*``
+    take messages, edits, channel and business posts and callback queries; ``/handle_<kind>``
+    its kind; ``/inline_query`` and ``/channel_update`` theirs. Only kinds in ``known`` (the Bot
+    API's Update fields) are returned.
+    """
+    kinds: set[str] = set()
+    named = any(not _is_kind_name(key) for key in table.text_names)
+    if named or table.aliases or table.fallback is not None:
+        kinds |= FALLBACK_KINDS
+    for key in table.by_name:
+        if key.startswith(HANDLER_PREFIX):
+            kinds.add(key.removeprefix(HANDLER_PREFIX))
+    if INLINE_QUERY_COMMAND in table.by_name:
+        kinds.add(INLINE_QUERY)
+    if CHANNEL_UPDATE_COMMAND in table.by_name:
+        kinds |= CHANNEL_KINDS
+    return tuple(sorted(kinds & frozenset(known)))
+
+
+def menu(table: CommandTable) -> list[dict[str, str]]:
+    """The ``setMyCommands`` list: each ``/name`` command with a ``description`` Telegram accepts.
+
+    Special, ``/handle_*``, ``/inline_query`` and ``/channel_update`` commands are left out, and
+    so are names Telegram refuses (1-32 lowercase letters, digits, underscores); descriptions
+    are cut to 256 characters, the list to 100 commands.
+    """
+    found: list[dict[str, str]] = []
+    for command in table.commands:
+        name = command.name.casefold()
+        description = command.description.strip()
+        if not description or not MENU_NAME.fullmatch(name) or _is_kind_name(name):
+            continue
+        found.append({"command": name[1:], "description": description[:MAX_MENU_DESCRIPTION]})
+    return found[:MAX_MENU]
+
+
+def _is_kind_name(key: str) -> bool:
+    """True for ``/handle_*``, ``/inline_query`` and ``/channel_update``: named for a kind."""
+    return key.startswith(HANDLER_PREFIX) or key in {INLINE_QUERY_COMMAND, CHANNEL_UPDATE_COMMAND}
 
 
 def _kind_command(update_type: str) -> str | None:

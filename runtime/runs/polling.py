@@ -9,6 +9,11 @@ answers it 400: it runs nothing and is logged once. When its ``update_id`` is us
 moves past it, so Telegram drops it; when not, it cannot be confirmed by offset, and it is
 logged only the first time it comes back. A bad update never holds up the ones after it.
 
+Each poll sends ``allowed_updates``: the update kinds the bot's commands handle
+(:func:`runtime.bots.dispatch.update_types`), so ``/handle_chat_member`` and the reaction
+handlers get their updates, which Telegram sends only when asked. When a loop starts it also
+registers the bot's command menu (:func:`set_commands`), once.
+
 A failed poll (Telegram or the store unreachable, or a bug) never ends a bot's loop: it waits
 (``retry_after``, else :data:`ERROR_BACKOFF`) and polls again with the same offset, so nothing
 is lost; while it fails, :meth:`Poller.problems` names the bot and the reason.
@@ -21,10 +26,13 @@ import contextlib
 import logging
 from typing import Final
 
+from runtime.bots import dispatch
+from runtime.bots.dispatch import CommandTable
 from runtime.errors import ApiError, StoreError, TelegramError
 from runtime.runs.processor import Processor
 from runtime.runs.registry import LiveBot, Registry
 from runtime.runs.session import Services
+from runtime.telegram.client import TelegramClient
 from runtime.telegram.update import MAX_ID, parse_update
 from sandbox.jsontypes import is_int
 
@@ -34,6 +42,22 @@ POLL_TIMEOUT: Final = 25
 ERROR_BACKOFF: Final = 3.0
 MAX_REMEMBERED: Final = 100
 """Refusals of updates that cannot be confirmed, remembered per bot so each is logged once."""
+
+
+async def set_commands(telegram: TelegramClient, token: str, table: CommandTable) -> int:
+    """Register the menu of described commands with ``setMyCommands``; return how many.
+
+    A bot with no described command registers nothing, so a menu set in BotFather stays.
+    """
+    commands = dispatch.menu(table)
+    if commands:
+        await telegram.call(token, "setMyCommands", {"commands": commands})
+    return len(commands)
+
+
+def allowed_updates(telegram: TelegramClient, table: CommandTable) -> list[str]:
+    """The ``allowed_updates`` for a bot: the update kinds its commands handle."""
+    return list(dispatch.update_types(table, telegram.spec.update_kinds()))
 
 
 class Poller:
@@ -46,6 +70,7 @@ class Poller:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._unconfirmable: dict[str, set[str]] = {}
         self._down: dict[str, str] = {}
+        self._allowed: dict[str, list[str]] = {}
         self._stopping = False
 
     def start(self) -> None:
@@ -74,7 +99,11 @@ class Poller:
     async def poll_once(self, bot: LiveBot, offset: int | None, timeout: int) -> int | None:
         """Fetch one batch, enqueue it, and return the next offset."""
         assert bot.token is not None
-        params: dict[str, object] = {"timeout": timeout}
+        allowed = self._allowed.get(bot.id)
+        if allowed is None:
+            allowed = allowed_updates(self.services.telegram, bot.definition.commands)
+            self._allowed[bot.id] = allowed
+        params: dict[str, object] = {"timeout": timeout, "allowed_updates": allowed}
         if offset is not None:
             params["offset"] = offset
         result = await self.services.telegram.call(
@@ -115,6 +144,10 @@ class Poller:
             await self.services.telegram.call(bot.token, "deleteWebhook", {})
         except TelegramError as exc:
             logger.warning("bot %s: deleteWebhook failed: %s", bot.id, exc)
+        try:
+            await set_commands(self.services.telegram, bot.token, bot.definition.commands)
+        except TelegramError as exc:
+            logger.warning("bot %s: setMyCommands failed: %s", bot.id, exc)
         while True:
             try:
                 offset = await self.poll_once(bot, offset, POLL_TIMEOUT)

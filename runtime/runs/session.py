@@ -36,6 +36,8 @@ from runtime.signing.keys import KeyFile
 from runtime.signing.links import Link, make_link, signature, url_of
 from runtime.store import Store
 from runtime.telegram.client import TelegramClient
+from runtime.telegram.text import split_text, too_long
+from runtime.telegram.update import reply_route
 from sandbox import JSON, CallRequest, CapabilityError, Handler, WorkerPool
 from sandbox.capability import RunInPlace
 from sandbox.jsontypes import is_int, is_number
@@ -76,6 +78,11 @@ class Context:
     def chat_id(self) -> int | None:
         """The current chat's id, if the run has a chat."""
         return self.chat.get("id") if self.chat else None
+
+    @property
+    def route(self) -> dict[str, int | str]:
+        """What a reply in the current chat carries besides ``chat_id``: topic, business link."""
+        return reply_route(self.update_type, self.request)
 
     def globals(self) -> dict[str, JSON]:
         """The JSON globals a script sees."""
@@ -162,6 +169,7 @@ async def send_answer(services: Services, context: Context) -> None:
     if command.answer is None or context.chat_id is None:
         return
     params: dict[str, Any] = {
+        **context.route,
         "chat_id": context.chat_id,
         "text": render_answer(
             command.answer,
@@ -228,6 +236,11 @@ class Session:
         if args and (not isinstance(single, dict) or call.kwargs):
             raise api_error(method, 400, f"Api.{method} takes keyword arguments or one dict")
         params: dict[str, Any] = dict(single) if isinstance(single, dict) else dict(call.kwargs)
+        text = params.get("text")
+        if method == "sendMessage" and type(text) is str and params.get("parse_mode") is None:
+            reason = too_long(text)
+            if reason is not None:
+                raise api_error(method, 400, reason)
         spec = self.services.telegram.spec.methods.get(method)
         if (
             spec is not None
@@ -236,6 +249,9 @@ class Session:
             and self.context.chat_id is not None
         ):
             params["chat_id"] = self.context.chat_id
+            for name, value in self.context.route.items():
+                if name in spec.fields:
+                    params.setdefault(name, value)
         self.tx.external = True
         return await call_telegram(self.services, self.context.bot, method, params)
 
@@ -250,8 +266,31 @@ class Session:
             if self.context.chat_id is None:
                 raise api_error("sendMessage", 400, "this run has no chat; pass chat_id")
             params["chat_id"] = self.context.chat_id
+            for name, value in self.context.route.items():
+                params.setdefault(name, value)
+        text = params.get("text")
+        if type(text) is not str or too_long(text) is None:
+            self.tx.external = True
+            return await call_telegram(self.services, self.context.bot, "sendMessage", params)
+        if params.get("entities") is not None:
+            raise api_error("sendMessage", 400, f"{too_long(text)}, but not with entities")
+        return await self._send_parts(split_text(text), params)
+
+    async def _send_parts(self, parts: list[str], params: dict[str, Any]) -> JSON:
+        """Send a long text as several messages; the reply markup goes with the last one.
+
+        ``reply_parameters`` apply to the first part only. Returns the last message sent.
+        """
         self.tx.external = True
-        return await call_telegram(self.services, self.context.bot, "sendMessage", params)
+        last: JSON = None
+        for index, part in enumerate(parts):
+            piece = {**params, "text": part}
+            if index > 0:
+                piece.pop("reply_parameters", None)
+            if index < len(parts) - 1:
+                piece.pop("reply_markup", None)
+            last = await call_telegram(self.services, self.context.bot, "sendMessage", piece)
+        return last
 
     async def inspect(self, call: CallRequest) -> JSON:
         """``Bot.inspect(value)``: send the value, pretty-printed, to the current chat."""
@@ -265,6 +304,7 @@ class Session:
             self.context.bot,
             "sendMessage",
             {
+                **self.context.route,
                 "chat_id": self.context.chat_id,
                 "parse_mode": "HTML",
                 "text": f"<pre>{html.escape(text, quote=False)}</pre>",

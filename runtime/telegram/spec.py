@@ -126,6 +126,11 @@ class BotApiSpec:
             _method_by_lower=MappingProxyType({name.lower(): name for name in methods}),
         )
 
+    def update_kinds(self) -> tuple[str, ...]:
+        """Every kind of Update (``message``, ``chat_member``...), the fields of ``Update``."""
+        fields = self.types["Update"].fields if "Update" in self.types else {}
+        return tuple(sorted(name for name in fields if name != "update_id"))
+
     def has_method(self, name: str) -> bool:
         """Whether ``name`` is exactly (case-sensitively) a Bot API method."""
         return name in self.methods

@@ -294,3 +294,24 @@ def _kind_of(value: object) -> str:
         list: "an array",
     }
     return names.get(type(value), "an object" if isinstance(value, dict) else type(value).__name__)
+
+
+def reply_route(kind: str | None, request: object) -> dict[str, int | str]:
+    """Where a reply to an update goes besides its chat: its forum topic and business connection.
+
+    A message in a forum topic (``is_topic_message``) gives ``message_thread_id``; a business
+    message gives ``business_connection_id``; a callback query looks at its message. Pure.
+    """
+    message = (
+        request.get("message") if kind == CALLBACK_QUERY and type(request) is dict else request
+    )
+    if type(message) is not dict:
+        return {}
+    route: dict[str, int | str] = {}
+    thread = message.get("message_thread_id")
+    if message.get("is_topic_message") is True and is_int(thread):
+        route["message_thread_id"] = thread
+    connection = message.get("business_connection_id")
+    if type(connection) is str and connection:
+        route["business_connection_id"] = connection
+    return route

@@ -180,8 +180,8 @@ def test_serve_with_a_damaged_master_key_stops_with_a_message(tmp_path):
     assert "Traceback" not in done.stderr
 
 
-def test_set_webhook_registers_the_url_and_the_derived_secret(tmp_path):
-    """set-webhook calls setWebhook with the public URL and the secret the server checks."""
+def test_set_webhook_registers_the_url_the_secret_the_update_kinds_and_the_menu(tmp_path):
+    """set-webhook sends the URL, the secret, the kinds the demo handles, then its command menu."""
     token = "123456789:AAFakeTokenForTheSetWebhookTest_abcdefgh"
     with TelegramStandIn(tokens={token}) as telegram:
         done = run_py(
@@ -194,10 +194,22 @@ def test_set_webhook_registers_the_url_and_the_derived_secret(tmp_path):
         )
         assert done.returncode == 0, done.stderr
         (call,) = telegram.calls_to("setWebhook")
+        (menu,) = telegram.calls_to("setMyCommands")
     secret = derive_secret(
         load_master_key(tmp_path / "master.key"), "telegram-webhook-secret", "demo"
     )
-    assert call.params == {"url": "https://bots.example/telegram/demo", "secret_token": secret}
+    kinds = call.params["allowed_updates"]
+    assert {k: v for k, v in call.params.items() if k != "allowed_updates"} == {
+        "url": "https://bots.example/telegram/demo",
+        "secret_token": secret,
+    }
+    # The demo has /handle_my_chat_member and /inline_query; no chat_member or reaction handler.
+    assert {"message", "callback_query", "my_chat_member", "inline_query"} <= set(kinds)
+    assert not {"chat_member", "message_reaction", "message_reaction_count"} & set(kinds)
+    names = {command["command"] for command in menu.params["commands"]}
+    assert {"debug", "menu", "sale", "tryapi"} <= names
+    assert not {"inline_query", "handle_my_chat_member", "stats", "@@"} & names
+    assert "command menu:" in done.stdout
 
 
 def test_set_webhook_without_a_token_says_which_variable_to_set(tmp_path):

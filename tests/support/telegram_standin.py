@@ -37,7 +37,7 @@ from typing import Final, Self, cast
 from urllib.parse import parse_qsl, urlsplit
 
 from runtime.telegram.spec import BotApiSpec, MethodSpec, load_spec
-from tests.support.updates import bot_user, concrete_type, make_chat, sample_object
+from tests.support.updates import bot_user, concrete_type, make_chat, sample_object, utf16_len
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +48,12 @@ TOKEN_RE: Final = re.compile(r"\d+:[A-Za-z0-9_-]+")
 _PATH_RE: Final = re.compile(r"/bot(?P<token>[^/]+)/(?P<method>[^/]*)")
 _INT_RE: Final = re.compile(r"[+-]?\d+")
 _ARRAY_PREFIX: Final = "Array of "
+OPT_IN_KINDS: Final = frozenset({"chat_member", "message_reaction", "message_reaction_count"})
+"""Update kinds Telegram sends only when ``allowed_updates`` names them."""
+MAX_TEXT_UNITS: Final = 4096
+"""Telegram's limit on a message text, in UTF-16 units (checked here on texts without markup)."""
+_TEXT_METHODS: Final = frozenset({"sendMessage", "editMessageText"})
+_EMPTY: Final = "Bad Request: message text is empty"
 _CONFLICT: Final = (
     "Conflict: can't use getUpdates method while webhook is active; "
     "use deleteWebhook to delete the webhook first"
@@ -182,6 +188,7 @@ class TelegramStandIn:
         self._faults: defaultdict[str, deque[_Fault]] = defaultdict(deque)
         self._updates: defaultdict[str, list[dict[str, object]]] = defaultdict(list)
         self._webhooks: dict[str, dict[str, object]] = {}
+        self._allowed: dict[str, list[str]] = {}
         self._message_ids: defaultdict[tuple[str, int], int] = defaultdict(int)
         self._closed = False
         self._server = _Server((HOST, 0), _Handler, self)
@@ -306,6 +313,12 @@ class TelegramStandIn:
             self._cond.notify_all()
             return _int(item["update_id"])
 
+    def allowed_updates(self, token: str) -> list[str] | None:
+        """The last ``allowed_updates`` getUpdates or setWebhook sent for ``token`` (or None)."""
+        with self._cond:
+            found = self._allowed.get(token)
+            return None if found is None else list(found)
+
     def pending_updates(self, token: str) -> list[dict[str, object]]:
         """The updates of ``token`` not yet confirmed by a getUpdates offset."""
         with self._cond:
@@ -385,6 +398,11 @@ class TelegramStandIn:
         if problems:
             description = "Bad Request: " + "; ".join(problem.message for problem in problems)
             raise self._reject(token, method, params, _ApiError(400, description))
+        text = params.get("text")
+        plain = isinstance(text, str) and not params.get("parse_mode")
+        if method in _TEXT_METHODS and plain and not 1 <= utf16_len(str(text)) <= MAX_TEXT_UNITS:
+            error = _ApiError(400, "Bad Request: message is too long" if text else _EMPTY)
+            raise self._reject(token, method, params, error)
         with self._cond:
             fault = self._faults[method].popleft() if self._faults[method] else None
             if method != "getUpdates" or self._record_polling:
@@ -539,16 +557,19 @@ class TelegramStandIn:
         limit = min(max(_int(params.get("limit", 100)), 1), 100)
         timeout = min(max(_float(params.get("timeout", 0)), 0.0), self._long_poll_cap)
         allowed = params.get("allowed_updates")
-        kinds = set(map(str, allowed)) if isinstance(allowed, list) and allowed else None
         deadline = time.monotonic() + timeout
         with self._cond:
+            if isinstance(allowed, list):  # like Telegram: kept until the next call sends one
+                self._allowed[token] = [str(kind) for kind in allowed]
+            kept = self._allowed.get(token)
+            kinds = set(kept) if kept else None
             queue = self._updates[token]
             if offset < 0:
                 del queue[: max(len(queue) + offset, 0)]
             elif offset > 0:
                 queue[:] = [u for u in queue if _int(u["update_id"]) >= offset]
             while True:
-                ready = [u for u in queue if kinds is None or kinds & (u.keys() - {"update_id"})]
+                ready = [u for u in queue if _wanted(kinds, u.keys() - {"update_id"})]
                 remaining = deadline - time.monotonic()
                 if ready or self._closed or remaining <= 0:
                     return [dict(u) for u in ready[:limit]]
@@ -562,6 +583,9 @@ class TelegramStandIn:
                 info[name] = params[name]
         info["has_custom_certificate"] = params.get("certificate") is not None
         with self._cond:
+            allowed = params.get("allowed_updates")
+            if isinstance(allowed, list):
+                self._allowed[token] = [str(kind) for kind in allowed]
             if params.get("drop_pending_updates") is True:
                 self._updates[token].clear()
             self._webhooks[token] = info
@@ -679,6 +703,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+
+def _wanted(kinds: set[str] | None, present: Iterable[str]) -> bool:
+    """Whether an update of kind ``present`` is sent: the asked kinds, else Telegram's default."""
+    if kinds is None:
+        return not set(present) & OPT_IN_KINDS
+    return bool(kinds & set(present))
 
 
 def _parse_body(

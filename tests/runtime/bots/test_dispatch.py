@@ -14,9 +14,12 @@ from runtime.bots.dispatch import (
     find,
     is_command_text,
     match,
+    menu,
     require,
     strip_bot_username,
+    update_types,
 )
+from runtime.telegram.spec import load_spec
 from runtime.telegram.update import IncomingUpdate, parse_update
 from sandbox import CapabilityError
 from tests.support.updates import make_update
@@ -297,3 +300,69 @@ def test_names_are_owned_once_by_the_rule_dispatch_matches_with():
     assert owners.claim("hello", "c.py") is None
     assert owners.claim("Hello", "d.py") is None
     assert owners.claim("hello", "e.py") == "c.py"
+
+
+KINDS = load_spec().update_kinds()
+MESSAGE_LIKE = (
+    "business_message",
+    "callback_query",
+    "channel_post",
+    "edited_business_message",
+    "edited_channel_post",
+    "edited_message",
+    "message",
+)
+
+
+def test_the_spec_lists_the_update_kinds_telegram_sends_only_when_asked() -> None:
+    """The packaged spec knows chat_member and the reaction updates, not update_id."""
+    assert {"message", "chat_member", "message_reaction", "message_reaction_count"} <= set(KINDS)
+    assert "update_id" not in KINDS
+
+
+def test_update_types_follow_the_commands_a_bot_has() -> None:
+    """Named commands take message-like kinds; handlers add exactly their kind; unknown are out."""
+    table = CommandTable.build(
+        [
+            cmd("/start"),
+            cmd("/handle_chat_member"),
+            cmd("/handle_message_reaction"),
+            cmd("/handle_no_such_kind"),
+            cmd("/inline_query"),
+            cmd("@"),
+        ]
+    )
+    assert update_types(table, KINDS) == tuple(
+        sorted({*MESSAGE_LIKE, "chat_member", "message_reaction", "inline_query"})
+    )
+
+
+def test_a_bot_with_only_handlers_asks_only_for_their_kinds() -> None:
+    """No named command and no ``*``: no messages are asked for; ``/channel_update`` adds posts."""
+    table = CommandTable.build([cmd("/handle_message_reaction_count"), cmd("/channel_update")])
+    assert update_types(table, KINDS) == (
+        "channel_post",
+        "edited_channel_post",
+        "message_reaction_count",
+    )
+    assert update_types(CommandTable.build([cmd("*")]), KINDS) == MESSAGE_LIKE
+
+
+def test_menu_lists_described_commands_telegram_accepts() -> None:
+    """Only /names with a description that Telegram allows make the menu, lowercased, cut to 256."""
+    described = [
+        Command(name=name, description=text, source="x = 1\n", path="c.py")
+        for name, text in [
+            ("/Start", "Begin here"),
+            ("/help", "x" * 300),
+            ("/quiet", ""),
+            ("/set name", "two words"),
+            ("hello", "no slash"),
+            ("/handle_chat_member", "a handler"),
+            ("*", "fallback"),
+        ]
+    ]
+    assert menu(CommandTable.build(described)) == [
+        {"command": "start", "description": "Begin here"},
+        {"command": "help", "description": "x" * 256},
+    ]

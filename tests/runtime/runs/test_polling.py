@@ -9,7 +9,7 @@ import pytest
 
 from runtime.runs.polling import Poller
 from sandbox import WorkerPool
-from tests.support.runtime import TOKEN, hosted, write_bot
+from tests.support.runtime import TOKEN, hosted, wait_until, write_bot
 from tests.support.updates import make_update
 
 PING = '"""\ncommand: /ping\n"""\nBot.sendMessage("pong")\n'
@@ -70,3 +70,44 @@ async def test_an_update_whose_id_cannot_be_confirmed_is_logged_once_and_blocks_
         lines = skipped(caplog)
         assert len(lines) == 1
         assert "update_id must be at most 4503599627370495" in lines[0]
+
+
+REACT = '"""\ncommand: /handle_message_reaction\n"""\nBot.sendMessage("reacted")\n'
+MENU = '"""\ncommand: /ping\ndescription: Answers pong\n"""\nBot.sendMessage("pong")\n'
+
+
+async def test_polling_asks_for_the_kinds_the_bot_handles_so_reactions_arrive(
+    pool: WorkerPool, tmp_path: Path
+) -> None:
+    """A /handle_message_reaction bot gets reactions, which Telegram sends only when asked."""
+    bot_folder = write_bot(tmp_path / "bots", "r", {"react.py": REACT, "ping.py": MENU})
+    reaction = make_update(update_id=1, user_id=CHAT, chat_id=CHAT, text="x", bot_token=TOKEN)
+    message = reaction.pop("message")
+    assert isinstance(message, dict)
+    reaction["message_reaction"] = {
+        "chat": message["chat"],
+        "message_id": 5,
+        "user": message["from"],
+        "date": message["date"],
+        "old_reaction": [],
+        "new_reaction": [{"type": "emoji", "emoji": "👍"}],
+    }
+    async with hosted(pool, tmp_path, [bot_folder]) as lab:
+        lab.telegram.push_update(TOKEN, reaction)
+        lab.processor.start()
+        poller = Poller(lab.registry, lab.services, lab.processor)
+        poller.start()
+        try:
+            await wait_until(
+                lambda: [c.params.get("text") for c in lab.telegram.calls_to("sendMessage")],
+                timeout=20,
+                what="the reaction handler's message",
+            )
+        finally:
+            await poller.stop()
+        assert lab.telegram.calls_to("sendMessage")[0].params["text"] == "reacted"
+        allowed = lab.telegram.allowed_updates(TOKEN)
+        assert allowed is not None and "message_reaction" in allowed and "message" in allowed
+        assert "chat_member" not in allowed
+        (menu,) = lab.telegram.calls_to("setMyCommands")
+        assert menu.params["commands"] == [{"command": "ping", "description": "Answers pong"}]

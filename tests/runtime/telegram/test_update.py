@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from runtime.telegram.update import IncomingUpdate, parse_update
+from runtime.telegram.update import IncomingUpdate, parse_update, reply_route
 from tests.support.updates import UpdateKind, make_update
 
 USER = 1001
@@ -300,3 +300,14 @@ def test_values_at_the_edges_of_the_bot_api_ranges_are_accepted(
     """Ids of 52 significant bits, message id 0, astral characters and floats all parse."""
     update = parse_update(payload)
     assert (update.user_id, update.chat_id) == (user_id, chat_id)
+
+
+def test_reply_route_carries_a_forum_topic_and_a_business_connection() -> None:
+    """Topic messages give message_thread_id, business messages their connection; else nothing."""
+    topic = {"message_thread_id": 7, "is_topic_message": True, "business_connection_id": "c"}
+    assert reply_route("message", topic) == {"message_thread_id": 7, "business_connection_id": "c"}
+    assert reply_route("callback_query", {"message": topic})["message_thread_id"] == 7
+    # A reply thread in a group without topics is not a topic: it is not carried.
+    assert reply_route("message", {"message_thread_id": 7}) == {}
+    assert reply_route("message", {"message_thread_id": "7", "is_topic_message": True}) == {}
+    assert reply_route(None, None) == {}
