@@ -15,7 +15,15 @@ from runtime.bots import dispatch
 from runtime.bots.command import Command
 from runtime.errors import ConflictError, NotANumber, QuotaExceeded
 from runtime.runs.registry import LiveBot
-from runtime.runs.session import Context, Services, Session, Transaction, commit, send_answer
+from runtime.runs.session import (
+    Context,
+    Services,
+    Session,
+    Transaction,
+    answer_callback,
+    commit,
+    send_answer,
+)
 from runtime.store import QueuedItem, RunRecord, Waiting
 from runtime.telegram.update import IncomingUpdate, parse_update
 from sandbox import (
@@ -225,6 +233,7 @@ class Runner:
             params=params,
         )
         await self.run_pipeline(context, replying=replying)
+        await answer_callback(self.services, context)
 
     async def run_pipeline(
         self, context: Context, *, extras: Extras | None = None, replying: bool = False
