@@ -115,3 +115,33 @@ def test_a_callback_command_that_answers_itself_gets_no_second_answer(
     post(server, press)
     (answer,) = callback_answers(telegram, press["callback_query"]["id"])
     assert answer.params["text"] == "mine"
+
+
+def test_need_reply_sends_the_answer_and_runs_the_script_only_on_the_next_message(
+    server, telegram, update_ids, chat_id
+):
+    """/ask only asks; the user's next message runs /ask's script with that text as `message`."""
+    post(server, text(next(update_ids), chat_id, "/ask"))
+    assert [c.params["text"] for c in sent_to(telegram, chat_id)] == ["Your name?"]
+    post(server, text(next(update_ids), chat_id, "Ada"))
+    assert [c.params["text"] for c in sent_to(telegram, chat_id)] == [
+        "Your name?",
+        "got 'Ada' ['text']",
+    ]
+
+
+def test_a_photo_reply_reaches_the_waiting_command_with_message_none(
+    server, telegram, update_ids, chat_id
+):
+    """A reply without text runs the waiting command: `message` None, the photo in `update`."""
+    post(server, text(next(update_ids), chat_id, "/ask"))
+    photo = text(next(update_ids), chat_id, "unused")
+    inner = photo["message"]
+    assert isinstance(inner, dict)
+    del inner["text"]
+    inner["photo"] = [{"file_id": "AgAD1", "file_unique_id": "AQAD1", "width": 90, "height": 90}]
+    post(server, photo)
+    assert [c.params["text"] for c in sent_to(telegram, chat_id)] == [
+        "Your name?",
+        "got None ['photo']",
+    ]
