@@ -265,19 +265,30 @@ class Runner:
                 return Outcome(before)
             if before.returned:
                 return Outcome(None)  # `@` returned: the command does not run
-        if not replying:
-            await send_answer(self.services, context)
-        result: RunResult | None = None
+        # A failed answer fails the command (logged, ``!`` has run): no script, no wait.
+        result = None if replying else await self._answer(context)
         question = None if replying else _question(context)
-        if question is not None:
+        if result is None and question is not None:
             await self.services.store.set_waiting(question)
-        elif context.command.has_code:
+        elif result is None and context.command.has_code:
             result = await self.run_one(context, extras)
             if not result.ok:
                 await self.on_error(context, result)
         if table.after is not None:
             await self.run_one(context.for_command(table.after), extras)
         return Outcome(result)
+
+    async def _answer(self, context: Context) -> RunResult | None:
+        """Send the command's answer; if it fails, log the command as failed and run ``!``."""
+        started = self.services.clock()
+        try:
+            await send_answer(self.services, context)
+        except CapabilityError as exc:
+            result = RunResult(Status.SCRIPT_ERROR, error=ScriptFailure(exc.kind, exc.message))
+            await self.record(context, result, started)
+            await self.on_error(context, result)
+            return result
+        return None
 
     async def on_error(self, context: Context, result: RunResult) -> None:
         """Run the bot's ``!`` command with the ``error`` global, if it has one."""

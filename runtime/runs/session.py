@@ -166,7 +166,10 @@ async def call_telegram(
 
 
 async def send_answer(services: Services, context: Context) -> None:
-    """Send a command's ``answer`` (and ``keyboard``) to the current chat, if any."""
+    """Send a command's ``answer`` (and ``keyboard``) to the current chat, if any.
+
+    Raises CapabilityError (``ApiError``) when Telegram refuses it or cannot be reached.
+    """
     command = context.command
     if command.answer is None or context.chat_id is None:
         return
@@ -185,9 +188,9 @@ async def send_answer(services: Services, context: Context) -> None:
     try:
         await call_telegram(services, context.bot, "sendMessage", params)
     except CapabilityError as exc:
-        logger.warning(
-            "bot %s: answer of %s was not sent: %s", context.bot.id, command.name, exc.message
-        )
+        raise CapabilityError(
+            f"the answer was not sent: {exc.message}", kind=exc.kind, data=exc.data
+        ) from None
 
 
 async def answer_callback(services: Services, context: Context) -> None:

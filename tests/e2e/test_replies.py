@@ -145,3 +145,17 @@ def test_a_photo_reply_reaches_the_waiting_command_with_message_none(
         "Your name?",
         "got None ['photo']",
     ]
+
+
+def test_an_answer_telegram_refuses_fails_the_command_in_the_run_log_and_reaches_the_error_command(
+    server, telegram, update_ids, chat_id
+):
+    """Telegram refuses /md's Markdown answer: the run log has the failure, `!` tells the user."""
+    refusal = "Bad Request: can't parse entities: Can't find end of the entity at byte offset 3"
+    telegram.fail_next("sendMessage", 400, refusal)
+    post(server, text(next(update_ids), chat_id, "/md"))
+    delivered = [c.params["text"] for c in sent_to(telegram, chat_id) if c.error_code is None]
+    assert delivered == [f"failed: ApiError: the answer was not sent: sendMessage: {refusal}"]
+    (record,) = [r for r in server.logs(BOT, "--failed") if r["command"] == "/md"]
+    assert record["error"]["type"] == "ApiError"
+    assert refusal in record["error"]["message"]
