@@ -44,6 +44,50 @@ def render_answer(template: str, context: Mapping[str, Any], parse_mode: str | N
     return PLACEHOLDER.sub(lambda m: escape(_lookup(context, m.group(1)), parse_mode), template)
 
 
+def unescapable_placeholders(template: str) -> list[str]:
+    """The placeholders of a legacy-Markdown template that sit inside an entity.
+
+    Legacy ``Markdown`` allows no escaping inside ``*bold*``, ``_italic_``, `` `code` ``,
+    ```` ```pre``` ```` or ``[text](url)``, so a value there with ``_``, ``*``, `` ` `` or ``[``
+    makes Telegram refuse the whole message.
+    """
+    found: list[str] = []
+    closing: str | None = None
+    i = 0
+    while i < len(template):
+        placeholder = PLACEHOLDER.match(template, i)
+        if placeholder is not None:
+            if closing is not None:
+                found.append(placeholder.group(0))
+            i = placeholder.end()
+        elif closing is None:
+            i, closing = _opening(template, i)
+        elif template.startswith(closing, i):
+            i += len(closing)
+            if closing == "]" and template.startswith("(", i):
+                closing, i = ")", i + 1
+            else:
+                closing = None
+        else:
+            i += 1
+    return found
+
+
+def _opening(template: str, i: int) -> tuple[int, str | None]:
+    """Where scanning goes on after ``template[i]`` outside an entity, and what closes the
+    entity it opens (None if it opens none)."""
+    char = template[i]
+    if char == "\\":
+        return i + 2, None
+    if template.startswith("```", i):
+        return i + 3, "```"
+    if char in "*_`":
+        return i + 1, char
+    if char == "[":
+        return i + 1, "]"
+    return i + 1, None
+
+
 def reply_keyboard(layout: str) -> dict[str, Any]:
     """Turn ``"A,B\\nC"`` into a ReplyKeyboardMarkup with rows [A, B] and [C]."""
     rows = []

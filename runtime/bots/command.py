@@ -29,6 +29,7 @@ from typing import Final
 
 import yaml
 
+from runtime.bots.answer import unescapable_placeholders
 from runtime.errors import Problem
 
 BEFORE: Final = "@"
@@ -272,6 +273,17 @@ def parse_command_file(text: str, path: str) -> tuple[Command | None, list[Probl
     answer = _opt_str(values.get("answer"))
     if not has_code(header.source) and answer is None and not problems:
         problems.append(Problem(f'command "{name}" has neither code nor answer', path))
+    if answer is not None and values.get("parse_mode") == "Markdown":
+        problems.extend(
+            Problem(
+                f"answer: {placeholder} is inside a Markdown entity, where it cannot be escaped: "
+                "a value with _ * ` or [ makes Telegram refuse the whole answer; use parse_mode "
+                "MarkdownV2 or HTML, or move it out of the entity",
+                path,
+                lines.get(("answer",)),
+            )
+            for placeholder in unescapable_placeholders(answer)
+        )
     if problems:
         return None, problems
     command = Command(

@@ -15,7 +15,15 @@ from runtime.bots import dispatch
 from runtime.bots.command import Command
 from runtime.errors import ConflictError, NotANumber, QuotaExceeded
 from runtime.runs.registry import LiveBot
-from runtime.runs.session import Context, Services, Session, Transaction, commit, send_answer
+from runtime.runs.session import (
+    Context,
+    Services,
+    Session,
+    Transaction,
+    answer_callback,
+    commit,
+    send_answer,
+)
 from runtime.store import QueuedItem, RunRecord, Waiting
 from runtime.telegram.update import IncomingUpdate, parse_update
 from sandbox import (
@@ -33,6 +41,8 @@ from sandbox import (
 logger = logging.getLogger(__name__)
 
 MAX_LOGGED_ARGS: Final = 1000
+REPLY_KINDS: Final = frozenset({"message", "business_message"})
+"""Update kinds that answer a ``need_reply`` wait (a button press or an edit does not)."""
 MAX_ATTEMPTS: Final = 10
 """How many times a run whose reads went stale is tried in all before it fails."""
 
@@ -148,6 +158,16 @@ async def _apply_held(result: RunResult, held: list[tuple[Handler, CallRequest]]
     return result
 
 
+def _question(context: Context) -> Waiting | None:
+    """The wait a ``need_reply`` command starts instead of running its script, if it asks."""
+    user_id, chat_id = context.user_id, context.chat_id
+    if not context.command.need_reply or context.update_type == "webhook":
+        return None
+    if user_id is None or chat_id is None:
+        return None
+    return Waiting(context.bot.id, chat_id, user_id, context.command.name)
+
+
 class Runner:
     """Runs commands for bots and records every run."""
 
@@ -197,12 +217,13 @@ class Runner:
         params = ""
         replying = False
         user_id, chat_id = update.user_id, update.chat_id
-        if update.text is not None and user_id is not None and chat_id is not None:
-            if dispatch.is_command_text(
+        if user_id is not None and chat_id is not None:
+            if update.text is not None and dispatch.is_command_text(
                 table, update.text, update, bot_username=bot.definition.config.username
             ):
                 await store.clear_waiting(bot.id, chat_id, user_id)
-            else:
+            elif update.type in REPLY_KINDS:
+                # Any next message answers, text or not (a photo, a contact: message is None).
                 waiting = await store.take_waiting(bot.id, chat_id, user_id)
                 if waiting is not None:
                     command = dispatch.find(table, waiting.command)
@@ -225,14 +246,16 @@ class Runner:
             params=params,
         )
         await self.run_pipeline(context, replying=replying)
+        await answer_callback(self.services, context)
 
     async def run_pipeline(
         self, context: Context, *, extras: Extras | None = None, replying: bool = False
     ) -> Outcome:
         """Run ``@``, the answer, the command, ``!`` on failure, then ``@@``.
 
-        ``replying`` marks the message that answers a ``need_reply`` command: its script runs
-        again with that message, without sending the answer or waiting again.
+        A ``need_reply`` command only sends its answer and waits (when the run has a user and a
+        chat and is not a link click): its script runs on the user's next message, which
+        ``replying`` marks, without sending the answer or waiting again.
         """
         table = context.bot.definition.commands
         if table.before is not None:
@@ -242,26 +265,30 @@ class Runner:
                 return Outcome(before)
             if before.returned:
                 return Outcome(None)  # `@` returned: the command does not run
-        if not replying:
-            await send_answer(self.services, context)
-        result: RunResult | None = None
-        if context.command.has_code:
+        # A failed answer fails the command (logged, ``!`` has run): no script, no wait.
+        result = None if replying else await self._answer(context)
+        question = None if replying else _question(context)
+        if result is None and question is not None:
+            await self.services.store.set_waiting(question)
+        elif result is None and context.command.has_code:
             result = await self.run_one(context, extras)
             if not result.ok:
                 await self.on_error(context, result)
-        if (
-            not replying
-            and context.command.need_reply
-            and (result is None or result.ok)
-            and context.user_id is not None
-            and context.chat_id is not None
-        ):
-            await self.services.store.set_waiting(
-                Waiting(context.bot.id, context.chat_id, context.user_id, context.command.name)
-            )
         if table.after is not None:
             await self.run_one(context.for_command(table.after), extras)
         return Outcome(result)
+
+    async def _answer(self, context: Context) -> RunResult | None:
+        """Send the command's answer; if it fails, log the command as failed and run ``!``."""
+        started = self.services.clock()
+        try:
+            await send_answer(self.services, context)
+        except CapabilityError as exc:
+            result = RunResult(Status.SCRIPT_ERROR, error=ScriptFailure(exc.kind, exc.message))
+            await self.record(context, result, started)
+            await self.on_error(context, result)
+            return result
+        return None
 
     async def on_error(self, context: Context, result: RunResult) -> None:
         """Run the bot's ``!`` command with the ``error`` global, if it has one."""

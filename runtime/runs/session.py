@@ -15,7 +15,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 from runtime.bots import dispatch
@@ -49,6 +49,14 @@ MAX_RETRY_AFTER: Final = 5.0
 MAX_SCHEDULED: Final = 20
 
 
+@dataclass(slots=True)
+class Delivery:
+    """What the runs of one pipeline did that the platform completes afterwards (shared by
+    ``@``, the command, ``!``, ``@@`` and nested commands)."""
+
+    callback_answered: bool = False
+
+
 @dataclass(frozen=True, slots=True)
 class Context:
     """Who and where one run is for, and what it was given."""
@@ -68,6 +76,7 @@ class Context:
     depth: int = 0
     generation: int = 0
     """0 for a run started by an update or a click; n + 1 for a run a generation-n run queued."""
+    delivery: Delivery = field(default_factory=Delivery, compare=False)
 
     @property
     def user_id(self) -> int | None:
@@ -164,7 +173,10 @@ async def call_telegram(
 
 
 async def send_answer(services: Services, context: Context) -> None:
-    """Send a command's ``answer`` (and ``keyboard``) to the current chat, if any."""
+    """Send a command's ``answer`` (and ``keyboard``) to the current chat, if any.
+
+    Raises CapabilityError (``ApiError``) when Telegram refuses it or cannot be reached.
+    """
     command = context.command
     if command.answer is None or context.chat_id is None:
         return
@@ -184,8 +196,29 @@ async def send_answer(services: Services, context: Context) -> None:
     try:
         await call_telegram(services, context.bot, "sendMessage", params)
     except CapabilityError as exc:
+        raise CapabilityError(
+            f"the answer was not sent: {exc.message}", kind=exc.kind, data=exc.data
+        ) from None
+
+
+async def answer_callback(services: Services, context: Context) -> None:
+    """Answer a callback query no run of the pipeline answered, so the user's spinner stops."""
+    query_id = (context.request or {}).get("id")
+    if context.update_type != "callback_query" or context.delivery.callback_answered:
+        return
+    if type(query_id) is not str:
+        return
+    context.delivery.callback_answered = True
+    try:
+        await call_telegram(
+            services, context.bot, "answerCallbackQuery", {"callback_query_id": query_id}
+        )
+    except CapabilityError as exc:
         logger.warning(
-            "bot %s: answer of %s was not sent: %s", context.bot.id, command.name, exc.message
+            "bot %s: the callback query of %s was not answered: %s",
+            context.bot.id,
+            context.command.name,
+            exc.message,
         )
 
 
@@ -253,6 +286,9 @@ class Session:
                 if name in spec.fields:
                     params.setdefault(name, value)
         self.tx.external = True
+        if method == "answerCallbackQuery":
+            # Even a refused answer counts: Telegram takes one answer per query.
+            self.context.delivery.callback_answered = True
         return await call_telegram(self.services, self.context.bot, method, params)
 
     async def send_message(self, call: CallRequest) -> JSON:
@@ -492,10 +528,12 @@ async def commit(services: Services, bot: LiveBot, tx: Transaction) -> None:
 
 __all__ = [
     "Context",
+    "Delivery",
     "ScheduledRun",
     "Services",
     "Session",
     "Transaction",
+    "answer_callback",
     "call_telegram",
     "commit",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from runtime.bots.answer import escape, render_answer, reply_keyboard
+from runtime.bots.answer import escape, render_answer, reply_keyboard, unescapable_placeholders
 
 CONTEXT = {"user": {"first_name": "<Ada & *Bob*_>", "id": 7}, "chat": {"title": "x.y"}}
 
@@ -37,3 +37,23 @@ def test_a_keyboard_layout_becomes_rows_of_buttons():
         "keyboard": [[{"text": "A"}, {"text": "B"}], [{"text": "C"}]],
         "resize_keyboard": True,
     }
+
+
+@pytest.mark.parametrize(
+    ("template", "expected"),
+    [
+        ("Hi {{user.first_name}}, *welcome*", []),
+        ("Hi *{{user.first_name}}*", ["{{user.first_name}}"]),
+        ("_dear {{ user.username }}_ and {{chat.id}}", ["{{ user.username }}"]),
+        (
+            "`{{params}}` [{{user.id}}](http://x/{{chat.id}})",
+            ["{{params}}", "{{user.id}}", "{{chat.id}}"],
+        ),
+        ("```\n{{params}}\n``` {{user.id}}", ["{{params}}"]),
+        ("\\*{{user.first_name}}\\*", []),
+    ],
+    ids=["outside", "bold", "italic", "code-and-link", "pre", "escaped-stars"],
+)
+def test_placeholders_inside_legacy_markdown_entities_are_found(template, expected):
+    """Only placeholders inside an entity, where legacy Markdown allows no escape, are reported."""
+    assert unescapable_placeholders(template) == expected

@@ -300,3 +300,23 @@ def test_bot_folders_are_the_demo_then_every_sub_folder_with_a_bot_yaml(tmp_path
     assert bot_folders(tmp_path, demo) == [demo, tmp_path / "a", tmp_path / "b"]
     with pytest.raises(ConfigError, match="is not a folder"):
         bot_folders(tmp_path / "nope", None)
+
+
+def test_check_reports_a_markdown_answer_placeholder_that_cannot_be_escaped(
+    tmp_path: Path,
+) -> None:
+    """A placeholder inside a legacy-Markdown entity is reported at the answer's file and line."""
+    folder = make_bot(
+        tmp_path,
+        {
+            "bot.yaml": GOOD_CONFIG,
+            "hi.py": '"""\ncommand: /hi\nparse_mode: Markdown\n'
+            'answer: Hi *{{user.first_name}}*\n"""\n',
+            "ok.py": '"""\ncommand: /ok\nparse_mode: Markdown\n'
+            'answer: Hi {{user.first_name}}\n"""\n',
+        },
+    )
+    ((file, line, message),) = located(check_bot(folder))
+    assert (file, line) == ("hi.py", 4)
+    assert "{{user.first_name}}" in message
+    assert "cannot be escaped" in message
