@@ -123,10 +123,14 @@ def run_check(path: Path) -> int:
         problems = [Problem("no bot.yaml here, and no sub-folder with one", str(path))]
     for problem in problems:
         print(problem.describe())
-    if problems:
-        print(f"{len(problems)} problem(s) in {path}")
+    errors = [problem for problem in problems if not problem.warning]
+    if errors:
+        print(f"{len(errors)} problem(s) in {path}")
         return 1
-    print(f"{path}: ok" if folders == [path] else f"{path}: ok, {len(folders)} bots")
+    warned = f" ({len(problems)} warning(s))" if problems else ""
+    print(
+        f"{path}: ok{warned}" if folders == [path] else f"{path}: ok, {len(folders)} bots{warned}"
+    )
     return 0
 
 
@@ -374,9 +378,10 @@ def serve(settings: Settings, *, poll: bool) -> int:
     problems = check_folders(
         bot_folders(settings.bots_dir, settings.demo_dir if settings.demo else None)
     )
-    if problems:
-        sys.stderr.write("".join(f"{problem.describe()}\n" for problem in problems))
-        raise ConfigError(f"{len(problems)} problem(s) in the bot folders; nothing was started")
+    sys.stderr.write("".join(f"{problem.describe()}\n" for problem in problems))
+    errors = [problem for problem in problems if not problem.warning]
+    if errors:
+        raise ConfigError(f"{len(errors)} problem(s) in the bot folders; nothing was started")
     load_master_key(settings.key_file)  # created on first start; a bad one stops us here
     KeyFile(settings.keys_file).load()
     # Imported here so that `check` and `logs` start fast and do not need the web stack.

@@ -31,13 +31,16 @@ class Problem:
     message: str
     file: str | None = None
     line: int | None = None
+    warning: bool = False
+    """A warning is reported but does not stop the bot from loading."""
 
     def describe(self) -> str:
-        """Return ``'file:line: message'`` style text."""
+        """Return ``'file:line: message'`` style text (``'file:line: warning: ...'``)."""
         where = self.file or ""
         if self.line is not None:
             where += f":{self.line}"
-        return f"{where}: {self.message}" if where else self.message
+        message = f"warning: {self.message}" if self.warning else self.message
+        return f"{where}: {message}" if where else message
 
 
 class BotboxError(Exception):

@@ -281,10 +281,11 @@ def parse_command_file(text: str, path: str) -> tuple[Command | None, list[Probl
                 "MarkdownV2 or HTML, or move it out of the entity",
                 path,
                 lines.get(("answer",)),
+                warning=True,
             )
             for placeholder in unescapable_placeholders(answer)
         )
-    if problems:
+    if any(not problem.warning for problem in problems):
         return None, problems
     command = Command(
         name=name,
@@ -299,7 +300,7 @@ def parse_command_file(text: str, path: str) -> tuple[Command | None, list[Probl
         first_line=header.first_line,
         path=path,
     )
-    return command, []
+    return command, problems
 
 
 def _read_header(

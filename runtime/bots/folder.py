@@ -38,13 +38,14 @@ class BotDefinition:
 def load_bot(folder: Path) -> BotDefinition:
     """Load a bot folder; raise :class:`BotFolderError` listing every problem."""
     config, commands, problems = _inspect(folder)
-    if problems or config is None:
-        raise BotFolderError(problems or [Problem("the bot folder cannot be loaded")])
+    errors = [problem for problem in problems if not problem.warning]
+    if errors or config is None:
+        raise BotFolderError(errors or [Problem("the bot folder cannot be loaded")])
     return BotDefinition(config, CommandTable.build(commands), folder)
 
 
 def check_bot(folder: Path) -> list[Problem]:
-    """Return every problem of a bot folder (an empty list means it loads)."""
+    """Return every problem of a bot folder (it loads when none is an error; warnings may be)."""
     return _inspect(folder)[2]
 
 
@@ -95,7 +96,7 @@ def _in_folder(problem: Problem, folder: Path) -> Problem:
     """The problem with its file named by its path (``FOLDER/bot.yaml``), not inside the folder."""
     if problem.file is None:
         return problem
-    return Problem(problem.message, str(folder / problem.file), problem.line)
+    return Problem(problem.message, str(folder / problem.file), problem.line, problem.warning)
 
 
 def _inspect(folder: Path) -> tuple[BotConfig | None, list[Command], list[Problem]]:

@@ -372,3 +372,18 @@ def test_logs_say_how_many_output_lines_they_left_out():
     assert shown[-1] == "  | ... 7 more lines (--json shows them)"
     exact = "".join(f"line {n}\n" for n in range(MAX_OUTPUT_LINES))
     assert "more lines" not in format_record(RunRecord(**base, output=exact))
+
+
+def test_check_and_serve_report_a_warning_without_refusing_the_bot(tmp_path):
+    """A Markdown answer that cannot be escaped is a warning: check exits 0 and names it."""
+    bot = tmp_path / "bots" / "md"
+    bot.mkdir(parents=True)
+    (bot / "bot.yaml").write_text("id: md\ntoken_env: MD_TOKEN\n")
+    (bot / "hi.py").write_text(
+        '"""\ncommand: /hi\nparse_mode: Markdown\nanswer: Hi *{{user.first_name}}*\n"""\n'
+    )
+    done = run_py("check", str(bot), data_dir=tmp_path / "data")
+    assert done.returncode == 0, done.stdout
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith(f"{bot / 'hi.py'}:4: warning: answer: {{{{user.first_name}}}}")
+    assert lines[-1] == f"{bot}: ok (1 warning(s))"

@@ -305,7 +305,7 @@ def test_bot_folders_are_the_demo_then_every_sub_folder_with_a_bot_yaml(tmp_path
 def test_check_reports_a_markdown_answer_placeholder_that_cannot_be_escaped(
     tmp_path: Path,
 ) -> None:
-    """A placeholder inside a legacy-Markdown entity is reported at the answer's file and line."""
+    """A placeholder inside a legacy-Markdown entity is a warning at the answer's file and line."""
     folder = make_bot(
         tmp_path,
         {
@@ -320,3 +320,6 @@ def test_check_reports_a_markdown_answer_placeholder_that_cannot_be_escaped(
     assert (file, line) == ("hi.py", 4)
     assert "{{user.first_name}}" in message
     assert "cannot be escaped" in message
+    (problem,) = check_bot(folder)
+    assert problem.warning and problem.describe().startswith("hi.py:4: warning: ")
+    assert load_bot(folder).commands.by_name  # a warning never stops the bot from loading
