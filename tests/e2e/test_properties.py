@@ -13,7 +13,7 @@ import pytest
 
 from tests.e2e.conftest import DEMO_TOKEN
 from tests.support.links import mint
-from tests.support.server import BotboxServer
+from tests.support.server import BotboxServer, hosting
 from tests.support.telegram_standin import TelegramStandIn
 from tests.support.updates import make_update
 
@@ -34,20 +34,16 @@ COMMANDS = {
 def tally(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BotboxServer]:
     """A server hosting the `tally` bot."""
     root = Path(tmp_path_factory.mktemp("tally"))
-    folder = root / "bots" / "tally"
-    folder.mkdir(parents=True)
-    for name, text in COMMANDS.items():
-        (folder / name).write_text(text)
-    with TelegramStandIn(tokens={DEMO_TOKEN}) as telegram:
-        server = BotboxServer(
-            root / "data",
+    with (
+        TelegramStandIn(tokens={DEMO_TOKEN}) as telegram,
+        hosting(
+            root,
+            {"tally": COMMANDS},
             telegram_api=telegram.base_url,
-            bots_dir=root / "bots",
-            demo=False,
             env={"DEMO_BOT_TOKEN": DEMO_TOKEN},
-        ).start()
+        ) as server,
+    ):
         yield server
-        server.close()
 
 
 def value(server: BotboxServer, name: str) -> object:

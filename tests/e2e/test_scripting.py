@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import DEMO_TOKEN
-from tests.support.server import BotboxServer
+from tests.support.server import BotboxServer, hosting
 from tests.support.telegram_standin import TelegramStandIn
 from tests.support.updates import make_update
 
@@ -70,20 +70,16 @@ COMMANDS = {
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[BotboxServer, TelegramStandIn]]:
     """A server hosting the `lab` bot, with small limits and quotas."""
     root = Path(tmp_path_factory.mktemp("lab"))
-    folder = root / "bots" / "lab"
-    folder.mkdir(parents=True)
-    for name, text in COMMANDS.items():
-        (folder / name).write_text(text)
-    with TelegramStandIn(tokens={DEMO_TOKEN}) as telegram:
-        server = BotboxServer(
-            root / "data",
+    with (
+        TelegramStandIn(tokens={DEMO_TOKEN}) as telegram,
+        hosting(
+            root,
+            {"lab": COMMANDS},
             telegram_api=telegram.base_url,
-            bots_dir=root / "bots",
-            demo=False,
             env={"DEMO_BOT_TOKEN": DEMO_TOKEN},
-        ).start()
+        ) as server,
+    ):
         yield server, telegram
-        server.close()
 
 
 _ids = itertools.count(1)

@@ -22,6 +22,21 @@ ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
+RECORD_FIELDS: dict[str, object] = dict(
+    bot_id="b",
+    command="/x",
+    trigger="update",
+    user_id=1,
+    chat_id=1,
+    status="ok",
+    started_at=0.0,
+    cpu_seconds=0.001,
+    wall_seconds=0.002,
+    id=5,
+)
+"""A run log record's fields, for tests of how `run.py logs` prints one."""
+
+
 def run_py(*args: str, data_dir: Path, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, str(ROOT / "run.py"), *args],
@@ -221,18 +236,7 @@ def test_set_webhook_without_a_token_says_which_variable_to_set(tmp_path):
 
 def test_a_log_line_names_the_worker_process_that_ran_the_run():
     """`run.py logs` shows worker=PID when the run log recorded one, and nothing otherwise."""
-    base = dict(
-        bot_id="b",
-        command="/x",
-        trigger="update",
-        user_id=1,
-        chat_id=1,
-        status="ok",
-        started_at=0.0,
-        cpu_seconds=0.001,
-        wall_seconds=0.002,
-        id=5,
-    )
+    base = RECORD_FIELDS
     with_pid = format_record(RunRecord(**base, extra={"worker_pid": 4321}))
     without = format_record(RunRecord(**base, extra={"worker_pid": None}))
     assert with_pid.splitlines()[0].endswith(" worker=4321")
@@ -354,18 +358,7 @@ def test_logs_limit_must_be_a_positive_number(tmp_path):
 
 def test_logs_say_how_many_output_lines_they_left_out():
     """A run's output past the shown lines ends with a line counting the rest."""
-    base = dict(
-        bot_id="b",
-        command="/x",
-        trigger="update",
-        user_id=1,
-        chat_id=1,
-        status="ok",
-        started_at=0.0,
-        cpu_seconds=0.001,
-        wall_seconds=0.002,
-        id=5,
-    )
+    base = RECORD_FIELDS
     output = "".join(f"line {n}\n" for n in range(MAX_OUTPUT_LINES + 7))
     shown = format_record(RunRecord(**base, output=output)).splitlines()
     assert shown[1:-1] == [f"  | line {n}" for n in range(MAX_OUTPUT_LINES)]

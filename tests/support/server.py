@@ -9,6 +9,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -162,3 +164,25 @@ class BotboxServer:
                 return
             time.sleep(0.05)
         raise TimeoutError("the server's queue did not drain")
+
+
+@contextmanager
+def hosting(
+    root: Path, bots: Mapping[str, Mapping[str, str]], *, telegram_api: str, env: dict[str, str]
+) -> Iterator[BotboxServer]:
+    """A started server hosting exactly ``bots`` (folder name -> file name -> text), no demo.
+
+    The folders go to ``root/bots``, the data to ``root/data``; the server is closed on exit.
+    """
+    for name, files in bots.items():
+        folder = root / "bots" / name
+        folder.mkdir(parents=True)
+        for file_name, text in files.items():
+            (folder / file_name).write_text(text)
+    server = BotboxServer(
+        root / "data", telegram_api=telegram_api, bots_dir=root / "bots", demo=False, env=env
+    ).start()
+    try:
+        yield server
+    finally:
+        server.close()
