@@ -135,6 +135,15 @@ def limit_cpu(cpu_seconds: float, current_soft: int) -> int:
     return soft
 
 
+def lock_memory(limit_bytes: int) -> None:
+    """Lower the hard address-space cap to ``limit_bytes`` for good (it can never go back up),
+    so code that took the worker over cannot raise its soft limit past its tenant's budget."""
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY:
+        limit_bytes = min(limit_bytes, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit_bytes, limit_bytes))
+
+
 def limit_memory(soft_bytes: int) -> None:
     """Cap the address space for runs at ``soft_bytes`` (within the worker's hard cap)."""
     _, hard = resource.getrlimit(resource.RLIMIT_AS)

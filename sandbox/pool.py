@@ -221,11 +221,16 @@ class WorkerPool:
             "exceptions": list(exceptions),
             "globals": dict(globals or {}),
             "deferred": dict(deferred or {}),
+            "lock_memory": tenant is not None,
         }
         if escape is not None and self.test_hooks:
             request["escape"] = escape
         owner = tenant or ""
         worker = await self._acquire(owner)
+        if worker.memory_cap is None:
+            worker.memory_cap = limits.memory_bytes
+        elif limits.memory_bytes > worker.memory_cap:
+            worker.retiring_after_run = True  # its hard cap is lower: a fresh one next time
         self._running += 1
         result: RunResult | None = None
         worker.set_background(self.share.is_hot(owner))
@@ -371,7 +376,11 @@ class WorkerPool:
     def _release(self, tenant: str, worker: WorkerProcess) -> None:
         self.share.finished(tenant)
         if worker.alive and not worker.killed_by_host:
-            if worker.runs >= self.max_runs or worker.maxrss_kib * 1024 > self.max_rss_bytes:
+            if (
+                worker.runs >= self.max_runs
+                or worker.maxrss_kib * 1024 > self.max_rss_bytes
+                or worker.retiring_after_run
+            ):
                 logger.info(
                     "recycling worker %s after %s runs (peak rss %s KiB)",
                     worker.pid,

@@ -62,6 +62,9 @@ class WorkerProcess:
         """Only root can move a worker back from the background, so only root moves it."""
         self.run_started = 0.0
         self.last_frame_size = 0
+        self.memory_cap: int | None = None
+        """The memory budget of its first run, fixed as its hard cap when it has a tenant."""
+        self.retiring_after_run = False
         self.idle_cpu: float | None = None
         """CPU seconds read at the first idle check since its last run (None: not read yet)."""
 

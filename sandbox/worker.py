@@ -145,6 +145,7 @@ class Worker:
         self.cpu_pending = False
         self.cpu_soft = 0
         self.memory_soft = 0
+        self.memory_locked = False
         self.depth = 0
         self.nesting = 0
         self.filenames: set[str] = set()
@@ -205,7 +206,12 @@ class Worker:
         """Set the kernel and interpreter limits for one run."""
         self.cpu_soft = isolation.limit_cpu(limits["cpu_seconds"], self.cpu_soft)
         memory_soft = self.baseline + limits["memory_bytes"]
-        if memory_soft != self.memory_soft and self.baseline:
+        if self.baseline and self.request.get("lock_memory") and not self.memory_locked:
+            # The first run of a worker bound to one tenant: its budget becomes the hard cap.
+            isolation.lock_memory(memory_soft)
+            self.memory_locked = True
+            self.memory_soft = memory_soft
+        elif memory_soft != self.memory_soft and self.baseline:
             isolation.limit_memory(memory_soft)
             self.memory_soft = memory_soft
         sys.setrecursionlimit(self.depth + limits["recursion_depth"] + 10)

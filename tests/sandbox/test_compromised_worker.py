@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 
 import pytest_asyncio
 
-from sandbox import JSON, CallRequest, Status, WorkerPool, protocol
+from sandbox import JSON, CallRequest, Limits, Status, WorkerPool, protocol
 
 SPIN_WHEN_IDLE = r"""
 import resource, signal
@@ -133,3 +133,29 @@ async def test_an_escaped_worker_sending_an_oversized_call_is_killed(hooked_pool
     assert result.status is Status.CRASHED
     assert result.worker_pid is not None
     assert result.worker_pid not in {w.pid for w in hooked_pool._workers if w.alive}
+
+
+RAISE_MEMORY = r"""
+import resource
+soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+try:
+    resource.setrlimit(resource.RLIMIT_AS, (hard + 1024 * 1024 * 1024, hard + 1024 * 1024 * 1024))
+    request["globals"]["raised"] = "raised"
+except (ValueError, OSError):
+    request["globals"]["raised"] = "refused"
+request["globals"]["room"] = resource.getrlimit(resource.RLIMIT_AS)[1] - worker.baseline
+"""
+
+
+async def test_an_escaped_worker_cannot_raise_its_memory_past_its_tenants_budget(
+    hooked_pool: WorkerPool,
+) -> None:
+    """A tenant's worker has its run budget as hard address-space cap: raising it is refused."""
+    limits = Limits(memory_bytes=64 * 1024 * 1024)
+    first = await hooked_pool.run("x = 1", tenant="attacker", limits=limits)
+    assert first.ok
+    probe = await hooked_pool.run(
+        "print(raised, room)", tenant="attacker", limits=limits, escape=RAISE_MEMORY
+    )
+    assert probe.worker_pid == first.worker_pid
+    assert probe.output == f"refused {64 * 1024 * 1024}\n", probe.describe()
