@@ -220,11 +220,6 @@ class Store(Protocol):
         after ``after`` (by code point), in order: pass the last name back to get the next page.
         """
 
-    async def commit_properties(
-        self, bot_id: str, writes: Sequence[PropertyWrite], *, max_bot_bytes: int
-    ) -> None:
-        """Apply every write atomically; raise QuotaExceeded (writing nothing) past the quota."""
-
     async def bot_data_bytes(self, bot_id: str) -> int:
         """Return the bytes a bot's properties take (keys and JSON values)."""
 
@@ -242,7 +237,8 @@ class Store(Protocol):
 
         Raises ConflictError when a property in ``expected`` no longer has that version, and
         NotANumber when an ``add`` meets a value that is not a number.
-        Raises QuotaExceeded past ``max_bot_bytes`` (as :meth:`commit_properties`), or its
+        Raises QuotaExceeded past ``max_bot_bytes`` (a commit that does not grow the bot's data is
+        accepted even over it, so a bot left over a lowered quota can delete its way back), or its
         subclass PendingRunsExceeded when the bot's unfinished ``run`` items plus ``runs`` would
         pass ``max_pending_runs``; either way nothing is written. The check and the writes are
         one atomic step: concurrent commits (from any process) never pass the cap together.

@@ -325,18 +325,6 @@ class SqliteStore:
             return []
         return await self._call(properties.names, bot_id, scope, prefix, after, limit)
 
-    async def commit_properties(
-        self, bot_id: str, writes: Sequence[PropertyWrite], *, max_bot_bytes: int
-    ) -> None:
-        """Apply every write atomically; raise QuotaExceeded (writing nothing) past the quota.
-
-        A commit that does not grow the bot's data is accepted even over the quota, so a bot
-        left over it (by a lowered quota) can still delete its way back under.
-        """
-        rows = _property_rows(writes)
-        if rows:
-            await self._call(_commit_properties, bot_id, rows, max_bot_bytes)
-
     async def commit_run(
         self,
         bot_id: str,
@@ -469,14 +457,6 @@ def _commit_many(conn: sqlite3.Connection, items: list[CommitArgs]) -> list[Stor
     """Apply several runs' commits in one transaction, each all or nothing on its own."""
     with _immediate(conn):
         return [commit.commit_one(conn, *item) for item in items]
-
-
-def _commit_properties(
-    conn: sqlite3.Connection, bot_id: str, rows: Sequence[PropertyRow], max_bot_bytes: int
-) -> None:
-    """Apply property writes in their own transaction (rolled back whole past the quota)."""
-    with _immediate(conn):
-        properties.apply(conn, bot_id, rows, max_bot_bytes)
 
 
 def _claim(

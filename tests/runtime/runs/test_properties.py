@@ -10,6 +10,7 @@ import pytest
 from runtime.runs.pipeline import MAX_ATTEMPTS
 from runtime.store import MISSING, PropertyWrite, SqliteStore, Versioned
 from sandbox import WorkerPool
+from tests.runtime.store.test_contract import commit_writes
 from tests.support.runtime import Hosted, hosted, wait_until, write_bot
 
 COUNT = '"""\ncommand: /count\n"""\nBot.setProperty("runs", Bot.getProperty("runs", 0) + 1)\n'
@@ -173,7 +174,8 @@ async def test_chat_properties_are_per_chat_and_see_the_runs_own_writes(lab: Hos
 
 async def test_property_names_page_through_a_users_properties_by_prefix(lab: Hosted) -> None:
     """User.getPropertyNames pages of 2 with ``next``: every name with the prefix, in order."""
-    await lab.store.commit_properties(
+    await commit_writes(
+        lab.store,
         "counter",
         [PropertyWrite("user:9", name, 1) for name in ("k3", "k1", "x", "k2", "k10", "k4")],
         max_bot_bytes=10**6,

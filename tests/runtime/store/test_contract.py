@@ -11,7 +11,7 @@ import asyncio
 import dataclasses
 import json
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -49,19 +49,11 @@ BOT = "bot-a"
 OTHER_BOT = "bot-b"
 
 
-@pytest.fixture(params=sorted(STORE_FACTORIES))
-def backend(request: pytest.FixtureRequest) -> str:
-    """The name of the store implementation under test."""
-    return str(request.param)
-
-
-@pytest.fixture
-async def store(backend: str, tmp_path: Path) -> AsyncIterator[Store]:
-    """An opened, empty store of each implementation, closed after the test."""
-    opened = STORE_FACTORIES[backend](tmp_path)
-    await opened.open()
-    yield opened
-    await opened.close()
+async def commit_writes(
+    store: Store, bot_id: str, writes: Sequence[PropertyWrite], *, max_bot_bytes: int
+) -> None:
+    """Commit property writes as a run that schedules nothing does (``Store.commit_run``)."""
+    await store.commit_run(bot_id, writes, [], max_bot_bytes=max_bot_bytes, max_pending_runs=10**6)
 
 
 def same_json(got: object, expected: object) -> bool:
@@ -473,9 +465,7 @@ class TestStoreContract:
         self, store: Store, value: JSON
     ) -> None:
         """A stored value comes back equal and with the same JSON types."""
-        await store.commit_properties(
-            BOT, [PropertyWrite("bot", "key", value)], max_bot_bytes=10_000
-        )
+        await commit_writes(store, BOT, [PropertyWrite("bot", "key", value)], max_bot_bytes=10_000)
         assert same_json(await store.get_property(BOT, "bot", "key"), value)
 
     async def test_missing_property_is_missing(self, store: Store) -> None:
@@ -484,7 +474,8 @@ class TestStoreContract:
 
     async def test_later_write_to_the_same_key_wins(self, store: Store) -> None:
         """Within one commit, the last write of a key is what stays."""
-        await store.commit_properties(
+        await commit_writes(
+            store,
             BOT,
             [
                 PropertyWrite("bot", "k", 1),
@@ -497,8 +488,9 @@ class TestStoreContract:
 
     async def test_delete_removes_a_property(self, store: Store) -> None:
         """A delete write removes the key; deleting an absent key is fine."""
-        await store.commit_properties(BOT, [PropertyWrite("bot", "k", "v")], max_bot_bytes=1000)
-        await store.commit_properties(
+        await commit_writes(store, BOT, [PropertyWrite("bot", "k", "v")], max_bot_bytes=1000)
+        await commit_writes(
+            store,
             BOT,
             [PropertyWrite("bot", "k", delete=True), PropertyWrite("bot", "absent", delete=True)],
             max_bot_bytes=1000,
@@ -508,7 +500,8 @@ class TestStoreContract:
 
     async def test_scopes_are_separate(self, store: Store) -> None:
         """The same name in the bot scope and a user scope are different properties."""
-        await store.commit_properties(
+        await commit_writes(
+            store,
             BOT,
             [PropertyWrite("bot", "k", "bot-wide"), PropertyWrite("user:7", "k", "user-7")],
             max_bot_bytes=1000,
@@ -519,7 +512,8 @@ class TestStoreContract:
 
     async def test_bot_data_bytes_counts_utf8_names_and_compact_json(self, store: Store) -> None:
         """Size is UTF-8 bytes of each name plus its compact JSON value."""
-        await store.commit_properties(
+        await commit_writes(
+            store,
             BOT,
             [
                 PropertyWrite("bot", "ab", {"a": [1, 2]}),  # 2 + len('{"a":[1,2]}') == 2 + 11
@@ -532,14 +526,15 @@ class TestStoreContract:
 
     async def test_commit_exactly_at_the_quota_is_accepted(self, store: Store) -> None:
         """The quota is inclusive."""
-        await store.commit_properties(BOT, [PropertyWrite("bot", "k", "xyz")], max_bot_bytes=6)
+        await commit_writes(store, BOT, [PropertyWrite("bot", "k", "xyz")], max_bot_bytes=6)
         assert await store.bot_data_bytes(BOT) == 6
 
     async def test_commit_over_the_quota_raises_and_writes_nothing(self, store: Store) -> None:
         """A commit that ends over the quota is rolled back whole, naming quota and size."""
-        await store.commit_properties(BOT, [PropertyWrite("bot", "keep", 1)], max_bot_bytes=100)
+        await commit_writes(store, BOT, [PropertyWrite("bot", "keep", 1)], max_bot_bytes=100)
         with pytest.raises(QuotaExceeded, match=r"max_bot_bytes.*100|100.*max_bot_bytes") as info:
-            await store.commit_properties(
+            await commit_writes(
+                store,
                 BOT,
                 [
                     PropertyWrite("bot", "keep", delete=True),
@@ -556,31 +551,28 @@ class TestStoreContract:
     async def test_quota_exceeded_is_a_store_error(self, store: Store) -> None:
         """Callers catching StoreError also catch quota failures."""
         with pytest.raises(StoreError):
-            await store.commit_properties(
-                BOT, [PropertyWrite("bot", "k", "x" * 50)], max_bot_bytes=10
-            )
+            await commit_writes(store, BOT, [PropertyWrite("bot", "k", "x" * 50)], max_bot_bytes=10)
 
     async def test_commits_that_do_not_grow_data_pass_even_over_the_quota(
         self, store: Store
     ) -> None:
         """A bot over a lowered quota can still shrink its data."""
-        await store.commit_properties(
+        await commit_writes(
+            store,
             BOT,
             [PropertyWrite("bot", "a", "x" * 50), PropertyWrite("bot", "b", "y" * 50)],
             max_bot_bytes=1000,
         )
-        await store.commit_properties(
-            BOT, [PropertyWrite("bot", "a", delete=True)], max_bot_bytes=10
-        )
+        await commit_writes(store, BOT, [PropertyWrite("bot", "a", delete=True)], max_bot_bytes=10)
         assert await store.get_property(BOT, "bot", "a") is MISSING
         with pytest.raises(QuotaExceeded):
-            await store.commit_properties(BOT, [PropertyWrite("bot", "c", 1)], max_bot_bytes=10)
+            await commit_writes(store, BOT, [PropertyWrite("bot", "c", 1)], max_bot_bytes=10)
 
     async def test_bots_never_see_each_others_properties(self, store: Store) -> None:
         """Properties, deletes and sizes are per bot."""
-        await store.commit_properties(BOT, [PropertyWrite("bot", "k", "mine")], max_bot_bytes=1000)
-        await store.commit_properties(
-            OTHER_BOT, [PropertyWrite("bot", "k", delete=True)], max_bot_bytes=1000
+        await commit_writes(store, BOT, [PropertyWrite("bot", "k", "mine")], max_bot_bytes=1000)
+        await commit_writes(
+            store, OTHER_BOT, [PropertyWrite("bot", "k", delete=True)], max_bot_bytes=1000
         )
         assert await store.get_property(OTHER_BOT, "bot", "k") is MISSING
         assert await store.get_property(BOT, "bot", "k") == "mine"
@@ -589,7 +581,8 @@ class TestStoreContract:
     async def test_a_value_that_is_not_json_is_refused(self, store: Store) -> None:
         """Non-JSON values raise StoreError and write nothing."""
         with pytest.raises(StoreError, match="JSON"):
-            await store.commit_properties(
+            await commit_writes(
+                store,
                 BOT,
                 [PropertyWrite("bot", "ok", 1), PropertyWrite("bot", "k", float("nan"))],
                 max_bot_bytes=1000,

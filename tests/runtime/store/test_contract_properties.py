@@ -6,32 +6,16 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from runtime.errors import ConflictError, NotANumber
 from runtime.store import MISSING, NewRun, PropertyRead, PropertyWrite, Store
-from tests.runtime.store.test_contract import CHILD_STORES, REPO_ROOT, STORE_FACTORIES
+from tests.runtime.store.test_contract import CHILD_STORES, REPO_ROOT
 
 BOT = "bot-a"
 LOTS = 10**6
-
-
-@pytest.fixture(params=sorted(STORE_FACTORIES))
-def backend(request: pytest.FixtureRequest) -> str:
-    """The name of the store implementation under test (every one in the contract suite)."""
-    return str(request.param)
-
-
-@pytest.fixture
-async def store(backend: str, tmp_path: Path) -> AsyncIterator[Store]:
-    """An opened, empty store of each implementation, closed after the test."""
-    opened = STORE_FACTORIES[backend](tmp_path)
-    await opened.open()
-    yield opened
-    await opened.close()
 
 
 async def put(

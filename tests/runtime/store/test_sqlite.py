@@ -19,6 +19,7 @@ from runtime.errors import ConflictError, StoreError
 from runtime.store import PropertyRead, PropertyWrite, SqliteStore, Versioned, properties
 from runtime.store.schema import MIGRATIONS
 from runtime.store.sqlite import SCHEMA_VERSION
+from tests.runtime.store.test_contract import commit_writes
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 LEASE = 60.0
@@ -143,7 +144,7 @@ async def test_data_survives_closing_and_reopening(path: Path) -> None:
     first = SqliteStore(path)
     await first.open()
     await first.enqueue("bot", "update", "c1", {}, update_id=5)
-    await first.commit_properties("bot", [PropertyWrite("bot", "k", [1, 2])], max_bot_bytes=99)
+    await commit_writes(first, "bot", [PropertyWrite("bot", "k", [1, 2])], max_bot_bytes=99)
     await first.close()
     second = SqliteStore(path, synchronous="normal")
     await second.open()
