@@ -41,10 +41,6 @@ class FairShare(Generic[T]):
         self.turn: deque[str] = deque()
         self.heat: dict[str, tuple[float, float]] = {}
 
-    def active(self) -> int:
-        """How many tenants are running or waiting."""
-        return len(set(self.busy) | set(self.lines))
-
     def cap(self, tenant: str) -> int:
         """How many workers ``tenant`` may hold right now."""
         if self.lines:

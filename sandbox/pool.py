@@ -440,7 +440,6 @@ class WorkerPool:
         idle = self._idle.get(worker.tenant)
         if idle is not None and worker in idle:
             idle.remove(worker)
-        worker.retiring = True
         self._workers.discard(worker)
         self._spawn(worker.stop(1.0))
 

@@ -55,7 +55,6 @@ class WorkerProcess:
         self.maxrss_kib = 0
         self.isolation: dict[str, str] = {}
         self.killed_by_host = False
-        self.retiring = False
         self.idle_since = 0.0
         self.background = False
         self.may_renice = os.geteuid() == 0

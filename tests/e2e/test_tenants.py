@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.links import mint
-from tests.support.server import BotboxServer
+from tests.support.server import BotboxServer, hosting
 from tests.support.telegram_standin import TelegramStandIn
 from tests.support.updates import make_update
 
@@ -67,21 +67,14 @@ def two_bots(
 ) -> Iterator[tuple[BotboxServer, TelegramStandIn]]:
     """A server hosting `evil` and `good`, each with its own token."""
     root = Path(tmp_path_factory.mktemp("tenants"))
-    for bot, files in (("evil", EVIL), ("good", GOOD)):
-        folder = root / "bots" / bot
-        folder.mkdir(parents=True)
-        for name, text in files.items():
-            (folder / name).write_text(text)
-    with TelegramStandIn(tokens={EVIL_TOKEN, GOOD_TOKEN}) as telegram:
-        server = BotboxServer(
-            root / "data",
-            telegram_api=telegram.base_url,
-            bots_dir=root / "bots",
-            demo=False,
-            env={"EVIL_TOKEN": EVIL_TOKEN, "GOOD_TOKEN": GOOD_TOKEN},
-        ).start()
+    env = {"EVIL_TOKEN": EVIL_TOKEN, "GOOD_TOKEN": GOOD_TOKEN}
+    with (
+        TelegramStandIn(tokens={EVIL_TOKEN, GOOD_TOKEN}) as telegram,
+        hosting(
+            root, {"evil": EVIL, "good": GOOD}, telegram_api=telegram.base_url, env=env
+        ) as server,
+    ):
         yield server, telegram
-        server.close()
 
 
 _ids = itertools.count(1)
