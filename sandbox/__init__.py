@@ -5,7 +5,14 @@ It knows nothing of bots. A host compiles a script (:func:`compile_script`), the
 :class:`RunResult` back. See ``README.md`` (the sandbox section) for what scripts can do.
 """
 
-from sandbox.capability import CallRequest, Capabilities, Handler, RunInPlace
+from sandbox.capability import (
+    CallRequest,
+    Capabilities,
+    Handler,
+    RunInPlace,
+    WaitBudget,
+    wait_budget,
+)
 from sandbox.compiler import Script, ScriptCache, compile_script
 from sandbox.errors import (
     CapabilityError,
@@ -13,6 +20,7 @@ from sandbox.errors import (
     PoolClosed,
     SandboxError,
     StopScript,
+    WaitExhausted,
     WorkerStartError,
 )
 from sandbox.jsontypes import JSON
@@ -44,7 +52,10 @@ __all__ = [
     "ScriptFailure",
     "Status",
     "StopScript",
+    "WaitBudget",
+    "WaitExhausted",
     "WorkerPool",
     "WorkerStartError",
     "compile_script",
+    "wait_budget",
 ]

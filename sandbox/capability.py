@@ -9,10 +9,13 @@ script and the host never share an object. A handler raises
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from sandbox.compiler import Script
+from sandbox.errors import WaitExhausted
 from sandbox.jsontypes import JSON
 
 
@@ -59,3 +62,53 @@ def find_handler(capabilities: Capabilities, name: str) -> Handler | None:
     if handler is None and "." in name:
         handler = capabilities.get(name.partition(".")[0] + ".*")
     return handler
+
+
+@dataclass(slots=True)
+class WaitBudget:
+    """The paced waits of one run: time a capability holds a call back for an outside rate limit.
+
+    Such waits do not count against the run's ``wall_seconds``: :meth:`sleep` pushes the run's
+    deadline back by the time it sleeps. They count against ``wait_seconds`` instead; a wait
+    that would pass it raises :class:`sandbox.errors.WaitExhausted` before sleeping, and the run
+    ends with ``limit_exceeded``. A handler finds the budget of the run it serves with
+    :func:`wait_budget`.
+    """
+
+    remaining: float
+    extend: Callable[[float], None]
+    waited: float = 0.0
+
+    async def sleep(
+        self, seconds: float, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    ) -> None:
+        """Sleep ``seconds`` outside the wall clock, or raise WaitExhausted if it cannot fit."""
+        if seconds <= 0:
+            return
+        if seconds > self.remaining:
+            raise WaitExhausted(
+                f"a paced wait of {seconds:.1f} s would pass this run's wait_seconds "
+                f"({self.remaining:.1f} s left)"
+            )
+        self.remaining -= seconds
+        self.waited += seconds
+        self.extend(seconds)
+        await sleep(seconds)
+
+
+_BUDGET: ContextVar[WaitBudget | None] = ContextVar("sandbox_wait_budget", default=None)
+
+
+def wait_budget() -> WaitBudget | None:
+    """The paced-wait budget of the run whose call is being served (None outside a run)."""
+    return _BUDGET.get()
+
+
+def serving(budget: WaitBudget | None) -> object:
+    """Make ``budget`` the one :func:`wait_budget` returns; returns a token for :func:`served`."""
+    return _BUDGET.set(budget)
+
+
+def served(token: object) -> None:
+    """Undo :func:`serving`."""
+    _BUDGET.reset(token)  # type: ignore[arg-type]

@@ -18,9 +18,18 @@ from dataclasses import replace
 from typing import Any, Final
 
 from sandbox import protocol
-from sandbox.capability import CallRequest, Capabilities, RunInPlace, find_handler
+from sandbox.capability import (
+    CallRequest,
+    Capabilities,
+    Handler,
+    RunInPlace,
+    WaitBudget,
+    find_handler,
+    served,
+    serving,
+)
 from sandbox.compiler import Script
-from sandbox.errors import CapabilityError, StopScript
+from sandbox.errors import CapabilityError, StopScript, WaitExhausted
 from sandbox.jsontypes import JSON
 from sandbox.limits import Limits
 from sandbox.process import WorkerProcess
@@ -61,6 +70,7 @@ class Conversation:
         self.scripts = {script.filename: script}
         self.started = 0.0
         self.call_bytes = 0
+        self.budget: WaitBudget | None = None
 
     async def run(self) -> RunResult:
         """Run the script to its end (or the worker's) and return how it went."""
@@ -74,7 +84,14 @@ class Conversation:
         self.started = time.perf_counter()
         try:
             worker.send(protocol.run(request))
-            async with asyncio.timeout(limits.wall_seconds):
+            async with asyncio.timeout(limits.wall_seconds) as deadline:
+
+                def extend(seconds: float) -> None:
+                    when = deadline.when()
+                    if when is not None:
+                        deadline.reschedule(when + seconds)
+
+                self.budget = WaitBudget(limits.wait_seconds, extend)
                 while True:
                     message = await worker.receive()
                     if type(message) is protocol.Call:
@@ -94,6 +111,11 @@ class Conversation:
             if isinstance(exc, ProtocolViolation):
                 logger.warning("worker %s broke the protocol: %s", worker.pid, exc)
             return await self._kill(None)
+
+    @property
+    def waited(self) -> float:
+        """Seconds this run spent in paced waits so far."""
+        return 0.0 if self.budget is None else self.budget.waited
 
     async def _kill(self, breach: LimitBreach | None) -> RunResult:
         worker = self.worker
@@ -116,6 +138,7 @@ class Conversation:
         common: dict[str, Any] = {
             "cpu_seconds": cpu,
             "wall_seconds": wall,
+            "waited_seconds": self.waited,
             "calls": tuple(self.calls),
             "worker_pid": worker.pid,
         }
@@ -142,37 +165,51 @@ class Conversation:
             return
         handler = find_handler(self.stack[-1], name)
         started = time.perf_counter()
-        error: str | None = None
+        error: str | None
         if handler is None:
             error = f"{name} is not available to this script"
             reply = protocol.err("CapabilityError", error, {})
         else:
-            try:
-                value = await handler(CallRequest(name, tuple(args), kwargs))
-                if isinstance(value, RunInPlace):
-                    reply = self._nested(value)
-                    if reply[0] == protocol.ERR:
-                        error = str(reply[2])
-                    else:
-                        self.stack.append(value.capabilities)
-                        self.scripts.setdefault(value.script.filename, value.script)
-                else:
-                    reply = protocol.ret(value)
-            except CapabilityError as exc:
-                error = exc.message
-                reply = protocol.err(exc.kind, exc.message, exc.data)
-            except StopScript as exc:
-                reply = protocol.stop(exc.value)
-            except Exception as exc:
-                self.on_handler_failure(name, exc)
-                error = f"{name} failed inside the host"
-                reply = protocol.err("CapabilityError", error, {})
+            reply, error = await self._call_handler(handler, CallRequest(name, tuple(args), kwargs))
         self.calls.append(
             CapabilityCall(
                 name, tuple(args), kwargs, error is None, time.perf_counter() - started, error
             )
         )
         self.worker.send(reply)
+
+    async def _call_handler(
+        self, handler: Handler, request: CallRequest
+    ) -> tuple[protocol.HostMessage, str | None]:
+        """Call a handler with this run's wait budget; return the reply and the error, if any."""
+        error: str | None = None
+        token = serving(self.budget)
+        try:
+            value = await handler(request)
+            if isinstance(value, RunInPlace):
+                reply = self._nested(value)
+                if reply[0] == protocol.ERR:
+                    error = str(reply[2])
+                else:
+                    self.stack.append(value.capabilities)
+                    self.scripts.setdefault(value.script.filename, value.script)
+            else:
+                reply = protocol.ret(value)
+        except CapabilityError as exc:
+            error = exc.message
+            reply = protocol.err(exc.kind, exc.message, exc.data)
+        except StopScript as exc:
+            reply = protocol.stop(exc.value)
+        except WaitExhausted as exc:
+            error = str(exc)
+            reply = protocol.limit("wait_seconds")
+        except Exception as exc:
+            self.on_handler_failure(request.name, exc)
+            error = f"{request.name} failed inside the host"
+            reply = protocol.err("CapabilityError", error, {})
+        finally:
+            served(token)
+        return reply, error
 
     async def _run_deferred(self, result: RunResult, done: protocol.Done) -> RunResult:
         """Run the handlers of deferred calls, in order; the first refusal fails the run."""
@@ -187,6 +224,8 @@ class Conversation:
             started = time.perf_counter()
             error: str | None = None
             failure: ScriptFailure | None = None
+            breach: LimitBreach | None = None
+            token = serving(self.budget)
             try:
                 if handler is None:
                     raise CapabilityError(f"{item.name} is not available to this script")
@@ -196,6 +235,11 @@ class Conversation:
             except CapabilityError as exc:
                 error = exc.message
                 failure = ScriptFailure(exc.kind, exc.message, item.line)
+            except WaitExhausted as exc:
+                error = str(exc)
+                breach = LimitBreach("wait_seconds", self.limits.wait_seconds)
+            finally:
+                served(token)
             calls.append(
                 CapabilityCall(
                     item.name,
@@ -206,6 +250,15 @@ class Conversation:
                     error,
                 )
             )
+            if breach is not None:
+                return replace(
+                    result,
+                    status=Status.LIMIT_EXCEEDED,
+                    breach=breach,
+                    calls=tuple(calls),
+                    returned=False,
+                    value=None,
+                )
             if failure is not None:
                 return replace(
                     result,
@@ -249,6 +302,7 @@ class Conversation:
             "calls": tuple(self.calls),
             "cpu_seconds": done.cpu,
             "wall_seconds": time.perf_counter() - self.started,
+            "waited_seconds": self.waited,
         }
         if done.breach is not None and done.breach in LIMIT_NAMES:
             breach = LimitBreach(done.breach, getattr(self.limits, done.breach))

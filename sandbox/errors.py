@@ -7,7 +7,8 @@
     ├── PoolClosed          the pool was shut down, or was never started
     ├── WorkerStartError    a worker process could not be started or did not say it was ready
     ├── CapabilityError     raised by a host capability to fail the script's call cleanly
-    └── StopScript          raised by a host capability to end the script (as a top-level return)
+    ├── StopScript          raised by a host capability to end the script (as a top-level return)
+    └── WaitExhausted       a paced wait would pass the run's ``wait_seconds`` (ends the run)
 
 Problems with an author's script are never exceptions on the host side: they come back as data
 in a :class:`sandbox.result.RunResult` (see :class:`sandbox.result.Status`).
@@ -66,3 +67,11 @@ class StopScript(SandboxError):
     def __init__(self, value: JSON = None) -> None:
         super().__init__("the script was ended by the host")
         self.value = value
+
+
+class WaitExhausted(SandboxError):
+    """A capability's paced wait would take the run past its ``wait_seconds`` limit.
+
+    Raised by :meth:`sandbox.capability.WaitBudget.sleep` before sleeping; the run ends with
+    ``limit_exceeded`` (``wait_seconds``), like any other limit.
+    """

@@ -15,7 +15,10 @@ MIB: Final = 1024 * 1024
 class Limits:
     """What one run of a script may use. Breaking any limit ends the run with ``limit_exceeded``.
 
-    ``wall_seconds`` includes the time spent waiting on capabilities (Telegram calls, storage).
+    ``wall_seconds`` includes the time spent waiting on capabilities (Telegram calls, storage),
+    except *paced waits*: time a capability spends holding a call back to respect an outside
+    rate limit (Telegram's flood limits), which counts against ``wait_seconds`` instead (see
+    :class:`sandbox.capability.WaitBudget`).
     ``memory_bytes`` is added to the worker's own baseline address space.
     """
 
@@ -25,6 +28,7 @@ class Limits:
     output_bytes: int = 64 * KIB
     capability_calls: int = 100
     recursion_depth: int = 200
+    wait_seconds: float = 120.0
 
     def __post_init__(self) -> None:
         for field in fields(self):

@@ -91,6 +91,8 @@ class RunResult:
     breach: LimitBreach | None = None
     cpu_seconds: float = 0.0
     wall_seconds: float = 0.0
+    waited_seconds: float = 0.0
+    """Paced waits (not counted in the wall-clock limit; see ``Limits.wait_seconds``)."""
     calls: tuple[CapabilityCall, ...] = ()
     returned: bool = False
     value: JSON = None
@@ -121,6 +123,7 @@ class RunResult:
             else {"limit": self.breach.limit, "value": self.breach.value},
             "cpu_seconds": round(self.cpu_seconds, 6),
             "wall_seconds": round(self.wall_seconds, 6),
+            "waited_seconds": round(self.waited_seconds, 6),
             "calls": [
                 {
                     "name": c.name,

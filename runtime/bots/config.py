@@ -57,6 +57,7 @@ LIMIT_KEYS: Final[Mapping[str, _LimitKey]] = {
     "output_kb": _LimitKey("output_bytes", KIB, integer=True),
     "capability_calls": _LimitKey("capability_calls", 1, integer=True),
     "recursion_depth": _LimitKey("recursion_depth", 1, integer=True),
+    "wait_seconds": _LimitKey("wait_seconds", 1, integer=False),
 }
 PROPERTY_KEYS: Final = ("max_value_bytes", "max_bot_bytes")
 RUN_KEYS: Final = ("max_pending", "max_generations")

@@ -17,7 +17,6 @@ from runtime.bots.command import Command
 from runtime.bots.folder import BotDefinition, bot_folders, load_bot
 from runtime.errors import BotFolderError, ConfigError, NotFound, Problem
 from runtime.signing.links import WebhookSettings
-from runtime.telegram.flood import FloodGate
 from sandbox import Script, ScriptCache
 
 logger = logging.getLogger(__name__)
@@ -25,14 +24,15 @@ logger = logging.getLogger(__name__)
 
 @dataclass(slots=True)
 class LiveBot:
-    """A bot as the server runs it: definition, compiled scripts, token and flood gate."""
+    """A bot as the server runs it: definition, compiled scripts, token, and whether its sends
+    are paced to Telegram's flood limits (``telegram.flood_limits`` in bot.yaml)."""
 
     definition: BotDefinition
     scripts: Mapping[str, Script]
     token: str | None
     webhook_secret: str
     webhook: WebhookSettings = field(default_factory=WebhookSettings)
-    flood: FloodGate = field(default_factory=FloodGate)
+    paced: bool = True
 
     @property
     def id(self) -> str:
@@ -108,7 +108,7 @@ class Registry:
                 token,
                 derive_secret(master_key, "telegram-webhook-secret", bot_id),
                 definition.config.webhook,
-                FloodGate(enabled=definition.config.telegram.get("flood_limits", True) is True),
+                paced=definition.config.telegram.get("flood_limits", True) is True,
             )
         if problems:
             raise ConfigError(problems)

@@ -2,9 +2,9 @@
 and the capabilities a script gets (:class:`Session`): ``Api``, ``Bot`` and ``User``.
 
 Everything a script does to the outside goes through here, in the server process: Telegram
-calls (checked against the spec, spaced by the bot's flood gate), a command's ``answer``
-(:func:`send_answer`), property reads and writes (buffered, committed together when the run ends
-well), and scheduled runs.
+calls (checked against the spec, paced to Telegram's flood limits by :func:`pace`), a command's
+``answer`` (:func:`send_answer`), property reads and writes (buffered, committed together when
+the run ends well), and scheduled runs.
 """
 
 from __future__ import annotations
@@ -34,18 +34,25 @@ from runtime.runs.runlog import RunLog
 from runtime.runs.transaction import ScheduledRun, Transaction
 from runtime.signing.keys import KeyFile
 from runtime.signing.links import Link, make_link, signature, url_of
-from runtime.store import Store
+from runtime.store import Store, Window
+from runtime.telegram import flood
 from runtime.telegram.client import TelegramClient
 from runtime.telegram.text import split_text, too_long
 from runtime.telegram.update import reply_route
 from sandbox import JSON, CallRequest, CapabilityError, Handler, WorkerPool
-from sandbox.capability import RunInPlace
+from sandbox.capability import RunInPlace, wait_budget
+from sandbox.errors import WaitExhausted
 from sandbox.jsontypes import is_int, is_number
 
 logger = logging.getLogger(__name__)
 
 MAX_RUN_COMMAND_DEPTH: Final = 6
 MAX_RETRY_AFTER: Final = 5.0
+"""Longest 429 pause an unpaced bot (``flood_limits: false``) waits out before one retry."""
+MAX_ATTEMPTS: Final = 3
+MAX_UNBUDGETED_WAIT: Final = 120.0
+"""Longest flood wait for a call made outside a run (a command's ``answer``, a callback's
+automatic answer)."""
 MAX_SCHEDULED: Final = 20
 
 
@@ -144,32 +151,86 @@ def api_error(
 async def call_telegram(
     services: Services, bot: LiveBot, method: str, params: Mapping[str, Any]
 ) -> JSON:
-    """Make one Bot API call for a bot: spec check, flood gate, one retry on a short 429."""
+    """Make one Bot API call for a bot: paced to Telegram's flood limits, retried after a 429.
+
+    A 429 pauses what it was about (the call's chat, or the bot) for ``retry_after``, in the
+    store so every server process respects it, and the call is tried again when the pause ends,
+    if the run's paced-wait budget allows (up to :data:`MAX_ATTEMPTS` tries).
+    """
     if bot.token is None:
         raise api_error(
             method,
             401,
             f"this bot has no Telegram token (set {bot.definition.config.token_env} on the server)",
         )
-    for attempt in (1, 2):
-        await bot.flood.wait(method, params.get("chat_id"))
+    chat_id = params.get("chat_id")
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        if bot.paced:
+            await pace(services, bot, method, chat_id)
         try:
             return await services.telegram.call(bot.token, method, params)
         except CallRefused as exc:
             raise api_error(method, 400, "; ".join(exc.problems)) from None
         except ApiError as exc:
-            short = exc.retry_after is not None and exc.retry_after <= MAX_RETRY_AFTER
-            if exc.code == 429 and exc.retry_after is not None:
-                bot.flood.pause(exc.retry_after)
-            if exc.code == 429 and short and attempt == 1:
-                await services.sleep(exc.retry_after or 0)
-                continue
+            retry_after = exc.retry_after
+            if exc.code == 429 and retry_after is not None and attempt < MAX_ATTEMPTS:
+                now = services.clock()
+                await services.store.pause_sends(
+                    bot.id, flood.pause_key(chat_id), until=now + retry_after, now=now
+                )
+                if bot.paced:
+                    continue  # pace() waits for the pause (or refuses past the budget)
+                if retry_after <= MAX_RETRY_AFTER:
+                    await paced_sleep(services, retry_after)
+                    continue
             raise api_error(exc.method, exc.code, exc.description, exc.retry_after) from None
         except TransportError as exc:
             raise api_error(method, 502, str(exc)) from None
         except TelegramError as exc:  # pragma: no cover - every subclass is handled above
             raise api_error(method, 500, str(exc)) from None
     raise api_error(method, 429, "Too Many Requests")  # pragma: no cover - loop always returns
+
+
+async def pace(services: Services, bot: LiveBot, method: str, chat_id: object) -> None:
+    """Wait until Telegram's flood limits (shared by every server process) let a call through.
+
+    The wait is a paced wait: inside a run it counts against ``limits.wait_seconds``, not the
+    wall clock; a wait past what is left ends the run (``WaitExhausted``). Outside a run (the
+    platform's own answers) it may take up to :data:`MAX_UNBUDGETED_WAIT` seconds; beyond, the
+    call fails as a 429.
+    """
+    limits = flood.limits_for(method, chat_id)
+    if not limits:
+        return
+    budget = wait_budget()
+    horizon = MAX_UNBUDGETED_WAIT if budget is None else budget.remaining
+    now = services.clock()
+    at = await services.store.reserve_send(
+        bot.id,
+        [Window(limit.key, limit.count, limit.period) for limit in limits],
+        flood.pause_keys(chat_id),
+        now=now,
+        horizon=horizon,
+    )
+    if at is None:
+        if budget is not None:
+            raise WaitExhausted(
+                f"Telegram's flood limits would hold {method} longer than the {horizon:.1f} s "
+                "left of this run's wait_seconds"
+            )
+        raise api_error(method, 429, f"Telegram's flood limits hold {method} over {horizon:.0f} s")
+    await paced_sleep(services, at - services.clock())
+
+
+async def paced_sleep(services: Services, seconds: float) -> None:
+    """Sleep as a paced wait: through the run's wait budget when serving a run."""
+    if seconds <= 0:
+        return
+    budget = wait_budget()
+    if budget is None:
+        await services.sleep(seconds)
+    else:
+        await budget.sleep(seconds, services.sleep)
 
 
 async def send_answer(services: Services, context: Context) -> None:

@@ -18,6 +18,7 @@ from runtime.store.base import (
     Versioned,
     Waiting,
 )
+from runtime.store.pacing import Window
 from runtime.store.sqlite import SqliteStore
 
 __all__ = [
@@ -33,4 +34,5 @@ __all__ = [
     "Store",
     "Versioned",
     "Waiting",
+    "Window",
 ]

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Final, Literal, Protocol
 
 from runtime.errors import StoreError
+from runtime.store.pacing import Window
 from sandbox import JSON
 
 
@@ -271,6 +272,23 @@ class Store(Protocol):
 
     async def hit_rates(self, hits: Sequence[RateHit], *, now: float) -> RateHit | None:
         """Count one use of each key; return the first over its limit (None when all fit)."""
+
+    # -- send pacing (see runtime.store.pacing) --
+    async def reserve_send(
+        self,
+        bot_id: str,
+        windows: Sequence[Window],
+        pause_keys: Sequence[str],
+        *,
+        now: float,
+        horizon: float,
+    ) -> float | None:
+        """Reserve the earliest time >= ``now`` at which one more send fits every window and no
+        pause under ``pause_keys`` holds it, shared by every server process. Return that time,
+        or None (nothing reserved) when it is more than ``horizon`` seconds away."""
+
+    async def pause_sends(self, bot_id: str, key: str, *, until: float, now: float) -> None:
+        """Hold every send under ``key`` until ``until`` (Telegram answered 429)."""
 
     async def list_runs(
         self, bot_id: str, *, failed_only: bool = False, limit: int = 50

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Concatenate, Final, Literal, ParamSpec, TypeVar, cast
 
 from runtime.errors import StoreError
-from runtime.store import bots, commit, counters, instances, properties, runs
+from runtime.store import bots, commit, counters, instances, pacing, properties, runs
 from runtime.store.base import (
     MISSING,
     Instance,
@@ -52,6 +52,7 @@ from runtime.store.base import (
 )
 from runtime.store.batch import Batcher
 from runtime.store.commit import CommitArgs, RunRow
+from runtime.store.pacing import Window
 from runtime.store.properties import PropertyRow
 from runtime.store.runs import encode as _encode
 from runtime.store.schema import (
@@ -405,6 +406,24 @@ class SqliteStore:
         """Count one use of each key; return the first over its limit (None when all fit)."""
         return await self._rate_hits.submit((tuple(hits), now))
 
+    async def reserve_send(
+        self,
+        bot_id: str,
+        windows: Sequence[Window],
+        pause_keys: Sequence[str],
+        *,
+        now: float,
+        horizon: float,
+    ) -> float | None:
+        """See :meth:`Store.reserve_send`."""
+        return await self._call(
+            pacing.reserve, bot_id, list(windows), list(pause_keys), now, horizon
+        )
+
+    async def pause_sends(self, bot_id: str, key: str, *, until: float, now: float) -> None:
+        """See :meth:`Store.pause_sends`."""
+        await self._call(pacing.pause, bot_id, key, until, now)
+
     async def bot_generations(self, bot_ids: Sequence[str], *, now: float) -> dict[str, str]:
         """Return each bot's link generation; a bot never seen, or retired, gets a new one."""
         return await self._call(bots.generations, list(bot_ids), now)
@@ -563,6 +582,8 @@ _FAST_OPERATIONS: Final = frozenset(
         runs.record_run,
         runs.record_runs,
         counters.hit_rates_many,
+        pacing.reserve,
+        pacing.pause,
         _set_waiting,
         _take_waiting,
         _clear_waiting,

@@ -1,21 +1,20 @@
-"""Telegram's flood limits, respected in one place instead of in every script.
+"""Telegram's flood limits, as data: which sliding windows a Bot API call must fit.
 
 Telegram allows a bot about 30 messages a second overall, about one a second in one chat, and
-about 20 a minute in one group. :class:`FloodGate` spaces a bot's sends to fit, and when Telegram
-still answers 429 with ``retry_after``, pauses the whole bot for that long. The gate lives in one
-server process; with several processes each keeps its own (documented in the admin guide).
+about 20 a minute in one group or channel (its FAQ, "My bot is hitting limits, how do I avoid
+this?"). A call that posts into a chat belongs to the bot's window, its chat's, and for a group
+its group's; other calls are not paced. When Telegram still answers 429, ``retry_after`` pauses
+what the call was about: its chat (or the whole bot for a call without a chat).
+
+The windows are reserved in the store (:meth:`runtime.store.Store.reserve_send`), so every
+server process shares them; the time a run waits for them is a paced wait
+(:class:`sandbox.WaitBudget`): it counts against ``limits.wait_seconds``, not the wall clock.
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Final
-
-Clock = Callable[[], float]
-Sleep = Callable[[float], Awaitable[None]]
 
 SENDING_PREFIXES: Final = ("send", "forward", "copy")
 
@@ -36,23 +35,16 @@ class SendRate:
 GLOBAL_RATE: Final = SendRate(30, 1.0)
 CHAT_RATE: Final = SendRate(1, 1.0)
 GROUP_RATE: Final = SendRate(20, 60.0)
-BURST: Final = 3
+BOT_KEY: Final = "bot"
 
 
-class _Bucket:
-    """A token bucket: ``take`` returns how long to wait before the event may happen."""
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """One window a call must fit: ``rate`` under ``key`` (for the store's reservations)."""
 
-    __slots__ = ("burst", "next_free", "rate")
-
-    def __init__(self, rate: SendRate, burst: int) -> None:
-        self.rate = rate
-        self.burst = burst
-        self.next_free = 0.0
-
-    def take(self, now: float) -> float:
-        earliest = max(self.next_free, now - (self.burst - 1) * self.rate.interval)
-        self.next_free = earliest + self.rate.interval
-        return max(0.0, earliest - now)
+    key: str
+    count: int
+    period: float
 
 
 def is_sending(method: str) -> bool:
@@ -60,47 +52,44 @@ def is_sending(method: str) -> bool:
     return method.startswith(SENDING_PREFIXES)
 
 
-class FloodGate:
-    """Spaces one bot's Bot API calls to fit Telegram's limits."""
+def is_group(chat_id: object) -> bool:
+    """True for a group, supergroup or channel id (negative, or a ``@channel`` username)."""
+    text = str(chat_id)
+    return text.startswith(("-", "@"))
 
-    def __init__(
-        self, *, clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep, enabled: bool = True
-    ) -> None:
-        self.enabled = enabled
-        self._clock = clock
-        self._sleep = sleep
-        self._global = _Bucket(GLOBAL_RATE, GLOBAL_RATE.count)
-        self._chats: dict[str, _Bucket] = {}
-        self._paused_until = 0.0
 
-    def delay(self, method: str, chat_id: object, *, is_group: bool = False) -> float:
-        """Reserve a slot for a call and return how many seconds to wait before making it."""
-        now = self._clock()
-        wait = max(0.0, self._paused_until - now)
-        if not is_sending(method) or not self.enabled:
-            return wait
-        wait = max(wait, self._global.take(now))
-        if chat_id is not None:
-            key = str(chat_id)
-            bucket = self._chats.get(key)
-            if bucket is None:
-                rate = GROUP_RATE if is_group or key.startswith("-") else CHAT_RATE
-                bucket = self._chats[key] = _Bucket(rate, BURST)
-                if len(self._chats) > 10_000:
-                    self._forget_idle(now)
-            wait = max(wait, bucket.take(now))
-        return wait
+def _chat(chat_id: object) -> int | str | None:
+    """A chat id fit to key a window (anything else is refused by the spec check later)."""
+    if type(chat_id) is int or (type(chat_id) is str and 0 < len(chat_id) <= 64):
+        return chat_id
+    return None
 
-    async def wait(self, method: str, chat_id: object, *, is_group: bool = False) -> None:
-        """Sleep until the call may be made."""
-        delay = self.delay(method, chat_id, is_group=is_group)
-        if delay > 0:
-            await self._sleep(delay)
 
-    def pause(self, seconds: float) -> None:
-        """Hold every call of this bot for ``seconds`` (Telegram said ``retry_after``)."""
-        self._paused_until = max(self._paused_until, self._clock() + seconds)
+def chat_key(chat_id: object) -> str:
+    """The key of one chat's window and pause."""
+    return f"chat:{chat_id}"
 
-    def _forget_idle(self, now: float) -> None:
-        for key in [k for k, b in self._chats.items() if b.next_free < now]:
-            del self._chats[key]
+
+def limits_for(method: str, chat_id: object) -> tuple[Limit, ...]:
+    """The windows a call must fit before it is made (none for calls that send nothing)."""
+    if not is_sending(method):
+        return ()
+    found = [Limit(BOT_KEY, GLOBAL_RATE.count, GLOBAL_RATE.period)]
+    chat_id = _chat(chat_id)
+    if chat_id is not None:
+        found.append(Limit(chat_key(chat_id), CHAT_RATE.count, CHAT_RATE.period))
+        if is_group(chat_id):
+            found.append(Limit(f"group:{chat_id}", GROUP_RATE.count, GROUP_RATE.period))
+    return tuple(found)
+
+
+def pause_keys(chat_id: object) -> tuple[str, ...]:
+    """The pauses that hold a call to ``chat_id``: the bot's and its chat's."""
+    chat_id = _chat(chat_id)
+    return (BOT_KEY,) if chat_id is None else (BOT_KEY, chat_key(chat_id))
+
+
+def pause_key(chat_id: object) -> str:
+    """What a 429 for a call to ``chat_id`` pauses: that chat, or the bot without a chat."""
+    chat_id = _chat(chat_id)
+    return BOT_KEY if chat_id is None else chat_key(chat_id)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from sandbox import CallRequest, CapabilityError, RunInPlace, Status, StopScript
+from sandbox import CallRequest, CapabilityError, Limits, RunInPlace, Status, StopScript
+from sandbox.capability import wait_budget
 
 
 async def test_a_nested_script_returns_its_value_to_the_caller(pool):
@@ -304,3 +305,55 @@ async def test_a_failing_handler_is_logged_once_a_minute_not_once_a_call(pool, c
     assert [c.ok for c in result.calls] == [False] * 20
     lines = [r for r in caplog.records if "oops_once" in r.getMessage()]
     assert len(lines) == 1 and lines[0].exc_info is not None
+
+
+async def test_paced_waits_do_not_count_against_the_wall_clock_limit(pool):
+    """A handler that sleeps through its run's WaitBudget pushes the wall deadline back."""
+
+    async def paced(call: CallRequest) -> str:
+        budget = wait_budget()
+        assert budget is not None
+        await budget.sleep(0.3)
+        return "sent"
+
+    result = await pool.run(
+        "for i in range(4):\n    Api.send()\nprint('done')",
+        capabilities={"Api.send": paced},
+        limits=Limits(wall_seconds=0.5, cpu_seconds=0.5, wait_seconds=5),
+    )
+    assert result.ok, result.describe()
+    assert result.output == "done\n"
+    assert result.waited_seconds >= 1.2
+    assert result.wall_seconds >= 1.2  # four waits of 0.3 s under a 0.5 s wall limit
+
+
+async def test_a_wait_past_wait_seconds_ends_the_run_without_sleeping(pool):
+    """The wait that would pass wait_seconds ends the run as limit_exceeded, at once."""
+    slept: list[float] = []
+
+    async def paced(call: CallRequest) -> str:
+        budget = wait_budget()
+        assert budget is not None
+        await budget.sleep(float(call.args[0]), sleep=lambda s: _record(slept, s))
+        return "sent"
+
+    result = await pool.run(
+        "Api.send(1)\ntry:\n    Api.send(2)\nexcept Exception:\n    print('caught')\n",
+        capabilities={"Api.send": paced},
+        limits=Limits(wait_seconds=2.5),
+    )
+    assert result.status is Status.LIMIT_EXCEEDED
+    assert result.breach is not None
+    assert result.breach.limit == "wait_seconds"
+    assert result.output == ""  # a limit cannot be caught by the script
+    assert slept == [1.0]
+    assert "would pass this run's wait_seconds" in (result.calls[-1].error or "")
+
+
+async def test_handlers_outside_a_run_have_no_wait_budget():
+    """wait_budget() is None where no run is being served."""
+    assert wait_budget() is None
+
+
+async def _record(slept: list[float], seconds: float) -> None:
+    slept.append(seconds)

@@ -50,6 +50,8 @@ _INT_RE: Final = re.compile(r"[+-]?\d+")
 _ARRAY_PREFIX: Final = "Array of "
 OPT_IN_KINDS: Final = frozenset({"chat_member", "message_reaction", "message_reaction_count"})
 """Update kinds Telegram sends only when ``allowed_updates`` names them."""
+FLOOD_SLACK: Final = 0.05
+"""Seconds of network jitter a strict flood window forgives at its edge."""
 MAX_TEXT_UNITS: Final = 4096
 """Telegram's limit on a message text, in UTF-16 units (checked here on texts without markup)."""
 _TEXT_METHODS: Final = frozenset({"sendMessage", "editMessageText"})
@@ -107,6 +109,8 @@ class RecordedCall:
     params: Mapping[str, object]
     error_code: int | None = None
     attachments: Mapping[str, UploadedFile] = field(default_factory=_empty_files)
+    at: float = field(default=0.0, compare=False)
+    """When the call arrived (``time.monotonic()``); not compared."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +131,8 @@ class _Fault:
     error_code: int
     description: str
     parameters: Mapping[str, object]
+    chat_id: object = None
+    """Only a call to this chat takes the fault (None: any call of the method)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,8 +182,17 @@ class TelegramStandIn:
         record_polling: bool = False,
         long_poll_cap: float = LONG_POLL_CAP,
         spec: BotApiSpec | None = None,
+        strict_flood: bool = False,
+        flood_slack: float = FLOOD_SLACK,
     ) -> None:
-        """Start serving on 127.0.0.1 at a free port."""
+        """Start serving on 127.0.0.1 at a free port.
+
+        With ``strict_flood``, sends (``send*``, ``forward*``, ``copy*``) are held to Telegram's
+        limits as exact sliding windows per token: one a second per chat, 20 a minute per group
+        or channel, 30 a second in all. A send over a limit is recorded with ``error_code`` 429
+        and answered 429 with ``retry_after``. ``flood_slack`` forgives that much network
+        jitter at each window's edge.
+        """
         self._spec = spec or load_spec()
         self._tokens = None if tokens is None else set(tokens)
         self._record_polling = record_polling
@@ -190,6 +205,9 @@ class TelegramStandIn:
         self._webhooks: dict[str, dict[str, object]] = {}
         self._allowed: dict[str, list[str]] = {}
         self._message_ids: defaultdict[tuple[str, int], int] = defaultdict(int)
+        self._strict_flood = strict_flood
+        self._flood_slack = flood_slack
+        self._sends: defaultdict[tuple[str, str], deque[float]] = defaultdict(deque)
         self._closed = False
         self._server = _Server((HOST, 0), _Handler, self)
         self._thread = threading.Thread(
@@ -333,8 +351,10 @@ class TelegramStandIn:
         *,
         count: int = 1,
         migrate_to_chat_id: int | None = None,
+        chat_id: int | str | None = None,
     ) -> None:
-        """Make the next ``count`` valid calls of ``method`` fail with ``error_code``.
+        """Make the next ``count`` valid calls of ``method`` fail with ``error_code``
+        (with ``chat_id``, only calls to that chat).
 
         For 429 ``retry_after`` defaults to 1 and the description to Telegram's
         ``Too Many Requests: retry after N``; ``retry_after`` / ``migrate_to_chat_id`` are sent
@@ -356,7 +376,7 @@ class TelegramStandIn:
             parameters["retry_after"] = retry_after
         if migrate_to_chat_id is not None:
             parameters["migrate_to_chat_id"] = migrate_to_chat_id
-        fault = _Fault(error_code, description, MappingProxyType(parameters))
+        fault = _Fault(error_code, description, MappingProxyType(parameters), chat_id)
         with self._cond:
             self._faults[canonical].extend([fault] * count)
 
@@ -404,7 +424,14 @@ class TelegramStandIn:
             error = _ApiError(400, "Bad Request: message is too long" if text else _EMPTY)
             raise self._reject(token, method, params, error)
         with self._cond:
-            fault = self._faults[method].popleft() if self._faults[method] else None
+            now = time.monotonic()
+            fault = self._take_fault(method, params.get("chat_id"))
+            if (
+                fault is None
+                and self._strict_flood
+                and method.startswith(("send", "forward", "copy"))
+            ):
+                fault = self._flood_fault(token, params.get("chat_id"), now)
             if method != "getUpdates" or self._record_polling:
                 self._calls.append(
                     RecordedCall(
@@ -413,12 +440,46 @@ class TelegramStandIn:
                         MappingProxyType(params),
                         None if fault is None else fault.error_code,
                         MappingProxyType(attachments),
+                        now,
                     )
                 )
                 self._cond.notify_all()
         if fault is not None:
             raise _ApiError(fault.error_code, fault.description, fault.parameters)
         return _Reply(200, {"ok": True, "result": self._result(token, method_spec, params)})
+
+    def _take_fault(self, method: str, chat_id: object) -> _Fault | None:
+        """The first injected fault for this call, removed (called under the lock)."""
+        faults = self._faults[method]
+        for fault in faults:
+            if fault.chat_id is None or str(fault.chat_id) == str(chat_id):
+                faults.remove(fault)
+                return fault
+        return None
+
+    def _flood_fault(self, token: str, chat_id: object, now: float) -> _Fault | None:
+        """A 429 if one more send now passes a flood limit; else count it (under the lock)."""
+        chat = str(chat_id)
+        windows = [("*", 30, 1.0), (chat, 1, 1.0)]
+        if chat.startswith(("-", "@")):
+            windows.append(("group:" + chat, 20, 60.0))
+        wait = 0.0
+        for key, count, period in windows:
+            sent = self._sends[token, key]
+            while sent and sent[0] <= now - period + self._flood_slack:
+                sent.popleft()
+            if len(sent) >= count:
+                wait = max(wait, sent[0] + period - self._flood_slack - now)
+        if wait > 0:
+            retry_after = max(1, int(wait + 0.999))
+            return _Fault(
+                429,
+                f"Too Many Requests: retry after {retry_after}",
+                MappingProxyType({"retry_after": retry_after}),
+            )
+        for key, _, _ in windows:
+            self._sends[token, key].append(now)
+        return None
 
     def _token_ok(self, token: str) -> bool:
         """Whether ``token`` is accepted."""

@@ -192,6 +192,49 @@ def test_fault_injection_fails_the_next_call_with_retry_after(
     assert [call.error_code for call in tg.calls_to("sendMessage")] == [429, None]
 
 
+def test_a_fault_for_one_chat_leaves_other_chats_alone(
+    tg: TelegramStandIn, client: httpx.Client
+) -> None:
+    """fail_next(chat_id=2) skips calls to chat 1 and fails the first call to chat 2."""
+    tg.fail_next("sendMessage", retry_after=2, chat_id=2)
+    assert client.post("/sendMessage", json={"chat_id": 1, "text": "x"}).status_code == 200
+    assert client.post("/sendMessage", json={"chat_id": 2, "text": "x"}).status_code == 429
+    assert client.post("/sendMessage", json={"chat_id": 2, "text": "x"}).status_code == 200
+
+
+def test_strict_flood_limits_refuse_a_second_send_to_a_chat_within_a_second() -> None:
+    """One a second per chat: the second quick send is a 429; another chat is not held."""
+    with (
+        TelegramStandIn(tokens={TOKEN}, strict_flood=True) as tg,
+        httpx.Client(base_url=tg.bot_url(TOKEN), timeout=10) as http,
+    ):
+        assert http.post("/sendMessage", json={"chat_id": 1, "text": "a"}).status_code == 200
+        second = http.post("/sendMessage", json={"chat_id": 1, "text": "b"})
+        assert second.status_code == 429
+        assert second.json()["parameters"] == {"retry_after": 1}
+        assert http.post("/sendMessage", json={"chat_id": 2, "text": "c"}).status_code == 200
+        assert http.post("/getMe").status_code == 200  # not a send: never limited
+        assert [c.error_code for c in tg.calls_to("sendMessage")] == [None, 429, None]
+
+
+def test_strict_flood_limits_hold_the_bot_to_thirty_sends_a_second() -> None:
+    """Thirty sends to thirty chats pass; the 31st within the second is a 429."""
+    with (
+        TelegramStandIn(tokens={TOKEN}, strict_flood=True) as tg,
+        httpx.Client(base_url=tg.bot_url(TOKEN), timeout=10) as http,
+    ):
+        started = time.monotonic()
+        codes = [
+            http.post("/sendMessage", json={"chat_id": n, "text": "x"}).status_code
+            for n in range(31)
+        ]
+        if time.monotonic() - started < 0.9:  # the 31st landed in the same second
+            assert codes == [200] * 30 + [429]
+        else:  # a very slow machine: the window moved on; it must still have counted
+            assert codes[:30] == [200] * 30
+        assert len(tg.calls_to("sendMessage")) == 31
+
+
 def test_fault_injection_honours_count_and_other_error_codes(
     tg: TelegramStandIn, client: httpx.Client
 ) -> None:

@@ -1,18 +1,10 @@
-"""The flood gate spaces a bot's sends to Telegram's limits (with an injected clock)."""
+"""Telegram's flood limits as data: which windows a call must fit, and what a 429 pauses."""
 
 from __future__ import annotations
 
 import pytest
 
-from runtime.telegram.flood import FloodGate, is_sending
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from runtime.telegram.flood import Limit, is_sending, limits_for, pause_key, pause_keys
 
 
 @pytest.mark.parametrize(
@@ -32,53 +24,31 @@ def test_only_posting_methods_count_against_chat_limits(method, sending):
     assert is_sending(method) is sending
 
 
-def test_a_chat_gets_a_short_burst_then_one_message_a_second():
-    """Three quick messages pass at once; the fourth waits about a second."""
-    clock = Clock()
-    gate = FloodGate(clock=clock)
-    delays = [gate.delay("sendMessage", 42) for _ in range(5)]
-    assert delays[:3] == [0.0, 0.0, 0.0]
-    assert delays[3] == pytest.approx(1.0)
-    assert delays[4] == pytest.approx(2.0)
+def test_a_private_chat_send_fits_the_bot_window_and_one_a_second_in_the_chat():
+    """30 a second for the bot, 1 a second for the chat, no group window."""
+    assert limits_for("sendMessage", 42) == (Limit("bot", 30, 1.0), Limit("chat:42", 1, 1.0))
 
 
-def test_other_chats_are_not_held_back_by_a_busy_one():
-    """Limits are per chat: a new chat sends at once."""
-    gate = FloodGate(clock=Clock())
-    for _ in range(5):
-        gate.delay("sendMessage", 1)
-    assert gate.delay("sendMessage", 2) == 0.0
+@pytest.mark.parametrize("chat_id", [-1001234, "@channel"], ids=["group", "channel"])
+def test_a_group_or_channel_send_also_fits_twenty_a_minute(chat_id):
+    """Groups and channels add Telegram's 20-a-minute window."""
+    assert Limit(f"group:{chat_id}", 20, 60.0) in limits_for("sendPhoto", chat_id)
 
 
-def test_groups_are_limited_to_twenty_a_minute():
-    """A group (negative id) gets its burst, then three seconds between messages."""
-    gate = FloodGate(clock=Clock())
-    delays = [gate.delay("sendMessage", -100) for _ in range(4)]
-    assert delays[3] == pytest.approx(3.0)
+def test_calls_that_send_nothing_are_not_paced():
+    """getMe and friends reserve nothing."""
+    assert limits_for("getChat", 42) == ()
 
 
-def test_the_whole_bot_is_held_to_thirty_a_second():
-    """Across many chats, the 31st message in a second waits."""
-    gate = FloodGate(clock=Clock())
-    delays = [gate.delay("sendMessage", chat) for chat in range(31)]
-    assert max(delays[:30]) == 0.0
-    assert delays[30] > 0.0
+@pytest.mark.parametrize("chat_id", [None, 1.5, "x" * 65, "", True], ids=repr)
+def test_a_chat_id_unfit_for_a_key_only_counts_for_the_bot(chat_id):
+    """A missing or malformed chat id (refused by the spec check later) keys no chat window."""
+    assert limits_for("sendMessage", chat_id) == (Limit("bot", 30, 1.0),)
+    assert pause_keys(chat_id) == ("bot",)
+    assert pause_key(chat_id) == "bot"
 
 
-def test_retry_after_pauses_every_call_of_the_bot():
-    """After Telegram's 429, even non-sending calls wait until retry_after has passed."""
-    clock = Clock()
-    gate = FloodGate(clock=clock)
-    gate.pause(5)
-    assert gate.delay("getMe", None) == pytest.approx(5.0)
-    clock.now += 5
-    assert gate.delay("getMe", None) == 0.0
-
-
-def test_a_disabled_gate_never_waits_but_still_honours_retry_after():
-    """flood_limits: false (for local Bot API servers and benchmarks) skips the spacing only."""
-    clock = Clock()
-    gate = FloodGate(clock=clock, enabled=False)
-    assert [gate.delay("sendMessage", 1) for _ in range(50)] == [0.0] * 50
-    gate.pause(2)
-    assert gate.delay("sendMessage", 1) == pytest.approx(2.0)
+def test_a_429_for_a_chat_pauses_that_chat_and_the_bot_pause_holds_every_chat():
+    """What a 429 pauses is the call's chat; a call waits for its chat's pause and the bot's."""
+    assert pause_key(42) == "chat:42"
+    assert pause_keys(42) == ("bot", "chat:42")
