@@ -272,6 +272,7 @@ def format_record(record: RunRecord) -> str:
         f"cpu={record.cpu_seconds * 1000:.1f}ms wall={record.wall_seconds * 1000:.1f}ms"
         + (f" worker={pid}" if type(pid := record.extra.get("worker_pid")) is int else "")
         + (f" retries={n}" if type(n := record.extra.get("retries")) is int and n else "")
+        + (f" version={v}" if type(v := record.extra.get("version")) is int and v else "")
     ]
     if isinstance(record.error, dict):
         where = f"line {record.error.get('line')}: " if record.error.get("line") else ""
@@ -326,6 +327,7 @@ async def show_logs(
                         "wall_seconds": record.wall_seconds,
                         "worker_pid": record.extra.get("worker_pid"),
                         "retries": record.extra.get("retries", 0),
+                        "version": record.extra.get("version"),
                     },
                     ensure_ascii=False,
                 )
