@@ -224,14 +224,15 @@ class FolderSync:
         """Folders not deployed at the last sync (an id another folder already has)."""
 
     def problems(self) -> list[str]:
-        """Why watching the folders fails right now, or folders skipped (names none)."""
-        found = [] if self._problem is None else [f"watching the bot folders: {self._problem}"]
-        if self.skipped:
-            found.append(
-                f"{plural(len(self.skipped), 'bot folder was', 'bot folders were')} skipped: "
-                "an id another folder has"
-            )
-        return found
+        """Why watching the folders fails right now (a server-wide problem), if it does."""
+        return [] if self._problem is None else [f"watching the bot folders: {self._problem}"]
+
+    def folder_problems(self) -> list[str]:
+        """Folders skipped at the last sync, counted (``/health`` is public: no names)."""
+        if not self.skipped:
+            return []
+        count = plural(len(self.skipped), "bot folder was", "bot folders were")
+        return [f"{count} skipped: its bot id is another folder's"]
 
     async def sync(self, only: set[str] | None = None) -> None:
         """Deploy each folder whose files differ from its bot's live version; undeploy removed.

@@ -118,7 +118,7 @@ async def health(request: AppRequest) -> HTTPResponse:
         problems.append(f"store: {exc}")
     # A bot that failed to load is a problem (ok: false), not a server one: the status stays
     # 200 so a probe never restarts every bot for one bot's typo. Public: counts, no names.
-    bots = bot_problems(state.registry)
+    bots = bot_problems(state.registry) + state.folders.folder_problems()
     return json_response(
         {
             "ok": not problems and not bots,

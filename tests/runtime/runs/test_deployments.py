@@ -3,6 +3,7 @@ runtime/runs/reload.py), on a real SQLite store."""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 from runtime.errors import NotFound
 from runtime.runs.deployments import Deployed, Deployments, Refused
 from runtime.runs.registry import Registry
-from runtime.runs.reload import LiveSync, bot_problems
+from runtime.runs.reload import FolderSync, LiveSync, bot_problems
 from runtime.signing.keys import KeyFile
 from runtime.store import SqliteStore
 from sandbox import ScriptCache
@@ -111,3 +112,26 @@ async def test_every_process_follows_the_store(store: SqliteStore, tmp_path: Pat
         assert answer(sync) == "one"
         assert sync.registry.refused == {}
         assert bot_problems(sync.registry) == []
+
+
+async def test_two_folders_with_one_id_deploy_the_first_and_report_the_second(
+    store: SqliteStore, tmp_path: Path
+) -> None:
+    """The first folder (by name) is the bot; the second is skipped, named in the problem and
+    counted without names for /health; a removed folder stops its bot."""
+    bots = tmp_path / "bots"
+    for name in ("a", "b"):
+        (bots / name).mkdir(parents=True)
+        (bots / name / "bot.yaml").write_text("id: same\ntoken_env: T\n")
+    sync = FolderSync(Deployments(store), bots, None)
+    await sync.sync()
+    (state,) = await store.live_states()
+    assert (state.bot_id, state.version, state.origin) == ("same", 1, "folder")
+    (skipped,) = sync.skipped
+    assert skipped.file == str(bots / "b" / "bot.yaml")
+    assert sync.folder_problems() == ["1 bot folder was skipped: its bot id is another folder's"]
+    for name in ("a", "b"):
+        shutil.rmtree(bots / name)
+    await sync.sync()
+    assert await store.live_states() == []
+    assert sync.folder_problems() == []
