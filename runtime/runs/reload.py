@@ -155,9 +155,17 @@ class LiveSync:
                 self.registry.add(loaded)
                 changed = True
                 logger.info("bot %s serves version %d", state.bot_id, state.version)
-            elif current is None:  # stored but no longer loadable here: failed, named in the log
+            elif current is None:  # stored but not loadable here: failed, named in the log
                 self._note_refused(state.bot_id, loaded)
                 return changed
+            else:  # only if this process checks differently (another botbox release)
+                logger.error(
+                    "bot %s: version %d does not load here, version %d keeps serving: %s",
+                    state.bot_id,
+                    state.version,
+                    current.version,
+                    "; ".join(problem.describe() for problem in loaded),
+                )
         refused = problems_from_json(state.refused) if state.refused_digest else []
         if refused:
             self._note_refused(state.bot_id, refused)
