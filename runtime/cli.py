@@ -462,7 +462,7 @@ async def run_versions(settings: Settings, args: argparse.Namespace) -> int:
         if args.command == "bots":
             return print_statuses(await deployments.statuses())
         if args.command == "versions":
-            return print_versions(args.bot, await deployments.versions(args.bot), deployments)
+            return print_versions(args.bot, await deployments.versions(args.bot))
         if args.command == "diff":
             text = await deployments.diff(args.bot, args.old, args.new)
             sys.stdout.write(text or f"versions {args.old} and {args.new} have the same files\n")
@@ -508,9 +508,8 @@ def print_outcome(outcome: Deployed | Refused, folder: Path | None) -> int:
     return 0
 
 
-def print_versions(bot_id: str, found: Sequence[BotVersion], deployments: Deployments) -> int:
-    """One line per version, newest first; the live one marked."""
-    del deployments
+def print_versions(bot_id: str, found: Sequence[BotVersion]) -> int:
+    """One line per version, newest first."""
     for version in found:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(version.created_at))
         note = f" (rollback to v{version.rollback_of})" if version.rollback_of else ""
