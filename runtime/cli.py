@@ -22,8 +22,10 @@ from runtime.bots.folder import (
     is_bot_folder,
     load_bot,
     read_config,
+    read_files,
 )
 from runtime.errors import BotboxError, ConfigError, LinkError, Problem
+from runtime.runs.deployments import BotStatus, Deployed, Deployments, Refused
 from runtime.runs.polling import allowed_updates, set_commands
 from runtime.runs.registry import derive_secret
 from runtime.settings import Settings
@@ -35,7 +37,7 @@ from runtime.signing.links import (
     signature,
     url_of,
 )
-from runtime.store import RunRecord, SqliteStore
+from runtime.store import BotVersion, RunRecord, SqliteStore
 from runtime.telegram.client import TelegramClient
 
 DEMO_USER = 1
@@ -109,7 +111,29 @@ def build_parser() -> argparse.ArgumentParser:
     retire.add_argument("key_id")
     revoke = key_commands.add_parser("revoke", help="invalidate every link of one bot")
     revoke.add_argument("bot")
+    add_version_commands(commands)
     return parser
+
+
+def add_version_commands(commands: Any) -> None:
+    """``bots``, ``versions``, ``diff``, ``rollback``, ``deploy``: bots as versioned deployments."""
+    commands.add_parser("bots", help="list the bots in the store: live version, failed ones")
+    versions = commands.add_parser("versions", help="list a bot's versions, newest first")
+    versions.add_argument("bot")
+    diff = commands.add_parser("diff", help="show what changed between two versions of a bot")
+    diff.add_argument("bot")
+    diff.add_argument("old", type=positive_int, metavar="A")
+    diff.add_argument("new", type=positive_int, metavar="B")
+    rollback = commands.add_parser(
+        "rollback", help="make a new version with an old version's files, live at once"
+    )
+    rollback.add_argument("bot")
+    rollback.add_argument("version", type=positive_int)
+    deploy = commands.add_parser(
+        "deploy", help="check a bot folder and make it the bot's live version (all or nothing)"
+    )
+    deploy.add_argument("bot")
+    deploy.add_argument("folder", type=Path)
 
 
 def run_check(path: Path) -> int:
@@ -248,6 +272,7 @@ def format_record(record: RunRecord) -> str:
         f"cpu={record.cpu_seconds * 1000:.1f}ms wall={record.wall_seconds * 1000:.1f}ms"
         + (f" worker={pid}" if type(pid := record.extra.get("worker_pid")) is int else "")
         + (f" retries={n}" if type(n := record.extra.get("retries")) is int and n else "")
+        + (f" version={v}" if type(v := record.extra.get("version")) is int and v else "")
     ]
     if isinstance(record.error, dict):
         where = f"line {record.error.get('line')}: " if record.error.get("line") else ""
@@ -302,6 +327,7 @@ async def show_logs(
                         "wall_seconds": record.wall_seconds,
                         "worker_pid": record.extra.get("worker_pid"),
                         "retries": record.extra.get("retries", 0),
+                        "version": record.extra.get("version"),
                     },
                     ensure_ascii=False,
                 )
@@ -375,13 +401,17 @@ def check_port(host: str, port: int) -> None:
 def serve(settings: Settings, *, poll: bool) -> int:
     """Start the Sanic server (one process, or several with BOTBOX_SERVER_WORKERS)."""
     check_port(settings.host, settings.port)
+    # A broken bot never stops the server: it is deployed as refused and listed as failed
+    # (log, /health, `run.py bots`); only server-wide problems stop `serve` here.
     problems = check_folders(
         bot_folders(settings.bots_dir, settings.demo_dir if settings.demo else None)
     )
     sys.stderr.write("".join(f"{problem.describe()}\n" for problem in problems))
-    errors = [problem for problem in problems if not problem.warning]
-    if errors:
-        raise ConfigError(f"{len(errors)} problem(s) in the bot folders; nothing was started")
+    if errors := [problem for problem in problems if not problem.warning]:
+        sys.stderr.write(
+            f"{len(errors)} problem(s) in the bot folders: those bots fail to load; "
+            "every other bot serves\n"
+        )
     load_master_key(settings.key_file)  # created on first start; a bad one stops us here
     KeyFile(settings.keys_file).load()
     # Imported here so that `check` and `logs` start fast and do not need the web stack.
@@ -418,6 +448,88 @@ def serve(settings: Settings, *, poll: bool) -> int:
     return 0
 
 
+async def run_versions(settings: Settings, args: argparse.Namespace) -> int:
+    """``bots``, ``versions``, ``diff``, ``rollback`` and ``deploy``, on the store directly.
+
+    Running servers follow the store's live versions within about a second.
+    """
+    if args.command == "deploy" and not args.folder.is_dir():
+        raise ConfigError(f"{args.folder} is not a folder")
+    store = SqliteStore(settings.database, synchronous=settings.sqlite_synchronous)
+    await store.open()
+    try:
+        deployments = Deployments(store)
+        if args.command == "bots":
+            return print_statuses(await deployments.statuses())
+        if args.command == "versions":
+            return print_versions(args.bot, await deployments.versions(args.bot))
+        if args.command == "diff":
+            text = await deployments.diff(args.bot, args.old, args.new)
+            sys.stdout.write(text or f"versions {args.old} and {args.new} have the same files\n")
+            return 0
+        if args.command == "rollback":
+            outcome = await deployments.rollback(args.bot, args.version)
+        else:
+            outcome = await deployments.deploy(args.bot, read_files(args.folder), origin="cli")
+    finally:
+        await store.close()
+    return print_outcome(outcome, args.folder if args.command == "deploy" else None)
+
+
+def print_outcome(outcome: Deployed | Refused, folder: Path | None) -> int:
+    """A deploy's or rollback's result: the live version, or every problem (exit 1)."""
+    if isinstance(outcome, Refused):
+        for problem in outcome.problems:
+            where = (
+                problem.file if folder is None or problem.file is None else folder / problem.file
+            )
+            print(
+                Problem(
+                    problem.message,
+                    None if where is None else str(where),
+                    problem.line,
+                    problem.warning,
+                ).describe()
+            )
+        print(
+            f"bot {outcome.bot_id}: refused, nothing changed ({len(outcome.problems)} problem(s))"
+        )
+        return 1
+    version = outcome.version
+    if not outcome.created:
+        print(f"bot {version.bot_id}: unchanged, version {version.version} is live")
+    elif version.rollback_of is not None:
+        print(
+            f"bot {version.bot_id}: version {version.version} "
+            f"(the files of version {version.rollback_of}) is live"
+        )
+    else:
+        print(f"bot {version.bot_id}: version {version.version} is live")
+    return 0
+
+
+def print_versions(bot_id: str, found: Sequence[BotVersion]) -> int:
+    """One line per version, newest first."""
+    for version in found:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(version.created_at))
+        note = f" (rollback to v{version.rollback_of})" if version.rollback_of else ""
+        print(f"v{version.version}\t{when}\t{version.origin}\t{version.digest[:12]}{note}")
+    print(f"{len(found)} version(s) of bot {bot_id}")
+    return 0
+
+
+def print_statuses(statuses: Sequence[BotStatus]) -> int:
+    """Every bot: its live version and state, and the problems of a refused deploy."""
+    for status in statuses:
+        live = "none" if status.version is None else f"v{status.version}"
+        print(f"{status.bot_id}\t{status.state}\tlive {live}\t{status.origin}")
+        for problem in status.problems:
+            print(f"  {problem.describe()}")
+    if not statuses:
+        print("no bots in the store yet: start the server, or run.py deploy BOT FOLDER")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     args = build_parser().parse_args(argv)
@@ -438,6 +550,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_url(settings, args)
         if args.command == "keys":
             return run_keys(settings, args)
+        if args.command in {"bots", "versions", "diff", "rollback", "deploy"}:
+            return asyncio.run(run_versions(settings, args))
         return serve(settings, poll=getattr(args, "poll", False))
     except BotboxError as exc:
         sys.stderr.write(f"error: {exc}\n")

@@ -10,7 +10,7 @@ compiled here only to report their errors; the pool compiles them again, cached.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -99,22 +99,73 @@ def _in_folder(problem: Problem, folder: Path) -> Problem:
     return Problem(problem.message, str(folder / problem.file), problem.line, problem.warning)
 
 
-def _inspect(folder: Path) -> tuple[BotConfig | None, list[Command], list[Problem]]:
-    """Read and check a whole folder: its config and every command file."""
-    if not folder.is_dir():
-        return None, [], [Problem(f"{folder} is not a directory")]
+BotFiles = Mapping[str, str | Problem]
+"""A bot's files by name (``bot.yaml`` and its command files): text, or why it is unreadable."""
+
+
+def is_bot_file(name: str) -> bool:
+    """True for the files a bot is made of: ``bot.yaml`` and ``*.py`` not ``_private``/hidden."""
+    if name == CONFIG_FILE:
+        return True
+    return (
+        name.endswith(".py")
+        and not name.startswith(("_", "."))
+        and "/" not in name
+        and "\\" not in name
+        and "\x00" not in name
+    )
+
+
+def read_files(folder: Path) -> dict[str, str | Problem]:
+    """Read a bot folder's files (``bot.yaml`` if present, every command file) as text.
+
+    An unreadable file (too large, not UTF-8) is kept as the :class:`Problem` saying why, so a
+    check reports it in its place; a missing ``bot.yaml`` is left out (:func:`inspect_files`
+    reports it).
+    """
+    files: dict[str, str | Problem] = {}
+    if (folder / CONFIG_FILE).exists():
+        files[CONFIG_FILE] = _read_one(folder / CONFIG_FILE, CONFIG_FILE, MAX_CONFIG_BYTES)
+    if folder.is_dir():
+        for path in _command_files(folder):
+            files[path.name] = _read_one(path, path.name, MAX_COMMAND_FILE_BYTES)
+    return files
+
+
+def inspect_files(
+    files: BotFiles, folder_name: str
+) -> tuple[BotConfig | None, list[Command], list[Problem]]:
+    """Check a bot's files (pure): its config and every command file, problems by file and line.
+
+    ``folder_name`` is the id the bot gets when ``bot.yaml`` names none. Names that are not
+    bot files (see :func:`is_bot_file`) are problems too.
+    """
     problems: list[Problem] = []
     config: BotConfig | None = None
-    config_text = _read_text(folder / CONFIG_FILE, CONFIG_FILE, MAX_CONFIG_BYTES, problems)
-    if config_text is not None:
-        config, config_problems = parse_config(config_text, folder.name)
+    config_text = files.get(CONFIG_FILE)
+    if config_text is None:
+        problems.append(Problem("the file is missing", CONFIG_FILE))
+    elif isinstance(config_text, Problem):
+        problems.append(config_text)
+    else:
+        config, config_problems = _checked_config(config_text, folder_name)
         problems.extend(_by_line(config_problems))
     commands: list[Command] = []
     owners: NameOwners[str] = NameOwners()
-    for path in _command_files(folder):
-        relative = path.name
-        text = _read_text(path, relative, MAX_COMMAND_FILE_BYTES, problems)
-        if text is None:
+    for relative in sorted(name for name in files if name != CONFIG_FILE):
+        text = files[relative]
+        if not is_bot_file(relative):
+            problems.append(
+                Problem("not a bot file (a bot is bot.yaml and *.py command files)", relative)
+            )
+            continue
+        if isinstance(text, Problem):
+            problems.append(text)
+            continue
+        if len(text.encode("utf-8", "surrogatepass")) > MAX_COMMAND_FILE_BYTES:
+            problems.append(
+                Problem(f"the file is larger than {MAX_COMMAND_FILE_BYTES} bytes", relative)
+            )
             continue
         command, file_problems = parse_command_file(text, relative)
         if command is None:
@@ -129,6 +180,27 @@ def _inspect(folder: Path) -> tuple[BotConfig | None, list[Command], list[Proble
             commands.append(command)
         problems.extend(_by_line(file_problems))
     return config, commands, problems
+
+
+def _checked_config(text: str, folder_name: str) -> tuple[BotConfig | None, list[Problem]]:
+    """Parse ``bot.yaml`` text, refusing one past the size limit."""
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_CONFIG_BYTES:
+        return None, [Problem(f"the file is larger than {MAX_CONFIG_BYTES} bytes", CONFIG_FILE)]
+    return parse_config(text, folder_name)
+
+
+def _inspect(folder: Path) -> tuple[BotConfig | None, list[Command], list[Problem]]:
+    """Read and check a whole folder: its config and every command file."""
+    if not folder.is_dir():
+        return None, [], [Problem(f"{folder} is not a directory")]
+    return inspect_files(read_files(folder), folder.name)
+
+
+def _read_one(path: Path, relative: str, limit: int) -> str | Problem:
+    """A file's text, or the problem that stops it being read."""
+    problems: list[Problem] = []
+    text = _read_text(path, relative, limit, problems)
+    return problems[0] if text is None else text
 
 
 def _by_line(problems: list[Problem]) -> list[Problem]:

@@ -339,7 +339,7 @@ class Runner:
                     capabilities[name] = _holding(extras.handlers[name], tx, held)
         result = await self.services.pool.run(
             bot.script_of(context.command),
-            tenant=bot.id,
+            tenant=bot.tenant,
             globals=context.globals(),
             capabilities=capabilities,
             exceptions=("ApiError",),
@@ -392,6 +392,7 @@ class Runner:
                     "worker_pid": result.worker_pid,
                     "generation": context.generation,
                     "retries": retries,
+                    "version": context.bot.version,
                 },
             )
         )

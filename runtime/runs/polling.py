@@ -68,6 +68,7 @@ class Poller:
         self.services = services
         self.processor = processor
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._polling: dict[str, LiveBot] = {}
         self._unconfirmable: dict[str, set[str]] = {}
         self._down: dict[str, str] = {}
         self._allowed: dict[str, list[str]] = {}
@@ -75,9 +76,25 @@ class Poller:
 
     def start(self) -> None:
         """Start one polling loop per bot with a token."""
-        self._tasks = {
-            bot.id: asyncio.create_task(self.poll(bot)) for bot in self.registry if bot.token
-        }
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Follow the registry (hot reload): poll bots that appeared or changed version, stop
+        polling removed ones. A restarted loop asks for the new version's update kinds and
+        command menu; updates it fetches again are refused as duplicates by the store."""
+        if self._stopping:
+            return
+        serving = {bot.id: bot for bot in self.registry if bot.token}
+        for bot_id in list(self._tasks):
+            if serving.get(bot_id) is not self._polling.get(bot_id):
+                self._tasks.pop(bot_id).cancel()
+                self._polling.pop(bot_id, None)
+                self._allowed.pop(bot_id, None)
+                self._down.pop(bot_id, None)
+        for bot_id, bot in serving.items():
+            if bot_id not in self._tasks:
+                self._polling[bot_id] = bot
+                self._tasks[bot_id] = asyncio.create_task(self.poll(bot))
 
     async def stop(self) -> None:
         """Stop polling."""

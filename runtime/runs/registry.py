@@ -33,11 +33,18 @@ class LiveBot:
     webhook_secret: str
     webhook: WebhookSettings = field(default_factory=WebhookSettings)
     paced: bool = True
+    version: int = 0
+    """The stored version this is (0: loaded straight from a folder, as tests do)."""
 
     @property
     def id(self) -> str:
         """The bot's id (its URL segment and data partition)."""
         return self.definition.config.id
+
+    @property
+    def tenant(self) -> str:
+        """The sandbox pool's tenant: a worker that ran one version never runs another."""
+        return f"{self.id}@{self.version}"
 
     def script_of(self, command: Command) -> Script:
         """Return the compiled script of one of this bot's commands."""
@@ -64,11 +71,39 @@ def compile_bot(definition: BotDefinition, cache: ScriptCache) -> dict[str, Scri
     return scripts
 
 
+def live_bot(
+    definition: BotDefinition,
+    scripts: Mapping[str, Script],
+    *,
+    env: Mapping[str, str],
+    master_key: bytes,
+    version: int = 0,
+) -> LiveBot:
+    """A loaded bot with its token (from ``env``) and derived webhook secret."""
+    bot_id = definition.config.id
+    return LiveBot(
+        definition,
+        scripts,
+        env.get(definition.config.token_env) or None,
+        derive_secret(master_key, "telegram-webhook-secret", bot_id),
+        definition.config.webhook,
+        definition.config.telegram.get("flood_limits", True) is True,
+        version,
+    )
+
+
 class Registry:
-    """Every bot the server hosts, by id."""
+    """Every bot this server process serves, by id, and the bots that failed to load.
+
+    It changes while the server runs (hot reload, :mod:`runtime.runs.reload`): a run holds the
+    :class:`LiveBot` it started with, so it finishes on that version.
+    """
 
     def __init__(self) -> None:
         self._bots: dict[str, LiveBot] = {}
+        self.refused: dict[str, list[Problem]] = {}
+        """Per bot id: the problems of its latest refused deploy, while it is not fixed. A bot
+        here and not served never loaded (*failed*); one also served runs an older version."""
 
     @classmethod
     def load(
@@ -95,28 +130,36 @@ class Registry:
                 message = f"bot id {bot_id!r} is already used by {first}"
                 problems.append(Problem(message, str(folder / "bot.yaml")))
                 continue
-            token = env.get(definition.config.token_env) or None
-            if token is None:
+            bot = live_bot(definition, scripts, env=env, master_key=master_key)
+            if bot.token is None:
                 logger.warning(
                     "bot %s has no token: set %s to let it talk to Telegram",
                     bot_id,
                     definition.config.token_env,
                 )
-            registry._bots[bot_id] = LiveBot(
-                definition,
-                scripts,
-                token,
-                derive_secret(master_key, "telegram-webhook-secret", bot_id),
-                definition.config.webhook,
-                paced=definition.config.telegram.get("flood_limits", True) is True,
-            )
+            registry._bots[bot_id] = bot
         if problems:
             raise ConfigError(problems)
         return registry
 
     def add(self, bot: LiveBot) -> None:
-        """Add one bot (used by tests and by the loader)."""
+        """Add one bot, or replace the version served (used by tests and by the loader)."""
         self._bots[bot.id] = bot
+
+    def remove(self, bot_id: str) -> LiveBot | None:
+        """Stop serving a bot (runs in flight finish); return what was served, if anything."""
+        self.refused.pop(bot_id, None)
+        return self._bots.pop(bot_id, None)
+
+    @property
+    def failed(self) -> list[str]:
+        """The ids of bots that failed to load and serve no version, sorted."""
+        return sorted(bot_id for bot_id in self.refused if bot_id not in self._bots)
+
+    @property
+    def stale(self) -> list[str]:
+        """The ids of bots whose latest change was refused (they serve an older version)."""
+        return sorted(bot_id for bot_id in self.refused if bot_id in self._bots)
 
     def get(self, bot_id: str) -> LiveBot:
         """Return a bot by id, or raise NotFound."""
@@ -124,6 +167,10 @@ class Registry:
             return self._bots[bot_id]
         except KeyError:
             raise NotFound(f"no bot {bot_id!r} on this server") from None
+
+    def find(self, bot_id: str) -> LiveBot | None:
+        """Return a bot by id, or None."""
+        return self._bots.get(bot_id)
 
     def __iter__(self) -> Iterator[LiveBot]:
         return iter(self._bots.values())
@@ -138,4 +185,4 @@ class Registry:
 
 
 # bot_folders lives in runtime.bots.folder; named here too for the web layer's import.
-__all__ = ["LiveBot", "Registry", "bot_folders", "compile_bot", "derive_secret"]
+__all__ = ["LiveBot", "Registry", "bot_folders", "compile_bot", "derive_secret", "live_bot"]

@@ -226,6 +226,14 @@ class KeyFile:
         self._checked = time.monotonic()
         return ring
 
+    def set_generation(self, bot_id: str, generation: str) -> None:
+        """Use ``generation`` for ``bot_id`` from now on (a bot that appeared or came back)."""
+        if self.generations.get(bot_id) == generation:
+            return
+        self.generations = {**self.generations, bot_id: generation}
+        if self._ring is not None:
+            self._ring = replace(self._ring, generations=self.generations)
+
     def current(self) -> KeyRing:
         """The ring, re-read at most every ``check_every`` seconds if the file changed."""
         now = time.monotonic()

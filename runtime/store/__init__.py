@@ -7,7 +7,9 @@ unchanged.
 
 from runtime.store.base import (
     MISSING,
+    BotVersion,
     Instance,
+    LiveState,
     NewRun,
     PropertyRead,
     PropertyWrite,
@@ -23,7 +25,9 @@ from runtime.store.sqlite import SqliteStore
 
 __all__ = [
     "MISSING",
+    "BotVersion",
     "Instance",
+    "LiveState",
     "NewRun",
     "PropertyRead",
     "PropertyWrite",

@@ -11,7 +11,7 @@ oldest item first among equals, so one bot's backlog never holds up another bot'
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Literal, Protocol
 
@@ -141,6 +141,37 @@ class Instance:
     host: str
     pid: int
     started: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class BotVersion:
+    """One immutable version of a bot's code: its number, content digest, when and how made."""
+
+    bot_id: str
+    version: int
+    digest: str
+    created_at: float
+    origin: str
+    """``folder`` (hot reload), ``api``, ``cli`` or ``rollback``."""
+    rollback_of: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LiveState:
+    """What serves for one bot now (every process follows it), and its latest refused deploy."""
+
+    bot_id: str
+    version: int | None
+    """The version serving now; ``None`` when none ever loaded."""
+    digest: str | None
+    origin: str
+    """``folder`` when the bot follows its folder under ``BOTBOX_BOTS_DIR``, else ``api``."""
+    changed_at: float
+    stamp: int
+    refused_digest: str | None = None
+    refused: JSON = None
+    """The refused deploy's problems, as plain data (see ``runtime.bots.versions``)."""
+    refused_at: float | None = None
 
 
 class Store(Protocol):
@@ -301,3 +332,40 @@ class Store(Protocol):
 
     async def retire_bots(self, keep: Sequence[str], *, now: float) -> list[str]:
         """Retire every live bot not in ``keep``; return the ids this call retired, sorted."""
+
+    # -- bot versions (issue 10): the store is the source of truth for what serves --
+    async def deploy_version(
+        self,
+        bot_id: str,
+        files: Mapping[str, str],
+        digest: str,
+        *,
+        origin: str,
+        now: float,
+        rollback_of: int | None = None,
+    ) -> tuple[BotVersion, bool]:
+        """Make these (already checked) files the bot's live version, atomically.
+
+        Returns the live version and whether it is new: files with the live version's digest
+        make no new version (unless ``rollback_of`` is given), and clear a refused deploy.
+        """
+
+    async def refuse_version(
+        self, bot_id: str, digest: str, problems: JSON, *, origin: str, now: float
+    ) -> None:
+        """Record a refused deploy of the bot; its live version (if any) keeps serving."""
+
+    async def undeploy(self, bot_id: str, *, now: float) -> bool:
+        """Stop the bot everywhere (no live version); False if it was not live or refused."""
+
+    async def live_stamp(self) -> int:
+        """A number that grows with every change of any bot's live state (cheap to poll)."""
+
+    async def live_states(self) -> list[LiveState]:
+        """Every bot with a live version or a refused deploy, by id."""
+
+    async def bot_versions(self, bot_id: str) -> list[BotVersion]:
+        """A bot's versions, newest first (empty for a bot never deployed)."""
+
+    async def version_files(self, bot_id: str, version: int) -> dict[str, str] | None:
+        """The files of one version, or None if the bot has no such version."""

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Final
 
-from runtime.store import bots, counters, instances, pacing, properties
+from runtime.store import bots, counters, instances, pacing, properties, versions
 
-SCHEMA_VERSION: Final = 6
+SCHEMA_VERSION: Final = 7
 """The schema this code writes; kept in ``PRAGMA user_version``."""
 
 SYNCHRONOUS_MODES: Final = frozenset({"OFF", "NORMAL", "FULL", "EXTRA"})
@@ -68,6 +68,7 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     bots.MIGRATION,
     properties.MIGRATION,
     instances.MIGRATION,
+    versions.MIGRATION,
     pacing.MIGRATION,
 )
 

@@ -27,18 +27,20 @@ import math
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Concatenate, Final, Literal, ParamSpec, TypeVar, cast
 
 from runtime.errors import StoreError
-from runtime.store import bots, commit, counters, instances, pacing, properties, runs
+from runtime.store import bots, commit, counters, instances, pacing, properties, runs, versions
 from runtime.store.base import (
     MISSING,
+    BotVersion,
     Instance,
     ItemKind,
+    LiveState,
     NewRun,
     PropertyRead,
     PropertyWrite,
@@ -440,6 +442,49 @@ class SqliteStore:
             return []
         rows = await self._call(runs.list_runs, bot_id, failed_only, limit)
         return [runs.run_record(row) for row in rows]
+
+    # -- bot versions --
+    async def deploy_version(
+        self,
+        bot_id: str,
+        files: Mapping[str, str],
+        digest: str,
+        *,
+        origin: str,
+        now: float,
+        rollback_of: int | None = None,
+    ) -> tuple[BotVersion, bool]:
+        """Make the files the bot's live version (a new one unless they already are)."""
+        text = versions.encode_files(files)
+        return await self._call(versions.deploy, bot_id, text, digest, origin, now, rollback_of)
+
+    async def refuse_version(
+        self, bot_id: str, digest: str, problems: JSON, *, origin: str, now: float
+    ) -> None:
+        """Record a refused deploy; the live version keeps serving."""
+        text = json.dumps(problems, ensure_ascii=False)
+        await self._call(versions.refuse, bot_id, digest, text, origin, now)
+
+    async def undeploy(self, bot_id: str, *, now: float) -> bool:
+        """Stop the bot everywhere; False if it was neither live nor refused."""
+        return await self._call(versions.undeploy, bot_id, now)
+
+    async def live_stamp(self) -> int:
+        """The newest change stamp of any bot's live state."""
+        return await self._call(versions.live_stamp)
+
+    async def live_states(self) -> list[LiveState]:
+        """Every bot with a live version or a refused deploy."""
+        return await self._call(versions.live_states)
+
+    async def bot_versions(self, bot_id: str) -> list[BotVersion]:
+        """A bot's versions, newest first."""
+        return await self._call(versions.versions, bot_id)
+
+    async def version_files(self, bot_id: str, version: int) -> dict[str, str] | None:
+        """The files of one version, or None."""
+        text = await self._call(versions.files_of, bot_id, version)
+        return None if text is None else cast(dict[str, str], json.loads(text))
 
 
 def _property_rows(writes: Sequence[PropertyWrite]) -> list[PropertyRow]:

@@ -16,6 +16,7 @@ from sanic.response import json as json_response
 
 from runtime import serverlog
 from runtime.errors import BotboxError, NotFound, StoreError
+from runtime.runs.reload import bot_problems
 from runtime.settings import Settings
 from runtime.telegram.update import parse_update
 from runtime.web.responses import HttpError, error_response, to_http
@@ -102,22 +103,27 @@ async def on_error(request: AppRequest, exc: Exception) -> HTTPResponse:
 async def health(request: AppRequest) -> HTTPResponse:
     """Liveness and a few numbers: bots, pool, isolation, queue, run log; 503 while a loop is down.
 
+    Bots that failed to load (or whose latest change was refused) are counted in ``problems``
+    and ``bots_failed``, never named (``/health`` is public; the log names them).
+
     ``running`` (queue items this process is handling) and ``run_log_pending`` (run records not
     yet written) are this process's own: both 0 means every run it finished is in the run log.
     """
     state = request.app.ctx.running
-    problems = state.processor.problems()
-    if state.poller is not None:
-        problems += state.poller.problems()
+    problems = state.problems()
     pending: int | None = None
     try:
         pending = await state.store.pending_count()
     except StoreError as exc:
         problems.append(f"store: {exc}")
+    # A bot that failed to load is a problem (ok: false), not a server one: the status stays
+    # 200 so a probe never restarts every bot for one bot's typo. Public: counts, no names.
+    bots = bot_problems(state.registry) + state.folders.folder_problems()
     return json_response(
         {
-            "ok": not problems,
-            "problems": [serverlog.redact(problem) for problem in problems],
+            "ok": not problems and not bots,
+            "problems": [serverlog.redact(problem) for problem in problems + bots],
+            "bots_failed": len(state.registry.failed),
             "instance": state.processor.owner,
             "bots": state.registry.ids,
             "pool": state.pool.stats,
@@ -138,6 +144,9 @@ async def telegram_update(request: AppRequest, bot_id: str) -> HTTPResponse:
     try:
         bot = state.registry.get(bot_id)
     except NotFound:
+        # A bot that failed to load answers like one that does not exist (no existence leak):
+        # Telegram retries a 404 with growing pauses for up to 24 hours, so a bot fixed in
+        # that time still gets its updates, and the server stores nothing for a broken bot.
         raise HttpError(404, "unknown bot") from None
     given = request.headers.get(SECRET_HEADER, "").encode()
     if not hmac.compare_digest(given, bot.webhook_secret.encode()):

@@ -9,7 +9,7 @@ what it had opened before it raises.
 from __future__ import annotations
 
 import logging
-import time
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -17,10 +17,12 @@ from types import SimpleNamespace
 from sanic import Request, Sanic
 from sanic.config import Config
 
+from runtime.runs.deployments import Deployments
 from runtime.runs.pipeline import Runner
 from runtime.runs.polling import Poller
 from runtime.runs.processor import Processor
-from runtime.runs.registry import Registry, bot_folders
+from runtime.runs.registry import Registry
+from runtime.runs.reload import FolderSync, LiveSync
 from runtime.runs.runlog import RunLog
 from runtime.runs.session import Services
 from runtime.serverlog import FailureLog
@@ -56,6 +58,16 @@ class AppState:
     processor: Processor
     poller: Poller | None
     _opened: AsyncExitStack
+    deployments: Deployments
+    live: LiveSync
+    folders: FolderSync
+
+    def problems(self) -> list[str]:
+        """Server-wide problems right now (``/health`` answers 503 while there is one)."""
+        found = self.processor.problems() + self.live.problems() + self.folders.problems()
+        if self.poller is not None:
+            found += self.poller.problems()
+        return found
 
     @classmethod
     async def open(cls, settings: Settings, parts: Parts, failures: FailureLog) -> AppState:
@@ -80,14 +92,23 @@ class AppState:
             await pool.start()
             opened.push_async_callback(pool.close)
             demo = settings.demo_dir if settings.demo else None
-            registry = Registry.load(
-                bot_folders(settings.bots_dir, demo),
+            # Folder mode: every folder is deployed into the store (a broken one is recorded as
+            # refused, never stops the start); then this process serves what the store says.
+            deployments = Deployments(store)
+            folders = FolderSync(deployments, settings.bots_dir, demo)
+            await folders.sync()
+            registry = Registry()
+            keys = KeyFile(settings.keys_file)
+            keys.load()
+            live = LiveSync(
+                store,
+                registry,
                 env=parts.env,
                 master_key=master_key,
                 cache=pool.cache,
+                keys=keys,
             )
-            keys = KeyFile(settings.keys_file, generations=await bot_generations(store, registry))
-            keys.load()
+            await live.refresh()
             services = Services(pool, store, telegram, keys, settings.base_url, runlog)
             runner = Runner(services)
             processor = Processor(
@@ -103,10 +124,27 @@ class AppState:
             if poller is not None:
                 poller.start()
                 opened.push_async_callback(poller.stop)
+            live.on_change = processor.wake if poller is None else _both(processor, poller)
+            live.start()
+            opened.push_async_callback(live.stop)
+            folders.start(live.refresh)
+            opened.push_async_callback(folders.stop)
             state = cls(
-                store, pool, registry, services, runner, processor, poller, opened.pop_all()
+                store,
+                pool,
+                registry,
+                services,
+                runner,
+                processor,
+                poller,
+                opened.pop_all(),
+                deployments,
+                live,
+                folders,
             )
         logger.info("botbox serving %d bot(s): %s", len(registry), ", ".join(registry.ids))
+        for bot_id in registry.failed:
+            logger.error("bot %s failed to load; every other bot serves", bot_id)
         return state
 
     async def close(self) -> None:
@@ -114,16 +152,14 @@ class AppState:
         await self._opened.aclose()
 
 
-async def bot_generations(store: Store, registry: Registry) -> dict[str, str]:
-    """Retire the bots that lost their folder; return every hosted bot's link generation.
+def _both(processor: Processor, poller: Poller) -> Callable[[], None]:
+    """After a change of what serves: wake the claim loops and follow it in the poller."""
 
-    Runs once per server process at start, so a click never reads the store for it. Every
-    process hosts the same bots, so the processes of one server agree.
-    """
-    now = time.time()
-    for bot_id in await store.retire_bots(registry.ids, now=now):
-        logger.warning("bot %s has no folder any more: retired, its links no longer work", bot_id)
-    return await store.bot_generations(registry.ids, now=now)
+    def changed() -> None:
+        processor.wake()
+        poller.refresh()
+
+    return changed
 
 
 @dataclass(slots=True)
@@ -146,4 +182,4 @@ class AppContext:
 App = Sanic[Config, AppContext]
 AppRequest = Request[App, SimpleNamespace]
 
-__all__ = ["App", "AppContext", "AppRequest", "AppState", "Parts", "bot_generations"]
+__all__ = ["App", "AppContext", "AppRequest", "AppState", "Parts"]

@@ -628,4 +628,4 @@ def test_a_new_bot_with_a_removed_bots_id_never_accepts_the_old_links(tmp_path):
             assert server.client.get(printed.stdout.strip()).status_code == 200
         finally:
             server.close()
-        assert "bot other has no folder any more: retired" in server.log.read_text()
+        assert "bot other was removed: retired" in server.log.read_text()

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from runtime.bots.folder import load_bot
 from runtime.runs.polling import Poller
+from runtime.runs.registry import compile_bot, live_bot
 from sandbox import WorkerPool
 from tests.support.runtime import TOKEN, hosted, wait_until, write_bot
 from tests.support.updates import make_update
@@ -111,3 +113,43 @@ async def test_polling_asks_for_the_kinds_the_bot_handles_so_reactions_arrive(
         assert "chat_member" not in allowed
         (menu,) = lab.telegram.calls_to("setMyCommands")
         assert menu.params["commands"] == [{"command": "ping", "description": "Answers pong"}]
+
+
+async def test_a_new_version_restarts_its_polling_loop_with_its_kinds_and_menu(
+    pool: WorkerPool, tmp_path: Path
+) -> None:
+    """Hot reload with --poll: a new version in the registry restarts the bot's loop, which
+    registers the new command menu and asks for the update kinds the new version handles."""
+    bot_folder = write_bot(tmp_path / "bots", "r", {"ping.py": PING})
+    async with hosted(pool, tmp_path, [bot_folder]) as lab:
+        poller = Poller(lab.registry, lab.services, lab.processor)
+        poller.start()
+        try:
+            await wait_until(
+                lambda: lab.telegram.allowed_updates(TOKEN) is not None,
+                timeout=10,
+                what="the first getUpdates",
+            )
+            assert "message_reaction" not in (lab.telegram.allowed_updates(TOKEN) or [])
+            (bot_folder / "ping.py").write_text(MENU)
+            (bot_folder / "react.py").write_text(REACT)
+            definition = load_bot(bot_folder)
+            scripts = compile_bot(definition, pool.cache)
+            lab.registry.add(
+                live_bot(
+                    definition, scripts, env={"TEST_TOKEN": TOKEN}, master_key=b"k" * 32, version=2
+                )
+            )
+            poller.refresh()
+            await wait_until(
+                lambda: "message_reaction" in (lab.telegram.allowed_updates(TOKEN) or []),
+                timeout=10,
+                what="getUpdates asking for reactions",
+            )
+            menus = [call.params["commands"] for call in lab.telegram.calls_to("setMyCommands")]
+            assert menus == [[{"command": "ping", "description": "Answers pong"}]]
+            lab.registry.remove("r")
+            poller.refresh()
+            assert poller.problems() == []
+        finally:
+            await poller.stop()

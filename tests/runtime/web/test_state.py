@@ -28,9 +28,10 @@ def settings_for(tmp_path: Path) -> Settings:
 
 
 async def test_a_start_that_fails_closes_what_it_had_opened(tmp_path: Path) -> None:
-    """A bad bot folder stops the start; the store and pool it had opened are closed again."""
-    shutil.copytree(FIXTURES / "badbot", tmp_path / "bots" / "badbot")
+    """An unreadable key ring stops the start; the store and pool it had opened are closed."""
     settings = settings_for(tmp_path)
+    settings.keys_file.parent.mkdir(parents=True, exist_ok=True)
+    settings.keys_file.write_text("not a key ring")
     store, pool = SqliteStore(settings.database), WorkerPool(1)
     with pytest.raises(ConfigError):
         await AppState.open(settings, Parts(store=store, pool=pool), FailureLog())
@@ -58,3 +59,18 @@ async def test_stop_closes_what_the_start_opened_and_leaves_a_handed_in_client_o
     assert state.services.telegram is telegram
     assert not telegram._http.is_closed
     await telegram.close()
+
+
+async def test_a_broken_bot_fails_alone_and_the_start_goes_on(tmp_path: Path) -> None:
+    """A bot folder that does not compile is listed as failed; the bot beside it serves."""
+    shutil.copytree(FIXTURES / "badbot", tmp_path / "bots" / "badbot")
+    write_bot(tmp_path / "bots", "hello", {"hello.py": "# command: /hello\n# answer: hi\n"})
+    state = await AppState.open(settings_for(tmp_path), Parts(), FailureLog())
+    try:
+        assert state.registry.ids == ["hello"]
+        assert state.registry.failed == ["badbot"]
+        described = [problem.describe() for problem in state.registry.refused["badbot"]]
+        assert any(line.startswith("syntax.py:6: SyntaxError") for line in described)
+        assert state.problems() == []  # a failed bot is not a server-wide problem
+    finally:
+        await state.close()
