@@ -7,14 +7,19 @@ unchanged.
 
 from runtime.store.base import (
     MISSING,
+    ApiToken,
+    AuditEntry,
     Instance,
     NewRun,
+    Principal,
     PropertyRead,
     PropertyWrite,
     QueuedItem,
     RateHit,
+    RunQuery,
     RunRecord,
     Store,
+    User,
     Versioned,
     Waiting,
 )
@@ -22,15 +27,20 @@ from runtime.store.sqlite import SqliteStore
 
 __all__ = [
     "MISSING",
+    "ApiToken",
+    "AuditEntry",
     "Instance",
     "NewRun",
+    "Principal",
     "PropertyRead",
     "PropertyWrite",
     "QueuedItem",
     "RateHit",
+    "RunQuery",
     "RunRecord",
     "SqliteStore",
     "Store",
+    "User",
     "Versioned",
     "Waiting",
 ]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Final
 
-from runtime.store import bots, counters, instances, properties
+from runtime.store import accounts, bots, counters, instances, properties
 
-SCHEMA_VERSION: Final = 5
+SCHEMA_VERSION: Final = 6
 """The schema this code writes; kept in ``PRAGMA user_version``."""
 
 SYNCHRONOUS_MODES: Final = frozenset({"OFF", "NORMAL", "FULL", "EXTRA"})
@@ -68,6 +68,7 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     bots.MIGRATION,
     properties.MIGRATION,
     instances.MIGRATION,
+    accounts.MIGRATION,
 )
 
 CLAIM_SQL: Final = """
