@@ -21,6 +21,7 @@ Scope = Annotated[
     ),
 ]
 PropertyName = Annotated[str, Field(min_length=1, max_length=128)]
+RunStatus = Literal["ok", "failed", "script_error", "compile_error", "limit_exceeded", "crashed"]
 Timestamp = Annotated[float, Field(description="seconds since the Unix epoch")]
 
 
@@ -69,7 +70,9 @@ class RunsQuery(Input):
     """Filters for a bot's run log; pass ``next_cursor`` back as ``cursor`` for the next page."""
 
     command: Annotated[str | None, Field(max_length=256)] = None
-    status: Annotated[str | None, Field(max_length=64)] = None
+    status: RunStatus | None = Field(
+        default=None, description="how runs ended; `failed`: every way but `ok`"
+    )
     user: Annotated[int | None, Field(ge=-(2**63), lt=2**63)] = None
     since: Timestamp | None = None
     until: Timestamp | None = None

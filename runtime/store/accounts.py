@@ -251,6 +251,7 @@ FIND_RUNS_SQL: Final = """
       AND (:before_id IS NULL OR id < :before_id)
       AND (:command IS NULL OR command = :command)
       AND (:status IS NULL OR status = :status)
+      AND (NOT :failed OR status != 'ok')
       AND (:user_id IS NULL OR user_id = :user_id)
       AND (:since IS NULL OR started_at >= :since)
       AND (:until IS NULL OR started_at < :until)
@@ -269,6 +270,7 @@ def find_runs(
         "before_id": query.before_id,
         "command": query.command,
         "status": query.status,
+        "failed": query.failed,
         "user_id": query.user_id,
         "since": query.since,
         "until": query.until,

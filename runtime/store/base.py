@@ -202,10 +202,14 @@ class AuditEntry:
 
 @dataclass(frozen=True, slots=True)
 class RunQuery:
-    """Filters for :meth:`Store.find_runs`; ``before_id`` is the cursor (runs with smaller ids)."""
+    """Filters for :meth:`Store.find_runs`; ``before_id`` is the cursor (runs with smaller ids).
+
+    ``failed`` keeps runs whose status is not ``ok``.
+    """
 
     command: str | None = None
     status: str | None = None
+    failed: bool = False
     user_id: int | None = None
     since: float | None = None
     until: float | None = None

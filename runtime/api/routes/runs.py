@@ -33,7 +33,8 @@ async def list_runs(call: Call, body: None, query: RunsQuery) -> RunPage:
         call.bot_id,
         RunQuery(
             command=query.command,
-            status=query.status,
+            status=None if query.status == "failed" else query.status,
+            failed=query.status == "failed",
             user_id=query.user,
             since=query.since,
             until=query.until,

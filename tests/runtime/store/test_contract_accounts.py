@@ -88,6 +88,7 @@ async def test_runs_are_found_by_command_status_user_time_and_cursor(store: Stor
     assert await found() == ids[::-1]
     assert await found(command="/buy") == [ids[1], ids[0]]
     assert await found(status="ok") == [ids[2], ids[0]]
+    assert await found(failed=True) == [ids[1]]
     assert await found(user_id=1) == [ids[2], ids[0]]
     assert await found(since=15.0, until=30.0) == [ids[1]]
     assert await found(limit=1) == [ids[2]]
