@@ -17,22 +17,23 @@ from runtime.web.app import create_app
 from runtime.web.state import App, AppRequest, Parts
 
 
-async def _handle(operation: Operation, request: AppRequest, **path: str) -> HTTPResponse:
-    return await serve(operation, request, path)
+async def _dispatch(
+    operations: dict[str, Operation], request: AppRequest, **path: str
+) -> HTTPResponse:
+    method = "GET" if request.method == "HEAD" else request.method
+    return await serve(operations[method], request, path)
 
 
 def install(app: App) -> None:
-    """Add the API's routes to ``app``."""
+    """Add the API's routes to ``app`` (one route per path, so a 405 lists every method)."""
+    by_path: dict[str, dict[str, Operation]] = {}
     for family in FAMILIES:
         for operation in family.operations:
-            handler: Any = partial(_handle, operation)
-            handler.__name__ = operation.operation_id
-            app.add_route(
-                handler,
-                operation.sanic_path,
-                methods=[operation.method],
-                name=f"api_{operation.operation_id}",
-            )
+            by_path.setdefault(operation.sanic_path, {})[operation.method] = operation
+    for number, (path, operations) in enumerate(by_path.items()):
+        handler: Any = partial(_dispatch, operations)
+        handler.__name__ = f"api_{number}"
+        app.add_route(handler, path, methods=list(operations), name=f"api_{number}", unquote=True)
     document = openapi.build(FAMILIES)
 
     async def openapi_json(request: AppRequest) -> HTTPResponse:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue, StrictBool
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.@-]{1,64}$", description="a user name")]
 BotRole = Literal["author", "viewer"]
@@ -26,9 +26,30 @@ Timestamp = Annotated[float, Field(description="seconds since the Unix epoch")]
 
 
 class Input(BaseModel):
-    """A request body or query: unknown fields are refused."""
+    """A request query: unknown fields are refused (values come as text, and are converted)."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+class Body(BaseModel):
+    """A request body: unknown fields are refused; numbers and booleans are taken only as JSON
+    numbers and booleans (see :data:`Version`, :data:`Seconds`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def _json_number(value: object) -> object:
+    """Refuse what JSON Schema does not call a number: text, and booleans."""
+    if type(value) is bool or type(value) is str:
+        raise ValueError("expected a JSON number")
+    return value
+
+
+# Integers as JSON Schema says (``3`` or ``3.0``, never ``"3"`` or ``true``), numbers likewise.
+TelegramId = Annotated[int, Field(ge=-(2**63), lt=2**63), BeforeValidator(_json_number)]
+Version = Annotated[int, Field(ge=0, lt=2**63), BeforeValidator(_json_number)]
+Seconds = Annotated[float, Field(gt=0, le=10 * 365 * 86400), BeforeValidator(_json_number)]
+Days = Annotated[float, Field(gt=0, le=3650), BeforeValidator(_json_number)]
 
 
 class ProblemOut(BaseModel):
@@ -69,14 +90,14 @@ class BotList(BaseModel):
 class RunsQuery(Input):
     """Filters for a bot's run log; pass ``next_cursor`` back as ``cursor`` for the next page."""
 
-    command: Annotated[str | None, Field(max_length=256)] = None
+    command: Annotated[str, Field(max_length=256)] | None = None
     status: RunStatus | None = Field(
         default=None, description="how runs ended; `failed`: every way but `ok`"
     )
-    user: Annotated[int | None, Field(ge=-(2**63), lt=2**63)] = None
+    user: Annotated[int, Field(ge=-(2**63), lt=2**63)] | None = None
     since: Timestamp | None = None
     until: Timestamp | None = None
-    cursor: Annotated[int | None, Field(ge=1, lt=2**63)] = None
+    cursor: Annotated[int, Field(ge=1, lt=2**63)] | None = None
     limit: Annotated[int, Field(ge=1, le=500)] = 50
 
 
@@ -136,11 +157,11 @@ class PropertyOut(BaseModel):
     version: int
 
 
-class PropertyIn(Input):
+class PropertyIn(Body):
     """A value to set; with ``if_version``, only if the property still has that version."""
 
     value: JsonValue
-    if_version: Annotated[int | None, Field(ge=0, lt=2**63)] = None
+    if_version: Version | None = None
 
 
 class PropertyDeleted(BaseModel):
@@ -175,18 +196,20 @@ class Revoked(BaseModel):
 
 
 # -- links --
-class LinkIn(Input):
+class LinkIn(Body):
     """A signed link to mint (for testing a bot's webhooks)."""
 
     command: Annotated[str, Field(min_length=1, max_length=256)]
-    user_id: Annotated[int | None, Field(ge=-(2**63), lt=2**63)] = Field(
+    user_id: TelegramId | None = Field(
         default=None, description="the user the link runs for; null for a global link"
     )
     options: JsonValue = None
     params: dict[str, str] = {}
-    redirect: Annotated[str | None, Field(max_length=2048)] = None
-    expires_in: Annotated[float | None, Field(gt=0, le=10 * 365 * 86400)] = None
-    once: bool = False
+    redirect: Annotated[
+        str | None, Field(max_length=2048, pattern=r"^https?://[A-Za-z0-9.-]+(:[0-9]+)?(/\S*)?$")
+    ] = None
+    expires_in: Seconds | None = None
+    once: StrictBool = False
 
 
 class LinkOut(BaseModel):
@@ -196,20 +219,20 @@ class LinkOut(BaseModel):
 
 
 # -- users and tokens --
-class UserIn(Input):
+class UserIn(Body):
     """A user to create."""
 
     name: Name
     role: Role
 
 
-class UserPatch(Input):
+class UserPatch(Body):
     """A user's new role."""
 
     role: Role
 
 
-class GrantIn(Input):
+class GrantIn(Body):
     """A role on one bot."""
 
     role: BotRole
@@ -236,11 +259,11 @@ class Deleted(BaseModel):
     deleted: str
 
 
-class TokenIn(Input):
+class TokenIn(Body):
     """A token to create for a user; it expires after ``expires_days`` if given."""
 
     user: Name
-    expires_days: Annotated[float | None, Field(gt=0, le=3650)] = None
+    expires_days: Days | None = None
 
 
 class TokenOut(BaseModel):
@@ -271,8 +294,8 @@ class TokenList(BaseModel):
 class AuditQuery(Input):
     """Filters for the audit log; pass ``next_cursor`` back as ``cursor``."""
 
-    bot: Annotated[str | None, Field(max_length=256)] = None
-    cursor: Annotated[int | None, Field(ge=1, lt=2**63)] = None
+    bot: Annotated[str, Field(max_length=256)] | None = None
+    cursor: Annotated[int, Field(ge=1, lt=2**63)] | None = None
     limit: Annotated[int, Field(ge=1, le=500)] = 50
 
 

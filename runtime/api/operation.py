@@ -36,6 +36,9 @@ from runtime.web.state import AppRequest, AppState
 from sandbox import JSON
 
 API_PREFIX: Final = "/api/v1"
+MAX_ID: Final = 2**63 - 1
+ID_SCHEMA: Final[dict[str, Any]] = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
+"""A row id in a path (a run, a token)."""
 BEARER_CHALLENGE: Final = 'Bearer realm="botbox"'
 
 
@@ -75,6 +78,14 @@ class Call:
                 after=cast(JSON, after),
             )
         )
+
+
+def whole_number(call: Call, name: str) -> int:
+    """A path parameter that is a row id (1 to 2**63 - 1); HttpError 422 otherwise."""
+    text = call.path[name]
+    if text.isascii() and text.isdigit() and len(text) <= 19 and 1 <= int(text) <= MAX_ID:
+        return int(text)
+    raise HttpError(422, f"{name} must be a whole number from 1 to {MAX_ID}", code="invalid")
 
 
 Handler = Callable[[Call, Any, Any], Awaitable[BaseModel]]

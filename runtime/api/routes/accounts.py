@@ -19,7 +19,7 @@ from runtime.api.models import (
     UserOut,
     UserPatch,
 )
-from runtime.api.operation import Call, Routes
+from runtime.api.operation import ID_SCHEMA, Call, Routes, whole_number
 from runtime.errors import AlreadyExists
 from runtime.store import ApiToken, User
 from runtime.web.responses import HttpError
@@ -181,12 +181,12 @@ async def list_tokens(call: Call, body: None, query: None) -> TokenList:
 
 
 @ROUTES.add(
-    "POST", "/tokens", need="admin", response=TokenCreated, body=TokenIn, status=201, errors=(422,)
+    "POST", "/tokens", need="admin", response=TokenCreated, body=TokenIn, status=201, errors=(404,)
 )
 async def create_token(call: Call, body: TokenIn, query: None) -> TokenCreated:
     """Create a token for a user; the answer shows it this once."""
     if await call.state.store.get_user(body.user) is None:
-        raise HttpError(422, f"no user {body.user!r}: create it first", code="invalid")
+        raise HttpError(404, f"no user {body.user!r}: create it first", code="not_found")
     made = auth.new_token()
     now = time.time()
     expires_at = None if body.expires_days is None else now + body.expires_days * 86400
@@ -206,19 +206,17 @@ async def create_token(call: Call, body: TokenIn, query: None) -> TokenCreated:
     "/tokens/{token_id}/revoke",
     need="admin",
     response=TokenOut,
-    path_schemas={"token_id": {"type": "integer", "minimum": 1}},
+    path_schemas={"token_id": ID_SCHEMA},
     errors=(409, 422),
 )
 async def revoke_token(call: Call, body: None, query: None) -> TokenOut:
     """Revoke a token: it is refused from the next request on."""
-    text = call.path["token_id"]
-    if not text.isascii() or not text.isdigit() or len(text) > 18:
-        raise HttpError(422, "token_id must be a whole number", code="invalid")
-    if int(text) == call.principal.token_id:
+    token_id = whole_number(call, "token_id")
+    if token_id == call.principal.token_id:
         raise HttpError(
             409, "this is the token you are using: revoke it with another", code="conflict"
         )
-    token = await call.state.store.revoke_token(int(text), now=time.time())
+    token = await call.state.store.revoke_token(token_id, now=time.time())
     if token is None:
         raise HttpError(404, "no such token", code="not_found")
     await call.audit("token.revoke", f"token {token.id}", after={"revoked_at": token.revoked_at})

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from runtime.api.models import RunFull, RunPage, RunsQuery, RunSummary
-from runtime.api.operation import Call, Routes
+from runtime.api.operation import ID_SCHEMA, Call, Routes, whole_number
 from runtime.store import RunQuery, RunRecord
 from runtime.web.responses import HttpError
 
@@ -52,15 +52,12 @@ async def list_runs(call: Call, body: None, query: RunsQuery) -> RunPage:
     "/bots/{bot_id}/runs/{run_id}",
     need="read",
     response=RunFull,
-    path_schemas={"run_id": {"type": "integer", "minimum": 1}},
+    path_schemas={"run_id": ID_SCHEMA},
     errors=(422,),
 )
 async def get_run(call: Call, body: None, query: None) -> RunFull:
     """Show one run in full: output, Telegram calls, error."""
-    text = call.path["run_id"]
-    if not text.isascii() or not text.isdigit() or len(text) > 18 or int(text) < 1:
-        raise HttpError(422, "run_id must be a whole number of 1 or more", code="invalid")
-    record = await call.state.store.get_run(call.bot_id, int(text))
+    record = await call.state.store.get_run(call.bot_id, whole_number(call, "run_id"))
     if record is None:
         raise HttpError(404, "no such run", code="not_found")
     return RunFull(
