@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.runtime.api.conftest import SHOP, SHOP_TOKEN, create_token
 from tests.support.server import BotboxServer, hosting
@@ -16,9 +17,16 @@ from tests.support.telegram_standin import TelegramStandIn
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[BotboxServer, str]]:
-    """``shop`` served by two processes (BOTBOX_SERVER_WORKERS=2), and an admin token."""
+    """``shop`` served by two processes (BOTBOX_SERVER_WORKERS=2, metrics in multiprocess
+    mode), and an admin token."""
     root = Path(tmp_path_factory.mktemp("api-pair"))
-    env = {"SHOP_TOKEN": SHOP_TOKEN, "BOTBOX_SERVER_WORKERS": "2", "BOTBOX_SANDBOX_WORKERS": "1"}
+    (root / "prometheus").mkdir()
+    env = {
+        "SHOP_TOKEN": SHOP_TOKEN,
+        "BOTBOX_SERVER_WORKERS": "2",
+        "BOTBOX_SANDBOX_WORKERS": "1",
+        "PROMETHEUS_MULTIPROC_DIR": str(root / "prometheus"),
+    }
     with (
         TelegramStandIn(tokens={SHOP_TOKEN}) as telegram,
         hosting(root, {"shop": SHOP}, telegram_api=telegram.base_url, env=env) as server,
@@ -67,3 +75,29 @@ def test_a_token_revoked_in_one_process_is_refused_by_both(pair: tuple[BotboxSer
             threads.map(lambda _: _fresh(server, made["token"], "GET", "/bots"), range(20))
         )
     assert statuses == {401}
+
+
+def test_in_multiprocess_mode_every_scrape_counts_both_processes(
+    pair: tuple[BotboxServer, str],
+) -> None:
+    server, token = pair
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=server.url, timeout=10, headers=headers) as client:
+        url = client.post(
+            "/api/v1/bots/shop/links", json={"command": "click", "user_id": 3}
+        ).json()["url"]
+    with ThreadPoolExecutor(10) as threads:
+        clicks = list(threads.map(lambda _: httpx.get(url, timeout=30), range(10)))
+    assert {click.status_code for click in clicks} == {200}
+
+    def clicked() -> float:
+        with httpx.Client(base_url=server.url, timeout=10, headers=headers) as client:
+            text = client.get("/metrics").text
+        return sum(
+            sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name == "botbox_link_clicks_total" and sample.labels["status"] == "200"
+        )
+
+    assert [clicked() for _ in range(6)] == [10.0] * 6
