@@ -174,7 +174,11 @@ def revoke_token(conn: sqlite3.Connection, token_id: int, now: float) -> ApiToke
 
 
 def authenticate(conn: sqlite3.Connection, digest: str, now: float) -> Principal | None:
-    """The principal of a live token; its last use is written at most every minute."""
+    """The principal of a live token; its last use is written at most every minute.
+
+    A read, and now and then one single-statement write: no transaction held across both, so
+    an API request takes SQLite's write lock at most once a minute per token.
+    """
     row = conn.execute(
         "SELECT t.id, t.last_used_at, a.id, a.name, a.role FROM api_token AS t"
         " JOIN account AS a ON a.id = t.account_id"

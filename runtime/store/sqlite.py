@@ -476,7 +476,7 @@ class SqliteStore:
 
     async def authenticate(self, digest: str, *, now: float) -> Principal | None:
         """The principal of a live token (not revoked, not expired), noting its last use."""
-        return await self._call(_write, accounts.authenticate, digest, now)
+        return await self._call(accounts.authenticate, digest, now)
 
     async def record_audit(self, entry: AuditEntry) -> int:
         """Append a change to the audit log; return its id."""
@@ -659,8 +659,10 @@ _FAST_OPERATIONS: Final = frozenset(
         _clear_waiting,
         instances.heartbeat,
         instances.stop,
+        accounts.authenticate,
     }
 )
 """Operations that run on the connection without fsync at commit (see ``_with_conn``): a crash
 of the process loses none of them; a power cut may lose the last moments of leases, finishes,
-rate counts, log lines and need_reply waits (the update itself was stored fully synced)."""
+rate counts, log lines, need_reply waits and API tokens' last use (the update itself was stored
+fully synced)."""
