@@ -78,6 +78,7 @@ def test_schemathesis_finds_no_server_error_and_no_answer_off_the_document(
             str(tmp_path / "report"),
             "--no-color",
         ],
+        cwd=tmp_path,  # schemathesis keeps a cache in its working directory
         capture_output=True,
         text=True,
         timeout=120,
