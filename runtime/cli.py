@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from runtime import serverlog
+from runtime.api import admin
 from runtime.bots import dispatch
 from runtime.bots.folder import (
     bot_folders,
@@ -112,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = key_commands.add_parser("revoke", help="invalidate every link of one bot")
     revoke.add_argument("bot")
     add_version_commands(commands)
+    add_account_commands(commands)
     return parser
 
 
@@ -134,6 +136,117 @@ def add_version_commands(commands: Any) -> None:
     )
     deploy.add_argument("bot")
     deploy.add_argument("folder", type=Path)
+
+
+def positive_float(text: str) -> float:
+    """Parse a number above 0 (for ``--expires``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value <= 3650:
+        raise argparse.ArgumentTypeError(
+            f"expected a number of days above 0 (at most 3650), not {text!r}"
+        )
+    return value
+
+
+def add_account_commands(commands: Any) -> None:
+    """``tokens``, ``users`` and ``audit``: the admin API's accounts, from the shell."""
+    tokens = commands.add_parser("tokens", help="create, list and revoke admin API tokens")
+    token_commands = tokens.add_subparsers(dest="action", required=True)
+    create = token_commands.add_parser(
+        "create", help="make a token (printed once) for a user, created with --role if new"
+    )
+    create.add_argument("--name", required=True, help="the user the token speaks for")
+    create.add_argument("--role", choices=admin.ROLES, help="the role of a new user")
+    create.add_argument("--expires", type=positive_float, metavar="DAYS", help="expire after DAYS")
+    listing = token_commands.add_parser("list", help="show tokens (prefixes, never tokens)")
+    listing.add_argument("--name", help="only this user's tokens")
+    revoke = token_commands.add_parser("revoke", help="refuse a token from now on")
+    revoke.add_argument("token_id", type=positive_int, metavar="ID")
+    users = commands.add_parser("users", help="list, create, delete users; grant them bots")
+    user_commands = users.add_subparsers(dest="action", required=True)
+    user_commands.add_parser("list", help="show users, roles and grants")
+    new = user_commands.add_parser("create", help="add a user")
+    new.add_argument("name")
+    new.add_argument("--role", choices=admin.ROLES, required=True)
+    gone = user_commands.add_parser("delete", help="delete a user, its grants and tokens")
+    gone.add_argument("name")
+    role = user_commands.add_parser("set-role", help="change a user's role")
+    role.add_argument("name")
+    role.add_argument("role", choices=admin.ROLES)
+    grant = user_commands.add_parser("grant", help="let a user see (viewer) or change a bot")
+    grant.add_argument("name")
+    grant.add_argument("bot")
+    grant.add_argument("--role", choices=admin.BOT_ROLES, default="author")
+    ungrant = user_commands.add_parser("ungrant", help="take a bot away from a user")
+    ungrant.add_argument("name")
+    ungrant.add_argument("bot")
+    audit = commands.add_parser("audit", help="show changes made through the API or the CLI")
+    audit.add_argument("--bot", help="only changes to this bot")
+    audit.add_argument("--limit", type=positive_int, default=20)
+
+
+def when(stamp: float | None) -> str:
+    """A time for a listing ("never" for None)."""
+    return "never" if stamp is None else time.strftime("%Y-%m-%d %H:%M", time.localtime(stamp))
+
+
+def run_accounts(settings: Settings, args: argparse.Namespace) -> int:
+    """``tokens``, ``users`` and ``audit``."""
+    if args.command == "tokens" and args.action == "create":
+        secret, token, created = asyncio.run(
+            admin.create_token(settings, args.name, role=args.role, expires_days=args.expires)
+        )
+        sys.stderr.write(
+            (f"user {args.name} created ({args.role})\n" if created else "")
+            + f"token {token.id} for {args.name}, expires {when(token.expires_at)}; "
+            "it is shown once, keep it now:\n"
+        )
+        print(secret)
+    elif args.command == "tokens" and args.action == "revoke":
+        token = asyncio.run(admin.revoke_token(settings, args.token_id))
+        print(f"token {token.id} ({token.prefix}...) of {token.user} is revoked")
+    elif args.command == "tokens":
+        for token in asyncio.run(admin.list_tokens(settings, args.name)):
+            state = "revoked" if token.revoked_at is not None else "live"
+            print(
+                f"{token.id}\t{token.prefix}...\t{token.user}\t{state}\t"
+                f"created {when(token.created_at)}\texpires {when(token.expires_at)}\t"
+                f"last used {when(token.last_used_at)}"
+            )
+    elif args.command == "users" and args.action == "list":
+        for user in asyncio.run(admin.list_users(settings)):
+            grants = ", ".join(f"{bot} ({role})" for bot, role in user.grants.items())
+            print(f"{user.name}\t{user.role}\t{grants or 'no grants'}")
+    elif args.command == "users":
+        after = asyncio.run(
+            admin.change_user(
+                settings,
+                args.action,
+                args.name,
+                role=getattr(args, "role", None),
+                bot=getattr(args, "bot", None),
+            )
+        )
+        print(
+            f"user {args.name}: "
+            + (
+                "deleted"
+                if after is None
+                else f"{after.role}, grants {dict(after.grants) or 'none'}"
+            )
+        )
+    else:
+        for entry in asyncio.run(admin.list_audit(settings, bot=args.bot, limit=args.limit)):
+            print(
+                f"#{entry.id} {when(entry.at)} {entry.actor} ({entry.via}) {entry.action} "
+                f"{entry.target}"
+                + (f" bot={entry.bot_id}" if entry.bot_id else "")
+                + f" before={json.dumps(entry.before)} after={json.dumps(entry.after)}"
+            )
+    return 0
 
 
 def run_check(path: Path) -> int:
@@ -255,6 +368,19 @@ def run_keys(settings: Settings, args: argparse.Namespace) -> int:
         print(f"every existing link of bot {args.bot} is revoked (epoch {ring.epoch(args.bot)})")
     if args.action != "list":
         keyfile.save(ring)
+        bot = getattr(args, "bot", None)
+        target = {"rotate": ring.active.id, "retire": getattr(args, "key_id", "")}.get(
+            args.action, bot or ""
+        )
+        asyncio.run(
+            admin.record(
+                settings,
+                f"keys.{args.action}",
+                target,
+                bot_id=bot,
+                after={key.id: key.state for key in ring.keys} if bot is None else ring.epoch(bot),
+            )
+        )
     for key in ring.keys:
         created = time.strftime("%Y-%m-%d %H:%M", time.localtime(key.created))
         print(f"{key.id}\t{key.state}\tcreated {created}")
@@ -418,7 +544,8 @@ def serve(settings: Settings, *, poll: bool) -> int:
     from sanic import Sanic  # noqa: PLC0415
     from sanic.worker.loader import AppLoader  # noqa: PLC0415
 
-    from runtime.web.app import Parts, create_app  # noqa: PLC0415
+    from runtime.api.install import create_app_with_api  # noqa: PLC0415
+    from runtime.web.app import Parts  # noqa: PLC0415
 
     if settings.demo:
         link = mint_url(
@@ -429,7 +556,7 @@ def serve(settings: Settings, *, poll: bool) -> int:
             f"Open this signed link for demo user {DEMO_USER}:\n\n  {link}\n",
             flush=True,
         )
-    factory = partial(create_app, settings, parts=Parts(env=dict(os.environ), poll=poll))
+    factory = partial(create_app_with_api, settings, parts=Parts(env=dict(os.environ), poll=poll))
     loader = AppLoader(factory=factory)
     app: Sanic[Any, Any] = loader.load()
     single = settings.server_workers == 1
@@ -552,6 +679,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_keys(settings, args)
         if args.command in {"bots", "versions", "diff", "rollback", "deploy"}:
             return asyncio.run(run_versions(settings, args))
+        if args.command in ("tokens", "users", "audit"):
+            return run_accounts(settings, args)
         return serve(settings, poll=getattr(args, "poll", False))
     except BotboxError as exc:
         sys.stderr.write(f"error: {exc}\n")

@@ -107,6 +107,10 @@ class ConflictError(StoreError):
         self.name = name
 
 
+class AlreadyExists(StoreError):
+    """A user (or another named thing) with this name is already in the store."""
+
+
 class NotANumber(StoreError):
     """``incProperty`` met a property whose value is not a number (or would stop being finite)."""
 

@@ -16,6 +16,7 @@ import contextlib
 import logging
 from typing import Final
 
+from runtime import metrics
 from runtime.errors import StoreError
 from runtime.serverlog import FailureLog
 from runtime.store import RunRecord, Store
@@ -53,6 +54,7 @@ class RunLog:
 
     def add(self, record: RunRecord) -> None:
         """Queue one record; it is written within ``interval`` seconds."""
+        metrics.run_ended(record.bot_id, record.command, record.status, record.wall_seconds)
         if record.status != "ok":
             error = record.error
             kind = error.get("type") if isinstance(error, dict) else None

@@ -174,7 +174,138 @@ class LiveState:
     refused_at: float | None = None
 
 
-class Store(Protocol):
+# -- accounts, API tokens, audit (the admin API, issue 10) --
+UserRole = Literal["admin", "author", "viewer"]
+"""A user's role server-wide: admin (everything), author (granted bots), viewer (read-only)."""
+
+GrantRole = Literal["author", "viewer"]
+"""What a grant allows on one bot: author (read and write), viewer (read)."""
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """An account of the admin API: a name, a server-wide role, and its grants by bot id."""
+
+    id: int
+    name: str
+    role: UserRole
+    created_at: float
+    grants: dict[str, GrantRole] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ApiToken:
+    """An API token as the store keeps it: never the token itself, only its SHA-256 digest."""
+
+    id: int
+    user: str
+    prefix: str
+    created_at: float
+    expires_at: float | None = None
+    revoked_at: float | None = None
+    last_used_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who a valid token speaks for: the user, its role and grants, and the token's id."""
+
+    user_id: int
+    name: str
+    role: UserRole
+    token_id: int
+    grants: dict[str, GrantRole] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One change made through the API or the CLI: who, how, what, to what, before and after."""
+
+    actor: str
+    via: str
+    action: str
+    at: float
+    bot_id: str | None = None
+    target: str = ""
+    before: JSON = None
+    after: JSON = None
+    id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunQuery:
+    """Filters for :meth:`Store.find_runs`; ``before_id`` is the cursor (runs with smaller ids).
+
+    ``failed`` keeps runs whose status is not ``ok``.
+    """
+
+    command: str | None = None
+    status: str | None = None
+    failed: bool = False
+    user_id: int | None = None
+    since: float | None = None
+    until: float | None = None
+    before_id: int | None = None
+    limit: int = 50
+
+
+class AccountStore(Protocol):
+    """Accounts, tokens, audit and run queries: what the admin API needs from storage.
+
+    Part of :class:`Store` (kept apart so the admin API's needs read as one list).
+    """
+
+    async def create_user(self, name: str, role: UserRole, *, now: float) -> User:
+        """Add a user; raise AlreadyExists if the name is taken."""
+
+    async def get_user(self, name: str) -> User | None:
+        """Return a user (with its grants) by name."""
+
+    async def list_users(self) -> list[User]:
+        """Return every user, by name."""
+
+    async def set_user_role(self, name: str, role: UserRole) -> User | None:
+        """Change a user's role; None if there is no such user."""
+
+    async def delete_user(self, name: str) -> bool:
+        """Delete a user, its grants and its tokens; False if there was none."""
+
+    async def set_grant(self, name: str, bot_id: str, role: GrantRole) -> User | None:
+        """Grant a user a role on one bot (replacing any grant); None if no such user."""
+
+    async def remove_grant(self, name: str, bot_id: str) -> User | None:
+        """Remove a user's grant on one bot; None if no such user."""
+
+    async def create_token(
+        self, name: str, *, prefix: str, digest: str, now: float, expires_at: float | None
+    ) -> ApiToken:
+        """Store a new token's digest for a user; raise NotFound if there is no such user."""
+
+    async def list_tokens(self, name: str | None = None) -> list[ApiToken]:
+        """Return every token (of one user), newest first."""
+
+    async def revoke_token(self, token_id: int, *, now: float) -> ApiToken | None:
+        """Revoke a token (a revoked one stays revoked at its first time); None if unknown."""
+
+    async def authenticate(self, digest: str, *, now: float) -> Principal | None:
+        """The principal of a live token (not revoked, not expired), noting its last use."""
+
+    async def record_audit(self, entry: AuditEntry) -> int:
+        """Append a change to the audit log; return its id."""
+
+    async def list_audit(
+        self, *, bot_id: str | None = None, before_id: int | None = None, limit: int = 50
+    ) -> list[AuditEntry]:
+        """Return audit entries, newest first (ids below ``before_id``, of one bot)."""
+
+    async def find_runs(self, bot_id: str, query: RunQuery) -> list[RunRecord]:
+        """Return a bot's runs matching ``query``, newest first."""
+
+    async def get_run(self, bot_id: str, run_id: int) -> RunRecord | None:
+        """Return one run of a bot, in full."""
+
+
+class Store(AccountStore, Protocol):
     """What the runtime needs from storage. Every method is atomic."""
 
     async def open(self) -> None:

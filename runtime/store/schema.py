@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Final
 
-from runtime.store import bots, counters, instances, pacing, properties, versions
+from runtime.store import accounts, bots, counters, instances, pacing, properties, versions
 
-SCHEMA_VERSION: Final = 7
+SCHEMA_VERSION: Final = 8
 """The schema this code writes; kept in ``PRAGMA user_version``."""
 
 SYNCHRONOUS_MODES: Final = frozenset({"OFF", "NORMAL", "FULL", "EXTRA"})
@@ -70,6 +70,7 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     instances.MIGRATION,
     versions.MIGRATION,
     pacing.MIGRATION,
+    accounts.MIGRATION,
 )
 
 CLAIM_SQL: Final = """

@@ -34,20 +34,37 @@ from pathlib import Path
 from typing import Concatenate, Final, Literal, ParamSpec, TypeVar, cast
 
 from runtime.errors import StoreError
-from runtime.store import bots, commit, counters, instances, pacing, properties, runs, versions
+from runtime.store import (
+    accounts,
+    bots,
+    commit,
+    counters,
+    instances,
+    pacing,
+    properties,
+    runs,
+    versions,
+)
 from runtime.store.base import (
     MISSING,
+    ApiToken,
+    AuditEntry,
     BotVersion,
+    GrantRole,
     Instance,
     ItemKind,
     LiveState,
     NewRun,
+    Principal,
     PropertyRead,
     PropertyWrite,
     QueuedItem,
     RateHit,
+    RunQuery,
     RunRecord,
     Scope,
+    User,
+    UserRole,
     Versioned,
     Waiting,
     _Missing,
@@ -486,6 +503,79 @@ class SqliteStore:
         text = await self._call(versions.files_of, bot_id, version)
         return None if text is None else cast(dict[str, str], json.loads(text))
 
+    # -- accounts, API tokens, audit, run queries (the admin API) --
+    async def create_user(self, name: str, role: UserRole, *, now: float) -> User:
+        """Add a user; raise AlreadyExists if the name is taken."""
+        return await self._call(_write, accounts.create_user, name, role, now)
+
+    async def get_user(self, name: str) -> User | None:
+        """Return a user (with its grants) by name."""
+        return await self._call(accounts.get_user, name)
+
+    async def list_users(self) -> list[User]:
+        """Return every user, by name."""
+        return await self._call(accounts.list_users)
+
+    async def set_user_role(self, name: str, role: UserRole) -> User | None:
+        """Change a user's role; None if there is no such user."""
+        return await self._call(_write, accounts.set_user_role, name, role)
+
+    async def delete_user(self, name: str) -> bool:
+        """Delete a user, its grants and its tokens; False if there was none."""
+        return await self._call(_write, accounts.delete_user, name)
+
+    async def set_grant(self, name: str, bot_id: str, role: GrantRole) -> User | None:
+        """Grant a user a role on one bot; None if there is no such user."""
+        return await self._call(_write, accounts.set_grant, name, bot_id, role)
+
+    async def remove_grant(self, name: str, bot_id: str) -> User | None:
+        """Remove a user's grant on one bot; None if there is no such user."""
+        return await self._call(_write, accounts.remove_grant, name, bot_id)
+
+    async def create_token(
+        self, name: str, *, prefix: str, digest: str, now: float, expires_at: float | None
+    ) -> ApiToken:
+        """Store a new token's digest for a user; raise NotFound if there is no such user."""
+        return await self._call(
+            _write, accounts.create_token, name, prefix, digest, now, expires_at
+        )
+
+    async def list_tokens(self, name: str | None = None) -> list[ApiToken]:
+        """Return every token (of one user), newest first."""
+        return await self._call(accounts.list_tokens, name)
+
+    async def revoke_token(self, token_id: int, *, now: float) -> ApiToken | None:
+        """Revoke a token; None if unknown."""
+        return await self._call(_write, accounts.revoke_token, token_id, now)
+
+    async def authenticate(self, digest: str, *, now: float) -> Principal | None:
+        """The principal of a live token (not revoked, not expired), noting its last use."""
+        return await self._call(accounts.authenticate, digest, now)
+
+    async def record_audit(self, entry: AuditEntry) -> int:
+        """Append a change to the audit log; return its id."""
+        return await self._call(_write, accounts.record_audit, entry)
+
+    async def list_audit(
+        self, *, bot_id: str | None = None, before_id: int | None = None, limit: int = 50
+    ) -> list[AuditEntry]:
+        """Return audit entries, newest first."""
+        if limit <= 0:
+            return []
+        return await self._call(accounts.list_audit, bot_id, before_id, limit)
+
+    async def find_runs(self, bot_id: str, query: RunQuery) -> list[RunRecord]:
+        """Return a bot's runs matching ``query``, newest first."""
+        if query.limit <= 0:
+            return []
+        rows = await self._call(accounts.find_runs, bot_id, query)
+        return [runs.run_record(row) for row in rows]
+
+    async def get_run(self, bot_id: str, run_id: int) -> RunRecord | None:
+        """Return one run of a bot, in full."""
+        rows = await self._call(accounts.find_runs, bot_id, RunQuery(limit=1), run_id)
+        return runs.run_record(rows[0]) if rows else None
+
 
 def _property_rows(writes: Sequence[PropertyWrite]) -> list[PropertyRow]:
     """Encode property writes as rows (JSON text and size); raise StoreError for non-JSON."""
@@ -509,6 +599,17 @@ def _property_rows(writes: Sequence[PropertyWrite]) -> list[PropertyRow]:
 
 # -- blocking operations: each runs on the store's thread with its connection --
 _EnqueueArgs = tuple[str, str, str, str, "int | None", float]
+
+
+def _write(
+    conn: sqlite3.Connection,
+    fn: Callable[Concatenate[sqlite3.Connection, P], T],
+    *args: P.args,
+    **kwargs: P.kwargs,
+) -> T:
+    """Run ``fn(connection, ...)`` in one ``BEGIN IMMEDIATE`` transaction."""
+    with _immediate(conn):
+        return fn(conn, *args, **kwargs)
 
 
 def _enqueue_many(conn: sqlite3.Connection, items: list[_EnqueueArgs]) -> list[bool]:
@@ -634,8 +735,10 @@ _FAST_OPERATIONS: Final = frozenset(
         _clear_waiting,
         instances.heartbeat,
         instances.stop,
+        accounts.authenticate,
     }
 )
 """Operations that run on the connection without fsync at commit (see ``_with_conn``): a crash
 of the process loses none of them; a power cut may lose the last moments of leases, finishes,
-rate counts, log lines and need_reply waits (the update itself was stored fully synced)."""
+rate counts, log lines, need_reply waits and API tokens' last use (the update itself was stored
+fully synced)."""

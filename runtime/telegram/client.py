@@ -16,7 +16,8 @@ from typing import Any, Final
 
 import httpx
 
-from runtime.errors import ApiError, CallRefused, TransportError
+from runtime import metrics
+from runtime.errors import ApiError, CallRefused, TelegramError, TransportError
 from runtime.telegram.spec import BotApiSpec, load_spec
 from sandbox import JSON
 
@@ -110,10 +111,18 @@ class TelegramClient:
                 timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
             )
         except httpx.HTTPError as exc:
+            metrics.telegram_call(name, "transport")
             raise TransportError(
                 f"{name}: cannot reach the Bot API ({type(exc).__name__})"
             ) from exc
-        return check_response(name, response.status_code, response.content)
+        try:
+            result = check_response(name, response.status_code, response.content)
+        except TelegramError as exc:
+            code = exc.code if isinstance(exc, ApiError) else 0
+            metrics.telegram_call(name, "flood" if code == 429 else "error")
+            raise
+        metrics.telegram_call(name, "ok")
+        return result
 
     async def close(self) -> None:
         """Close the connection pool."""

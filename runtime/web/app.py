@@ -92,7 +92,8 @@ async def on_error(request: AppRequest, exc: Exception) -> HTTPResponse:
     log); only a bug in the server is, with its traceback, rate-limited and redacted.
     """
     if isinstance(exc, SanicException):
-        error = HttpError(exc.status_code, str(exc) or "request refused")
+        headers = {str(k): str(v) for k, v in (exc.headers or {}).items()}  # Allow on a 405
+        error = HttpError(exc.status_code, str(exc) or "request refused", headers=headers)
     else:
         error = to_http(exc)
         if not isinstance(exc, BotboxError | Overloaded):

@@ -1,0 +1,320 @@
+"""The admin API's typed bodies: pydantic v2 models that validate requests, shape responses and
+give the OpenAPI document its JSON Schemas (one definition for all three).
+
+Request models forbid unknown fields, so a typo is a 422 naming the field, not a silent no-op.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue, StrictBool
+
+Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.@-]{1,64}$", description="a user name")]
+BotRole = Literal["author", "viewer"]
+Role = Literal["admin", "author", "viewer"]
+Scope = Annotated[
+    str,
+    Field(
+        pattern=r"^(bot|user:-?[0-9]{1,19}|chat:-?[0-9]{1,19})$",
+        description="whose property: `bot`, `user:<id>` or `chat:<id>`",
+    ),
+]
+PropertyName = Annotated[str, Field(min_length=1, max_length=128)]
+RunStatus = Literal["ok", "failed", "script_error", "compile_error", "limit_exceeded", "crashed"]
+Timestamp = Annotated[float, Field(description="seconds since the Unix epoch")]
+
+
+class Input(BaseModel):
+    """A request query: unknown fields are refused (values come as text, and are converted)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Body(BaseModel):
+    """A request body: unknown fields are refused; numbers and booleans are taken only as JSON
+    numbers and booleans (see :data:`Version`, :data:`Seconds`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def _json_number(value: object) -> object:
+    """Refuse what JSON Schema does not call a number: text, and booleans."""
+    if type(value) is bool or type(value) is str:
+        raise ValueError("expected a JSON number")
+    return value
+
+
+# Integers as JSON Schema says (``3`` or ``3.0``, never ``"3"`` or ``true``), numbers likewise.
+TelegramId = Annotated[int, Field(ge=-(2**63), lt=2**63), BeforeValidator(_json_number)]
+Version = Annotated[int, Field(ge=0, lt=2**63), BeforeValidator(_json_number)]
+Seconds = Annotated[float, Field(gt=0, le=10 * 365 * 86400), BeforeValidator(_json_number)]
+Days = Annotated[float, Field(gt=0, le=3650), BeforeValidator(_json_number)]
+
+
+class ProblemOut(BaseModel):
+    """One problem with a request: where (``body.name``) and what."""
+
+    where: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """Every error the API answers: a code, a message, and for invalid input every problem."""
+
+    ok: Literal[False] = False
+    error: str
+    message: str
+    problems: list[ProblemOut] = []
+
+
+# -- bots --
+class BotOut(BaseModel):
+    """A bot as the server runs it now."""
+
+    id: str
+    status: Literal["serving", "failed"]
+    errors: list[str] = Field(description="why the bot failed to load (empty while serving)")
+    commands: list[str]
+    has_token: bool = Field(description="whether the server has the bot's Telegram token")
+    access: Literal["read", "write"] = Field(description="what your token may do with it")
+
+
+class BotList(BaseModel):
+    """The bots your token may see."""
+
+    bots: list[BotOut]
+
+
+# -- runs --
+class RunsQuery(Input):
+    """Filters for a bot's run log; pass ``next_cursor`` back as ``cursor`` for the next page."""
+
+    command: Annotated[str, Field(max_length=256)] | None = None
+    status: RunStatus | None = Field(
+        default=None, description="how runs ended; `failed`: every way but `ok`"
+    )
+    user: Annotated[int, Field(ge=-(2**63), lt=2**63)] | None = None
+    since: Timestamp | None = None
+    until: Timestamp | None = None
+    cursor: Annotated[int, Field(ge=1, lt=2**63)] | None = None
+    limit: Annotated[int, Field(ge=1, le=500)] = 50
+
+
+class RunSummary(BaseModel):
+    """One run in a listing."""
+
+    id: int
+    command: str
+    trigger: str
+    status: str
+    user_id: int | None
+    chat_id: int | None
+    started_at: Timestamp
+    cpu_seconds: float
+    wall_seconds: float
+    error: JsonValue
+
+
+class RunPage(BaseModel):
+    """A page of runs, newest first."""
+
+    runs: list[RunSummary]
+    next_cursor: int | None = Field(description="pass as `cursor` for older runs; null at the end")
+
+
+class RunFull(RunSummary):
+    """One run in full: its output, its Telegram calls and the rest of what was recorded."""
+
+    output: str
+    calls: list[JsonValue]
+    extra: dict[str, JsonValue]
+
+
+# -- properties --
+class PropertyNamesQuery(Input):
+    """One page of property names: those starting with ``prefix``, sorted, after ``after``."""
+
+    prefix: Annotated[str, Field(max_length=128)] = ""
+    after: Annotated[str, Field(max_length=128)] = ""
+    limit: Annotated[int, Field(ge=1, le=1000)] = 100
+
+
+class PropertyNames(BaseModel):
+    """Property names of one scope; ``next_after`` continues the listing."""
+
+    scope: str
+    names: list[str]
+    next_after: str | None
+
+
+class PropertyOut(BaseModel):
+    """A property's value and version (the version grows with every write)."""
+
+    scope: str
+    name: str
+    value: JsonValue
+    version: int
+
+
+class PropertyIn(Body):
+    """A value to set; with ``if_version``, only if the property still has that version."""
+
+    value: JsonValue
+    if_version: Version | None = None
+
+
+class PropertyDeleted(BaseModel):
+    """What a delete did."""
+
+    scope: str
+    name: str
+    deleted: bool
+
+
+# -- keys --
+class KeyOut(BaseModel):
+    """A link-signing key (never its secret)."""
+
+    id: str
+    state: str
+    created: Timestamp
+
+
+class KeyRingOut(BaseModel):
+    """The link-signing keys, and how often each bot's links were revoked."""
+
+    keys: list[KeyOut]
+    epochs: dict[str, int]
+
+
+class Revoked(BaseModel):
+    """Every link of the bot signed before now is refused."""
+
+    bot_id: str
+    epoch: int
+
+
+# -- links --
+class LinkIn(Body):
+    """A signed link to mint (for testing a bot's webhooks)."""
+
+    command: Annotated[str, Field(min_length=1, max_length=256)]
+    user_id: TelegramId | None = Field(
+        default=None, description="the user the link runs for; null for a global link"
+    )
+    options: JsonValue = None
+    params: dict[str, str] = {}
+    redirect: Annotated[
+        str | None, Field(max_length=2048, pattern=r"^https?://[A-Za-z0-9.-]+(:[0-9]+)?(/\S*)?$")
+    ] = None
+    expires_in: Seconds | None = None
+    once: StrictBool = False
+
+
+class LinkOut(BaseModel):
+    """A signed link."""
+
+    url: str
+
+
+# -- users and tokens --
+class UserIn(Body):
+    """A user to create."""
+
+    name: Name
+    role: Role
+
+
+class UserPatch(Body):
+    """A user's new role."""
+
+    role: Role
+
+
+class GrantIn(Body):
+    """A role on one bot."""
+
+    role: BotRole
+
+
+class UserOut(BaseModel):
+    """A user, its role and its grants by bot."""
+
+    name: str
+    role: Role
+    created_at: Timestamp
+    grants: dict[str, BotRole]
+
+
+class UserList(BaseModel):
+    """Every user."""
+
+    users: list[UserOut]
+
+
+class Deleted(BaseModel):
+    """A deletion that happened."""
+
+    deleted: str
+
+
+class TokenIn(Body):
+    """A token to create for a user; it expires after ``expires_days`` if given."""
+
+    user: Name
+    expires_days: Days | None = None
+
+
+class TokenOut(BaseModel):
+    """A token as listed: its shown prefix, never the token."""
+
+    id: int
+    user: str
+    prefix: str
+    created_at: Timestamp
+    expires_at: Timestamp | None
+    revoked_at: Timestamp | None
+    last_used_at: Timestamp | None
+
+
+class TokenCreated(TokenOut):
+    """A new token: ``token`` is shown this once and never again."""
+
+    token: str
+
+
+class TokenList(BaseModel):
+    """Tokens, newest first."""
+
+    tokens: list[TokenOut]
+
+
+# -- audit --
+class AuditQuery(Input):
+    """Filters for the audit log; pass ``next_cursor`` back as ``cursor``."""
+
+    bot: Annotated[str, Field(max_length=256)] | None = None
+    cursor: Annotated[int, Field(ge=1, lt=2**63)] | None = None
+    limit: Annotated[int, Field(ge=1, le=500)] = 50
+
+
+class AuditOut(BaseModel):
+    """One change: who, how, what, when, and the value before and after."""
+
+    id: int
+    at: Timestamp
+    actor: str
+    via: str
+    action: str
+    bot_id: str | None
+    target: str
+    before: JsonValue
+    after: JsonValue
+
+
+class AuditPage(BaseModel):
+    """Audit entries, newest first."""
+
+    entries: list[AuditOut]
+    next_cursor: int | None

@@ -1,0 +1,103 @@
+"""Two server processes on one store: the API's guarantees hold whichever process answers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.runtime.api.conftest import SHOP, SHOP_TOKEN, create_token
+from tests.support.server import BotboxServer, hosting
+from tests.support.telegram_standin import TelegramStandIn
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[BotboxServer, str]]:
+    """``shop`` served by two processes (BOTBOX_SERVER_WORKERS=2, metrics in multiprocess
+    mode), and an admin token."""
+    root = Path(tmp_path_factory.mktemp("api-pair"))
+    (root / "prometheus").mkdir()
+    env = {
+        "SHOP_TOKEN": SHOP_TOKEN,
+        "BOTBOX_SERVER_WORKERS": "2",
+        "BOTBOX_SANDBOX_WORKERS": "1",
+        "PROMETHEUS_MULTIPROC_DIR": str(root / "prometheus"),
+    }
+    with (
+        TelegramStandIn(tokens={SHOP_TOKEN}) as telegram,
+        hosting(root, {"shop": SHOP}, telegram_api=telegram.base_url, env=env) as server,
+    ):
+        yield server, create_token(server, "--name", "root", "--role", "admin")
+
+
+def _fresh(server: BotboxServer, token: str, method: str, path: str, **kwargs: object) -> int:
+    """One request on a new connection (so either process may take it); its status."""
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=server.url + "/api/v1", headers=headers, timeout=30) as client:
+        return client.request(method, path, **kwargs).status_code  # type: ignore[arg-type]
+
+
+def test_twenty_concurrent_creates_of_one_property_succeed_once(
+    pair: tuple[BotboxServer, str],
+) -> None:
+    server, token = pair
+    body = {"value": "first", "if_version": 0}  # version 0: only if it is not set yet
+    with ThreadPoolExecutor(20) as threads:
+        statuses = sorted(
+            threads.map(
+                lambda _: _fresh(server, token, "PUT", "/bots/shop/properties/bot/k", json=body),
+                range(20),
+            )
+        )
+    assert statuses == [200] + [409] * 19
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        audit = client.get(
+            "/api/v1/audit", params={"bot": "shop"}, headers={"Authorization": f"Bearer {token}"}
+        ).json()["entries"]
+    assert [entry["target"] for entry in audit] == ["bot/k"]
+
+
+def test_a_token_revoked_in_one_process_is_refused_by_both(pair: tuple[BotboxServer, str]) -> None:
+    server, root = pair
+    with httpx.Client(base_url=server.url + "/api/v1", timeout=10) as client:
+        made = client.post(
+            "/tokens", json={"user": "root"}, headers={"Authorization": f"Bearer {root}"}
+        ).json()
+        assert client.post(
+            f"/tokens/{made['id']}/revoke", headers={"Authorization": f"Bearer {root}"}
+        ).is_success
+    with ThreadPoolExecutor(10) as threads:
+        statuses = set(
+            threads.map(lambda _: _fresh(server, made["token"], "GET", "/bots"), range(20))
+        )
+    assert statuses == {401}
+
+
+def test_in_multiprocess_mode_every_scrape_counts_both_processes(
+    pair: tuple[BotboxServer, str],
+) -> None:
+    server, token = pair
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=server.url, timeout=10, headers=headers) as client:
+        url = client.post(
+            "/api/v1/bots/shop/links", json={"command": "click", "user_id": 3}
+        ).json()["url"]
+    with ThreadPoolExecutor(10) as threads:
+        clicks = list(threads.map(lambda _: httpx.get(url, timeout=30), range(10)))
+    assert {click.status_code for click in clicks} == {200}
+
+    def clicked() -> float:
+        with httpx.Client(base_url=server.url, timeout=10, headers=headers) as client:
+            text = client.get("/metrics").text
+        return sum(
+            sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name == "botbox_link_clicks_total" and sample.labels["status"] == "200"
+        )
+
+    assert [clicked() for _ in range(6)] == [10.0] * 6
