@@ -39,6 +39,7 @@ from runtime.signing.links import (
     url_of,
 )
 from runtime.store import BotVersion, RunRecord, SqliteStore
+from runtime.store.broadcasts import Progress
 from runtime.telegram.client import TelegramClient
 
 DEMO_USER = 1
@@ -430,10 +431,13 @@ async def show_logs(
         records = await store.list_runs(bot, failed_only=failed, limit=limit)
         # A removed bot's runs stay readable; a name nobody ever ran is a typo.
         known = hosted or bool(records) or bool(await store.list_runs(bot, limit=1))
+        broadcasts = [] if as_json else await store.broadcasts(bot, limit=5)
     finally:
         await store.close()
     if not known:
         raise ConfigError(f"no bot {bot!r} on this server, and no runs of it in the store")
+    for progress in broadcasts:
+        print(format_broadcast(progress))
     for record in records:
         if as_json:
             print(
@@ -463,6 +467,22 @@ async def show_logs(
     if not records and not as_json:
         print(f"no {'failed ' if failed else ''}runs for bot {bot!r}")
     return 0
+
+
+def format_broadcast(progress: Progress) -> str:
+    """One line on a broadcast: users queued, runs ended by status, running or finished."""
+    ended = sum(progress.runs.values())
+    statuses = ", ".join(f"{n} {status}" for status, n in sorted(progress.runs.items()))
+    state = (
+        "running"
+        if progress.finished_at is None
+        else f"all queued {time.strftime('%H:%M:%S', time.localtime(progress.finished_at))}"
+    )
+    return (
+        f"broadcast {progress.id} of {progress.command}: {progress.queued} of {progress.total} "
+        f"users queued, {ended} ran ({statuses or 'none yet'}), {state}, started "
+        f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(progress.created_at))}"
+    )
 
 
 async def set_webhook(settings: Settings, bot_id: str) -> int:

@@ -42,6 +42,11 @@ logger = logging.getLogger(__name__)
 
 MAX_LOGGED_ARGS: Final = 1000
 REPLY_KINDS: Final = frozenset({"message", "business_message"})
+BROADCAST_CHUNK: Final = 30
+BROADCAST_PERIOD: Final = 1.0
+"""A broadcast queues 30 runs a second: Telegram's limit for one bot."""
+BROADCAST_BACKLOG: Final = 90
+"""A broadcast waits while its bot has more unfinished runs than this (or runs.max_pending/2)."""
 """Update kinds that answer a ``need_reply`` wait (a button press or an edit does not)."""
 MAX_ATTEMPTS: Final = 10
 """How many times a run whose reads went stale is tried in all before it fails."""
@@ -183,6 +188,9 @@ class Runner:
             )
             return
         payload = item.payload if isinstance(item.payload, dict) else {}
+        if "broadcast" in payload or "broadcast_id" in payload:
+            await self.drive_broadcast(bot, item, payload)
+            return
         name = payload.get("command")
         command = dispatch.find(bot.definition.commands, name) if isinstance(name, str) else None
         if command is None:
@@ -190,10 +198,11 @@ class Runner:
             return
         user, chat = payload.get("user"), payload.get("chat")
         generation = payload.get("generation")
+        source = payload.get("from_broadcast")
         context = Context(
             bot,
             command,
-            f"run:{item.seq}",
+            f"broadcast:{source}" if type(source) is int else f"run:{item.seq}",
             user=user if isinstance(user, dict) else None,
             chat=chat if isinstance(chat, dict) else None,
             options=payload.get("options"),
@@ -201,6 +210,26 @@ class Runner:
             generation=generation if type(generation) is int and generation > 0 else 0,
         )
         await self.run_pipeline(context)
+
+    async def drive_broadcast(
+        self, bot: LiveBot, item: QueuedItem, payload: dict[str, JSON]
+    ) -> None:
+        """One step of a broadcast: queue the runs of its next users (see
+        :mod:`runtime.store.broadcasts`), paced to Telegram's 30 messages a second."""
+        limits = bot.definition.config.runs
+        step = await self.services.store.drive_broadcast(
+            bot.id,
+            item.seq,
+            payload,
+            now=self.services.clock(),
+            chunk=BROADCAST_CHUNK,
+            period=BROADCAST_PERIOD,
+            max_backlog=max(1, min(BROADCAST_BACKLOG, limits.max_pending // 2)),
+        )
+        if step.queued:
+            logger.debug(
+                "bot %s: broadcast %d queued %d runs", bot.id, step.broadcast_id, step.queued
+            )
 
     async def handle_update(
         self,

@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from runtime.bots import dispatch
 from runtime.bots.answer import render_answer, reply_keyboard
@@ -31,7 +31,7 @@ from runtime.errors import (
 from runtime.runs.properties import Properties
 from runtime.runs.registry import LiveBot
 from runtime.runs.runlog import RunLog
-from runtime.runs.transaction import ScheduledRun, Transaction
+from runtime.runs.transaction import BroadcastRun, ScheduledRun, Transaction
 from runtime.signing.keys import KeyFile
 from runtime.signing.links import Link, make_link, signature, url_of
 from runtime.store import Store, Window
@@ -50,6 +50,9 @@ MAX_RUN_COMMAND_DEPTH: Final = 6
 MAX_RETRY_AFTER: Final = 5.0
 """Longest 429 pause an unpaced bot (``flood_limits: false``) waits out before one retry."""
 MAX_ATTEMPTS: Final = 3
+MAX_BROADCAST_USERS: Final = 10_000
+"""Most user ids one ``Bot.broadcast(user_ids=...)`` takes (every known user: no limit)."""
+MAX_USER_ID: Final = 2**53
 MAX_UNBUDGETED_WAIT: Final = 120.0
 """Longest flood wait for a call made outside a run (a command's ``answer``, a callback's
 automatic answer)."""
@@ -299,6 +302,7 @@ class Session:
             "Bot.inspect": self.inspect,
             "Bot.runCommand": self.run_command,
             "Bot.run": self.schedule,
+            "Bot.broadcast": self.broadcast,
             "Webhook.getUrl": self.get_url,
             "Webhook.getUrlFor": self.get_url_for,
             "Webhook.getGlobalUrl": self.get_global_url,
@@ -459,6 +463,41 @@ class Session:
                 self.services.clock() + float(delay),
                 self.context.generation + 1,
             )
+        )
+        return None
+
+    async def broadcast(self, call: CallRequest) -> JSON:
+        """``Bot.broadcast(command=..., user_ids=None, options=None)``: run ``command`` once for
+        each user (every user who wrote to the bot in private when ``user_ids`` is None), paced
+        and resumable, through the queue, once this run commits."""
+        args = dict(call.kwargs)
+        if call.args:
+            args.setdefault("command", call.args[0])
+        unknown = sorted(set(args) - {"command", "user_ids", "options"})
+        if unknown:
+            raise CapabilityError(
+                f"Bot.broadcast takes command, user_ids and options, not {unknown}"
+            )
+        name = args.get("command")
+        if type(name) is not str:
+            raise CapabilityError("Bot.broadcast needs command=...")
+        _require(self.context.bot, name)
+        users = args.get("user_ids")
+        picked: tuple[int, ...] | None = None
+        if users is not None:
+            if type(users) is not list or len(users) > MAX_BROADCAST_USERS:
+                raise CapabilityError(
+                    f"user_ids must be a list of at most {MAX_BROADCAST_USERS} user ids "
+                    "(leave it out to reach every user who wrote to the bot)"
+                )
+            if not all(is_int(u) and 0 < u <= MAX_USER_ID for u in users):
+                raise CapabilityError("user_ids must hold user ids (whole numbers above 0)")
+            picked = tuple(dict.fromkeys(cast(list[int], users)))
+        if len(self.tx.scheduled) >= MAX_SCHEDULED:
+            raise CapabilityError(f"a run may schedule at most {MAX_SCHEDULED} runs")
+        await self._check_run_limits()
+        self.tx.scheduled.append(
+            BroadcastRun(name, picked, args.get("options"), self.context.generation + 1)
         )
         return None
 

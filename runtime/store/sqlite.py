@@ -37,6 +37,7 @@ from runtime.errors import StoreError
 from runtime.store import (
     accounts,
     bots,
+    broadcasts,
     commit,
     counters,
     instances,
@@ -70,6 +71,7 @@ from runtime.store.base import (
     _Missing,
 )
 from runtime.store.batch import Batcher
+from runtime.store.broadcasts import Progress, Step
 from runtime.store.commit import CommitArgs, RunRow
 from runtime.store.pacing import Window
 from runtime.store.properties import PropertyRow
@@ -442,6 +444,26 @@ class SqliteStore:
     async def pause_sends(self, bot_id: str, key: str, *, until: float, now: float) -> None:
         """See :meth:`Store.pause_sends`."""
         await self._call(pacing.pause, bot_id, key, until, now)
+
+    async def drive_broadcast(
+        self,
+        bot_id: str,
+        seq: int,
+        payload: dict[str, JSON],
+        *,
+        now: float,
+        chunk: int,
+        period: float,
+        max_backlog: int,
+    ) -> Step:
+        """See :meth:`Store.drive_broadcast`."""
+        return await self._call(
+            broadcasts.drive, bot_id, seq, payload, now, chunk, period, max_backlog
+        )
+
+    async def broadcasts(self, bot_id: str, *, limit: int = 10) -> list[Progress]:
+        """See :meth:`Store.broadcasts`."""
+        return await self._call(broadcasts.progress, bot_id, limit)
 
     async def bot_generations(self, bot_ids: Sequence[str], *, now: float) -> dict[str, str]:
         """Return each bot's link generation; a bot never seen, or retired, gets a new one."""
