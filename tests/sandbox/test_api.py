@@ -30,9 +30,12 @@ def test_the_public_api_is_exactly_what_init_names():
             "ScriptFailure",
             "Status",
             "StopScript",
+            "WaitBudget",
+            "WaitExhausted",
             "WorkerPool",
             "WorkerStartError",
             "compile_script",
+            "wait_budget",
         ]
     )
     for name in sandbox.__all__:
