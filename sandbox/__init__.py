@@ -5,7 +5,7 @@ It knows nothing of bots. A host compiles a script (:func:`compile_script`), the
 :class:`RunResult` back. See ``README.md`` (the sandbox section) for what scripts can do.
 """
 
-from sandbox.capability import CallRequest, Capabilities, Handler, RunInPlace
+from sandbox.capability import CallRequest, Capabilities, Handler, Response, RunInPlace
 from sandbox.compiler import Script, ScriptCache, compile_script
 from sandbox.errors import (
     CapabilityError,
@@ -36,6 +36,7 @@ __all__ = [
     "Limits",
     "Overloaded",
     "PoolClosed",
+    "Response",
     "RunInPlace",
     "RunResult",
     "SandboxError",

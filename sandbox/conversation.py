@@ -18,7 +18,7 @@ from dataclasses import replace
 from typing import Any, Final
 
 from sandbox import protocol
-from sandbox.capability import CallRequest, Capabilities, RunInPlace, find_handler
+from sandbox.capability import CallRequest, Capabilities, Response, RunInPlace, find_handler
 from sandbox.compiler import Script
 from sandbox.errors import CapabilityError, StopScript
 from sandbox.jsontypes import JSON
@@ -149,15 +149,7 @@ class Conversation:
         else:
             try:
                 value = await handler(CallRequest(name, tuple(args), kwargs))
-                if isinstance(value, RunInPlace):
-                    reply = self._nested(value)
-                    if reply[0] == protocol.ERR:
-                        error = str(reply[2])
-                    else:
-                        self.stack.append(value.capabilities)
-                        self.scripts.setdefault(value.script.filename, value.script)
-                else:
-                    reply = protocol.ret(value)
+                reply, error = self._reply(value)
             except CapabilityError as exc:
                 error = exc.message
                 reply = protocol.err(exc.kind, exc.message, exc.data)
@@ -173,6 +165,21 @@ class Conversation:
             )
         )
         self.worker.send(reply)
+
+    def _reply(
+        self, value: JSON | RunInPlace | Response
+    ) -> tuple[protocol.HostMessage, str | None]:
+        """The message answering a handler's value, and the error to record (if any)."""
+        if isinstance(value, RunInPlace):
+            reply = self._nested(value)
+            if reply[0] == protocol.ERR:
+                return reply, str(reply[2])
+            self.stack.append(value.capabilities)
+            self.scripts.setdefault(value.script.filename, value.script)
+            return reply, None
+        if isinstance(value, Response):
+            return protocol.response(value.fields()), None
+        return protocol.ret(value), None
 
     async def _run_deferred(self, result: RunResult, done: protocol.Done) -> RunResult:
         """Run the handlers of deferred calls, in order; the first refusal fails the run."""

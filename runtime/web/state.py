@@ -89,6 +89,7 @@ class AppState:
             keys = KeyFile(settings.keys_file, generations=await bot_generations(store, registry))
             keys.load()
             services = Services(pool, store, telegram, keys, settings.base_url, runlog)
+            opened.push_async_callback(services.outbound.close)
             runner = Runner(services)
             processor = Processor(
                 registry,
