@@ -1,9 +1,9 @@
 """A bot's ``http:`` rules from bot.yaml, and the pure decisions made with them.
 
 Host patterns (:class:`HostPattern`): ``api.example.com`` (that name), ``*.example.com`` (any name
-under it, not the name itself), ``*`` (any name), an address (``127.0.0.2``, ``::1``) or a
-network (``10.0.0.0/8``, ``fd00::/8``). Names match the URL's host; addresses and networks match
-the address the host resolved to (or is).
+under it, not the name itself), ``*`` (any host, as a name or a public address), an address
+(``127.0.0.2``, ``::1``) or a network (``10.0.0.0/8``, ``fd00::/8``). Names match the URL's
+host; addresses and networks match the address the host resolved to (or is).
 
 The rules (:class:`HttpPolicy`): a URL's port must be 80, 443 or one of ``ports``; a host or
 address matching ``deny`` is refused; when ``allow`` is given, the host or its address must match
@@ -121,7 +121,10 @@ class HttpPolicy:
             raise _denied(host)
         explicit = any(p.matches_address(address) for p in self.allow)
         if self.allow and not explicit:
-            by_name = target.address is None and any(p.matches_name(host) for p in self.allow)
+            by_name = any(
+                p.name == "*" or (target.address is None and p.matches_name(host))
+                for p in self.allow
+            )
             if not by_name:
                 raise OutboundError(
                     f"{host} is not in http.allow of bot.yaml", reason="refused", host=host
