@@ -140,7 +140,7 @@ class Broker:
             async with asyncio.timeout(request.timeout):
                 return await self._follow(policy, request, hops, before_hop)
         except TimeoutError:
-            if hops and hops[-1].error is None and hops[-1].status is None:
+            if hops and hops[-1].error is None and hops[-1].status not in REDIRECTS:
                 hops[-1] = _failed(hops[-1], "timeout")
             host = hops[-1].host if hops else host
             raise OutboundError(

@@ -294,3 +294,29 @@ async def test_an_unknown_name_is_unreachable() -> None:
     with pytest.raises(OutboundError, match="could not be resolved") as caught:
         await fetch(broker, HttpPolicy(), "http://nowhere.test/")
     assert caught.value.reason == "unreachable"
+
+
+class Recording(httpx.AsyncBaseTransport):
+    """A connection layer that answers 200 itself and keeps what it was asked (no network)."""
+
+    def __init__(self) -> None:
+        self.requests: list[httpx.Request] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        return httpx.Response(200, text="ok")
+
+
+async def test_https_connects_to_the_checked_address_with_the_names_sni_and_host() -> None:
+    """The TLS server name (SNI, and so the certificate's name check) is the URL's name,
+    while the connection goes to the address the broker checked."""
+    connections = Recording()
+    resolver = StubResolver({"secure.test": ["127.0.0.2"]})
+    broker = Broker(resolver=resolver, transport=connections)
+    policy = HttpPolicy(allow=parse_patterns(["127.0.0.2"]))
+    answer, _ = await fetch(broker, policy, "https://secure.test/pay?k=1")
+    assert answer.status == 200  # type: ignore[attr-defined]
+    (sent,) = connections.requests
+    assert str(sent.url) == "https://127.0.0.2:443/pay?k=1"
+    assert sent.headers["host"] == "secure.test"
+    assert sent.extensions["sni_hostname"] == "secure.test"
