@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import socket
+import ssl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -107,10 +108,13 @@ class _Handler(BaseHTTPRequestHandler):
 class Origin:
     """A running origin server: its address, port, base URL and the requests it got."""
 
-    def __init__(self, host: str) -> None:
+    def __init__(self, host: str, tls: ssl.SSLContext | None = None) -> None:
         self.host = host
+        self.scheme = "https" if tls else "http"
         server_class = _V6Server if ":" in host else _Server
         self.server = server_class((host, 0), _Handler)
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
         self.server.origin = self
         self.port: int = self.server.server_address[1]
         self.requests: list[dict[str, Any]] = []
@@ -119,9 +123,9 @@ class Origin:
 
     @property
     def base(self) -> str:
-        """``http://HOST:PORT`` (IPv6 in brackets)."""
+        """``http://HOST:PORT`` (IPv6 in brackets; https when serving TLS)."""
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return f"{self.scheme}://{host}:{self.port}"
 
     def release(self) -> None:
         """Let every hanging request end."""
@@ -129,9 +133,9 @@ class Origin:
 
 
 @contextmanager
-def origin(host: str = "127.0.0.2") -> Iterator[Origin]:
-    """Serve on ``host`` (a loopback address) until the block ends."""
-    running = Origin(host)
+def origin(host: str = "127.0.0.2", tls: ssl.SSLContext | None = None) -> Iterator[Origin]:
+    """Serve on ``host`` (a loopback address), over TLS with ``tls``, until the block ends."""
+    running = Origin(host, tls)
     running.thread.start()
     try:
         yield running

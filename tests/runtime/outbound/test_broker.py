@@ -5,7 +5,11 @@ to reach anything but loopback."""
 from __future__ import annotations
 
 import ipaddress
+import shutil
+import ssl
+import subprocess
 from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 
 import httpx
 import pytest
@@ -321,3 +325,63 @@ async def test_https_connects_to_the_checked_address_with_the_names_sni_and_host
     assert sent.url.raw_path == b"/pay?k=1"
     assert sent.headers["host"] == "secure.test"
     assert sent.extensions["sni_hostname"] == "secure.test"
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate for the name secure.test (made with the openssl tool)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command is needed to make a test certificate")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-subj",
+            "/CN=secure.test",
+            "-addext",
+            "subjectAltName=DNS:secure.test",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+async def test_tls_is_checked_against_the_urls_name_while_connecting_to_the_checked_address(
+    certificate: tuple[Path, Path],
+) -> None:
+    """A real TLS server on 127.0.0.2 with a certificate for secure.test: reached as
+    secure.test (SNI and the certificate check use the name), refused as another name that
+    resolves to the same address (the certificate does not cover it)."""
+    cert, key = certificate
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert, key)
+    client_tls = ssl.create_default_context(cafile=str(cert))
+    with origin("127.0.0.2", tls=server_tls) as secure:
+        connections = LoopbackOnly()
+        connections.inner = httpx.AsyncHTTPTransport(
+            verify=client_tls, limits=httpx.Limits(max_keepalive_connections=0)
+        )
+        resolver = StubResolver({"secure.test": ["127.0.0.2"], "other.test": ["127.0.0.2"]})
+        broker = Broker(resolver=resolver, transport=connections)
+        policy = rules(secure)
+        answer, _ = await fetch(broker, policy, f"https://secure.test:{secure.port}/echo")
+        assert answer.status == 200  # type: ignore[attr-defined]
+        assert secure.requests[-1]["host"] == f"secure.test:{secure.port}"
+        with pytest.raises(OutboundError, match="could not be reached") as caught:
+            await fetch(broker, policy, f"https://other.test:{secure.port}/echo")
+        assert caught.value.reason == "unreachable"
+        assert len(secure.requests) == 1
+        await broker.close()
