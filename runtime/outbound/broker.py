@@ -136,12 +136,15 @@ class Broker:
         """Make ``request`` under ``policy``, following redirects; each hop is appended to
         ``hops`` (even when it fails). Raise :class:`OutboundError` when refused or failed."""
         host = "?"
+        began = time.perf_counter()
         try:
             async with asyncio.timeout(request.timeout):
                 return await self._follow(policy, request, hops, before_hop)
+        except asyncio.CancelledError:  # the run ended meanwhile (its wall time, say)
+            _cut_off(hops, "cancelled", began)
+            raise
         except TimeoutError:
-            if hops and hops[-1].error is None and hops[-1].status not in REDIRECTS:
-                hops[-1] = _failed(hops[-1], "timeout")
+            _cut_off(hops, "timeout", began)
             host = hops[-1].host if hops else host
             raise OutboundError(
                 f"the request to {host} took longer than {request.timeout:g} s",
@@ -179,6 +182,7 @@ class Broker:
             except OutboundError as exc:
                 hops[-1] = Hop(method, target.host, None, 0, _ms(started), exc.reason)
                 raise
+            hops[-1] = Hop(method, target.host, response.status_code, 0, _ms(started))
             try:
                 location = response.headers.get("location")
                 if response.status_code in REDIRECTS and location is not None:
@@ -317,8 +321,15 @@ def _headers(headers: httpx.Headers) -> dict[str, str]:
     return merged
 
 
-def _failed(hop: Hop, error: str) -> Hop:
-    return Hop(hop.method, hop.host, hop.status, hop.bytes, hop.ms, error)
+def _cut_off(hops: list[Hop], error: str, began: float) -> None:
+    """Mark the hop in progress (if any) as ended by ``error``, with the time it had."""
+    if not hops or hops[-1].error is not None:
+        return
+    last = hops[-1]
+    if last.status in REDIRECTS:
+        return  # that hop was done; the next one had not started
+    ms = _ms(began) - sum(hop.ms for hop in hops[:-1])
+    hops[-1] = Hop(last.method, last.host, last.status, last.bytes, ms, error)
 
 
 def _ms(started: float) -> float:

@@ -86,6 +86,12 @@ async def lab(pool: WorkerPool, tmp_path: Path, server: Origin) -> AsyncIterator
             {"many.py": files["many.py"]},
             yaml=allow + "  per_minute: 4\n",
         ),
+        write_bot(
+            tmp_path / "bots",
+            "slow",
+            {"hang.py": command("/hang", f"HTTP.get('{base}/hang')")},
+            yaml=allow + "limits:\n  wall_seconds: 1\n",
+        ),
     ]
     async with hosted(pool, tmp_path, folders) as running:
         running.processor.start()
@@ -194,3 +200,21 @@ async def test_an_uncaught_oversize_answer_fails_the_run_with_http_error(lab: Ho
     failed = next(run for run in runs if run["status"] != "ok")
     assert "larger than 4096 bytes" in json.dumps(failed["error"])
     assert failed["extra"]["http"][0]["error"] == "too_large"  # type: ignore[index]
+
+
+async def test_a_request_still_waiting_at_the_runs_wall_limit_ends_with_the_run(
+    lab: Hosted, server: Origin
+) -> None:
+    """The request's own timeout is 10 s, the run's wall_seconds 1: the run ends at 1 s, over
+    its limit, and the request it was waiting on is logged as cut off."""
+    await lab.post("slow", 1, "/hang", chat=5)
+    (run,) = await logged(lab, "slow", 1)
+    server.release()
+    assert run["status"] == "limit_exceeded"
+    assert run["error"] == {
+        "type": "LimitExceeded",
+        "message": "wall_seconds limit of 1.0 exceeded",
+    }
+    (hop,) = run["extra"]["http"]  # type: ignore[index]
+    assert (hop["status"], hop["error"]) == (200, "cancelled")
+    assert 500 < hop["ms"] < 5000
