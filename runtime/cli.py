@@ -408,6 +408,14 @@ def format_record(record: RunRecord) -> str:
         if isinstance(call, dict):
             mark = "ok" if call.get("ok") else f"failed: {call.get('error')}"
             lines.append(f"  call {call.get('name')} {mark}")
+    http = record.extra.get("http")
+    for hop in http if isinstance(http, list) else ():
+        if isinstance(hop, dict):
+            end = f"failed: {hop.get('error')}" if hop.get("error") else f"{hop.get('bytes')} B"
+            lines.append(
+                f"  http {hop.get('method')} {hop.get('host')} {hop.get('status')} {end} "
+                f"{hop.get('ms')} ms"
+            )
     output = record.output.rstrip("\n").splitlines()
     lines.extend(f"  | {line}" for line in output[:MAX_OUTPUT_LINES])
     if len(output) > MAX_OUTPUT_LINES:
@@ -458,6 +466,7 @@ async def show_logs(
                         "worker_pid": record.extra.get("worker_pid"),
                         "retries": record.extra.get("retries", 0),
                         "version": record.extra.get("version"),
+                        "http": record.extra.get("http", []),
                     },
                     ensure_ascii=False,
                 )

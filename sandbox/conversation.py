@@ -22,6 +22,7 @@ from sandbox.capability import (
     CallRequest,
     Capabilities,
     Handler,
+    Response,
     RunInPlace,
     WaitBudget,
     find_handler,
@@ -186,15 +187,7 @@ class Conversation:
         token = serving(self.budget)
         try:
             value = await handler(request)
-            if isinstance(value, RunInPlace):
-                reply = self._nested(value)
-                if reply[0] == protocol.ERR:
-                    error = str(reply[2])
-                else:
-                    self.stack.append(value.capabilities)
-                    self.scripts.setdefault(value.script.filename, value.script)
-            else:
-                reply = protocol.ret(value)
+            reply, error = self._reply(value)
         except CapabilityError as exc:
             error = exc.message
             reply = protocol.err(exc.kind, exc.message, exc.data)
@@ -210,6 +203,21 @@ class Conversation:
         finally:
             served(token)
         return reply, error
+
+    def _reply(
+        self, value: JSON | RunInPlace | Response
+    ) -> tuple[protocol.HostMessage, str | None]:
+        """The message answering a handler's value, and the error to record (if any)."""
+        if isinstance(value, RunInPlace):
+            reply = self._nested(value)
+            if reply[0] == protocol.ERR:
+                return reply, str(reply[2])
+            self.stack.append(value.capabilities)
+            self.scripts.setdefault(value.script.filename, value.script)
+            return reply, None
+        if isinstance(value, Response):
+            return protocol.response(value.fields()), None
+        return protocol.ret(value), None
 
     async def _run_deferred(self, result: RunResult, done: protocol.Done) -> RunResult:
         """Run the handlers of deferred calls, in order; the first refusal fails the run."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import decimal
 import gc
+import json
 import marshal
 import resource
 import signal
@@ -92,6 +93,52 @@ class Capability:
 
     def __repr__(self) -> str:
         return f"<capability {self._cap_name}>"
+
+
+class Response:
+    """A response a capability answered with (``HTTP.get``...): read-only attributes ``status``,
+    ``ok``, ``headers``, ``text``, ``url``, and ``json()``. Built here from plain data; the
+    script gets copies of the containers, so changing them changes nothing else."""
+
+    __slots__ = ("_headers", "_status", "_text", "_url")
+
+    def __init__(self, fields: Mapping[str, Any]) -> None:
+        self._status = fields["status"]
+        self._headers = dict(fields["headers"])
+        self._text = fields["text"]
+        self._url = fields["url"]
+
+    @property
+    def status(self) -> int:
+        """The HTTP status code."""
+        return self._status  # type: ignore[no-any-return]
+
+    @property
+    def ok(self) -> bool:
+        """True for a status from 200 to 299."""
+        return 200 <= self._status <= 299  # type: ignore[no-any-return]
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The response headers, by lower-case name (a fresh copy each time)."""
+        return dict(self._headers)
+
+    @property
+    def text(self) -> str:
+        """The body, decoded as text."""
+        return self._text  # type: ignore[no-any-return]
+
+    @property
+    def url(self) -> str:
+        """The URL that answered (after redirects)."""
+        return self._url  # type: ignore[no-any-return]
+
+    def json(self) -> Any:
+        """The body parsed as JSON (``json.JSONDecodeError``, a ``ValueError``, if it is not)."""
+        return json.loads(self._text)
+
+    def __repr__(self) -> str:
+        return f"<Response {self._status}>"
 
 
 class Namespace:
@@ -282,6 +329,8 @@ class Worker:
             raise SystemExit(0)
         if reply[0] == protocol.RET:
             return reply[1]
+        if reply[0] == protocol.RESP:
+            return Response(reply[1])
         if reply[0] == protocol.LIMIT:
             state.exceed(reply[1])
         if reply[0] == protocol.STOP:

@@ -31,6 +31,7 @@ from sandbox import (
     CallRequest,
     CapabilityError,
     Handler,
+    Response,
     RunInPlace,
     RunResult,
     ScriptFailure,
@@ -94,6 +95,9 @@ def _calls_for_log(result: RunResult) -> list[JSON]:
         params = json.dumps(
             {"args": list(call.args), "kwargs": call.kwargs}, ensure_ascii=False, default=str
         )
+        if call.name.startswith("HTTP."):
+            # URLs, headers and bodies may carry secrets: extra.http has the metadata.
+            params = '"(not logged: see extra.http)"'
         logged.append(
             {
                 "name": call.name,
@@ -128,7 +132,7 @@ def _holding(handler: Handler, tx: Transaction, held: list[tuple[Handler, CallRe
     """A deferred capability (``res.*``) that, once the run has read properties, is held back
     until the reads are known to be current; a run that read nothing applies it at once."""
 
-    async def hold(call: CallRequest) -> JSON | RunInPlace:
+    async def hold(call: CallRequest) -> JSON | RunInPlace | Response:
         if not tx.reads:
             return await handler(call)
         held.append((handler, call))
@@ -350,7 +354,7 @@ class Runner:
             retries += 1
             # Jitter, so runs that collided do not collide again in lockstep (not a secret).
             await self.services.sleep(random.uniform(0, 0.002 * 2 ** min(retries, 6)))  # noqa: S311
-        await self.record(context, result, started, retries)
+        await self.record(context, result, started, retries, http=tx.http)
         return result
 
     async def _attempt(
@@ -371,7 +375,7 @@ class Runner:
             tenant=bot.tenant,
             globals=context.globals(),
             capabilities=capabilities,
-            exceptions=("ApiError",),
+            exceptions=("ApiError", "HTTPError"),
             limits=bot.definition.config.limits,
             deferred=None if extras is None else extras.deferred,
         )
@@ -398,7 +402,13 @@ class Runner:
         return result
 
     async def record(
-        self, context: Context, result: RunResult, started: float, retries: int = 0
+        self,
+        context: Context,
+        result: RunResult,
+        started: float,
+        retries: int = 0,
+        *,
+        http: list[JSON] | None = None,
     ) -> None:
         """Append a run to the run log (written behind, in batches)."""
         self.services.runlog.add(
@@ -422,6 +432,7 @@ class Runner:
                     "generation": context.generation,
                     "retries": retries,
                     "version": context.bot.version,
+                    **({"http": http} if http else {}),
                 },
             )
         )

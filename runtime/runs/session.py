@@ -25,22 +25,25 @@ from runtime.errors import (
     ApiError,
     CallRefused,
     LinkError,
+    OutboundError,
     TelegramError,
     TransportError,
 )
+from runtime.outbound.broker import Broker, Hop
+from runtime.outbound.request import OutboundRequest, build_request
 from runtime.runs.properties import Properties
 from runtime.runs.registry import LiveBot
 from runtime.runs.runlog import RunLog
 from runtime.runs.transaction import BroadcastRun, ScheduledRun, Transaction
 from runtime.signing.keys import KeyFile
 from runtime.signing.links import Link, make_link, signature, url_of
-from runtime.store import Store, Window
+from runtime.store import RateHit, Store, Window
 from runtime.telegram import flood
 from runtime.telegram.client import TelegramClient
 from runtime.telegram.text import split_text, too_long
 from runtime.telegram.update import reply_route
 from sandbox import JSON, CallRequest, CapabilityError, Handler, WorkerPool
-from sandbox.capability import RunInPlace, wait_budget
+from sandbox.capability import Response, RunInPlace, wait_budget
 from sandbox.errors import WaitExhausted
 from sandbox.jsontypes import is_int, is_number
 
@@ -134,6 +137,8 @@ class Services:
     runlog: RunLog
     clock: Callable[[], float] = time.time
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    outbound: Broker = field(default_factory=Broker)
+    """Makes scripts' HTTP requests (``HTTP.*``); its owner closes it."""
 
     def mint(self, bot: LiveBot, link: Link) -> str:
         """Sign a link for a bot with the active key; return its URL."""
@@ -306,6 +311,9 @@ class Session:
             "Webhook.getUrl": self.get_url,
             "Webhook.getUrlFor": self.get_url_for,
             "Webhook.getGlobalUrl": self.get_global_url,
+            "HTTP.get": self.http,
+            "HTTP.post": self.http,
+            "HTTP.request": self.http,
             **Properties(
                 self.services.store,
                 self.context.bot,
@@ -434,7 +442,7 @@ class Session:
             self.context.bot.script_of(command),
             nested.globals(),
             session.capabilities(),
-            ("ApiError",),
+            ("ApiError", "HTTPError"),
         )
 
     async def schedule(self, call: CallRequest) -> JSON:
@@ -524,6 +532,54 @@ class Session:
                 f"({mine} of them from this run), and runs.max_pending in bot.yaml is "
                 f"{limits.max_pending}",
                 data={"limit": "runs.max_pending", "value": limits.max_pending},
+            )
+
+    # -- outbound HTTP --
+    async def http(self, call: CallRequest) -> Response:
+        """``HTTP.get(url, ...)``, ``HTTP.post(url, json=..., data=...)``,
+        ``HTTP.request(method, url, ...)``: made by the broker under the bot's ``http:`` rules.
+
+        Every hop is counted against ``http.per_run`` and ``http.per_minute`` and logged as
+        metadata (``extra.http`` of the run log). Refusals and failures raise ``HTTPError``.
+        """
+        policy = self.context.bot.definition.config.http
+        hops: list[Hop] = []
+        try:
+            request: OutboundRequest = build_request(call.method, call.args, call.kwargs, policy)
+            self.tx.external = True
+            answer = await self.services.outbound.fetch(
+                policy, request, hops=hops, before_hop=self._count_request
+            )
+        except OutboundError as exc:
+            raise CapabilityError(
+                f"HTTP.{call.method}: {exc.message}",
+                kind="HTTPError",
+                data={"reason": exc.reason, "host": exc.host},
+            ) from None
+        finally:
+            self.tx.http.extend(hop.as_log() for hop in hops)
+        return Response(answer.status, answer.headers, answer.text, answer.url)
+
+    async def _count_request(self, target: object) -> None:
+        """Count one request (hop) against ``http.per_run`` and ``http.per_minute``."""
+        bot = self.context.bot
+        policy = bot.definition.config.http
+        if self.tx.http_requests >= policy.per_run:
+            raise OutboundError(
+                f"a run may make at most {policy.per_run} HTTP requests, redirects included "
+                "(http.per_run in bot.yaml)",
+                reason="limit",
+            )
+        self.tx.http_requests += 1
+        over = await self.services.store.hit_rates(
+            [RateHit(f"http:{bot.id}", policy.per_minute, 60.0, "http")],
+            now=self.services.clock(),
+        )
+        if over is not None:
+            raise OutboundError(
+                f"bot {bot.id!r} made more than {policy.per_minute} HTTP requests this minute "
+                "(http.per_minute in bot.yaml)",
+                reason="limit",
             )
 
     # -- signed links --

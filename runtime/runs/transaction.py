@@ -75,6 +75,10 @@ class Transaction:
     """True once the run called Telegram (or had ``res`` applied): it can no longer re-run."""
     result: RunResult | None = None
     """The script's result, once it ended."""
+    http: list[JSON] = field(default_factory=list)
+    """The HTTP requests the run made (``HTTP.*``), one entry per hop: metadata for the log."""
+    http_requests: int = 0
+    """HTTP requests (hops) counted against ``http.per_run``."""
 
     def write(self, change: PropertyWrite) -> None:
         """Buffer a write: a later set or delete replaces an earlier one, adds combine."""

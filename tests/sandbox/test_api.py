@@ -22,6 +22,7 @@ def test_the_public_api_is_exactly_what_init_names():
             "Limits",
             "Overloaded",
             "PoolClosed",
+            "Response",
             "RunInPlace",
             "RunResult",
             "SandboxError",

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from sandbox import CallRequest, CapabilityError, Limits, RunInPlace, Status, StopScript
+from sandbox import (
+    CallRequest,
+    CapabilityError,
+    Limits,
+    Response,
+    RunInPlace,
+    Status,
+    StopScript,
+)
 from sandbox.capability import wait_budget
 
 
@@ -357,3 +365,35 @@ async def test_handlers_outside_a_run_have_no_wait_budget():
 
 async def _record(slept: list[float], seconds: float) -> None:
     slept.append(seconds)
+
+
+async def _page(call: CallRequest) -> Response:
+    return Response(200, {"content-type": "application/json"}, '{"n": [1, 2]}', "http://x/")
+
+
+async def test_a_response_answer_is_a_read_only_object_with_json_parsed_in_the_worker(pool):
+    """A handler's Response reaches the script as attributes and json(); changing the headers
+    dict the script got changes nothing else, and the attributes cannot be set."""
+    result = await pool.run(
+        "r = HTTP.get()\n"
+        "h = r.headers\nh['x'] = '1'\n"
+        "print(r.status, r.ok, r.json()['n'][1], sorted(r.headers), r.url, r)\n"
+        "try:\n    r.status = 500\nexcept TypeError:\n    print('TypeError')\n"
+        "try:\n    getattr(r, '_text')\nexcept AttributeError:\n    print('AttributeError')\n",
+        capabilities={"HTTP.get": _page},
+    )
+    assert result.ok, result.error
+    assert result.output == (
+        "200 True 2 ['content-type'] http://x/ <Response 200>\nTypeError\nAttributeError\n"
+    )
+
+
+async def test_a_response_that_is_not_json_raises_a_value_error_the_script_can_catch(pool):
+    async def text(call: CallRequest) -> Response:
+        return Response(404, {}, "<html>", "http://x/")
+
+    result = await pool.run(
+        "r = HTTP.get()\ntry:\n    r.json()\nexcept ValueError:\n    print('no', r.ok)\n",
+        capabilities={"HTTP.get": text},
+    )
+    assert result.output == "no False\n"

@@ -110,5 +110,6 @@ async def hosted(
         finally:
             await processor.stop()
             await services.runlog.close()
+            await services.outbound.close()
             await telegram.close()
             await store.close()
