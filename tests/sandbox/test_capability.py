@@ -321,18 +321,18 @@ async def test_paced_waits_do_not_count_against_the_wall_clock_limit(pool):
     async def paced(call: CallRequest) -> str:
         budget = wait_budget()
         assert budget is not None
-        await budget.sleep(0.3)
+        await budget.sleep(0.6)
         return "sent"
 
     result = await pool.run(
         "for i in range(4):\n    Api.send()\nprint('done')",
         capabilities={"Api.send": paced},
-        limits=Limits(wall_seconds=0.5, cpu_seconds=0.5, wait_seconds=5),
+        limits=Limits(wall_seconds=1, cpu_seconds=0.5, wait_seconds=5),
     )
     assert result.ok, result.describe()
     assert result.output == "done\n"
-    assert result.waited_seconds >= 1.2
-    assert result.wall_seconds >= 1.2  # four waits of 0.3 s under a 0.5 s wall limit
+    assert result.waited_seconds >= 2.4
+    assert result.wall_seconds >= 2.4  # four waits of 0.6 s under a 1 s wall limit
 
 
 async def test_a_wait_past_wait_seconds_ends_the_run_without_sleeping(pool):
