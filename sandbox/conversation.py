@@ -266,6 +266,7 @@ class Conversation:
                     error is None,
                     time.perf_counter() - started,
                     error,
+                    item.line,
                 )
             )
             if breach is not None:

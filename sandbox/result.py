@@ -84,6 +84,8 @@ class CapabilityCall:
     ok: bool
     seconds: float
     error: str | None = None
+    line: int | None = None
+    """The script line that made a deferred call (answered after the script), if known."""
 
 
 @dataclass(frozen=True, slots=True)
