@@ -36,20 +36,20 @@ URL_PREFIXES = ("http://", "https://", "tg://")
 
 
 def rows_of(rows, what):
-    if type(rows) is str:
+    if isinstance(rows, str):
         found = []
         for line in rows.splitlines():
             labels = [label.strip() for label in line.split(",") if label.strip()]
             if labels:
                 found.append(labels)
         return found
-    if type(rows) is not list and type(rows) is not tuple:
+    if not isinstance(rows, (list, tuple)):
         raise TypeError(what + "() takes a list of rows (lists of buttons) or 'A,B\\\\nC' text")
     found = []
     for row in rows:
-        if type(row) is str or type(row) is dict:
+        if isinstance(row, str) or isinstance(row, dict):
             found.append([row])
-        elif type(row) is list:
+        elif isinstance(row, list):
             found.append(row)
         else:
             raise TypeError(what + "(): each row is a list of buttons")
@@ -57,18 +57,18 @@ def rows_of(rows, what):
 
 
 def inline_button(item):
-    if type(item) is dict:
+    if isinstance(item, dict):
         return dict(item)
-    if type(item) is str:
+    if isinstance(item, str):
         text, data = item, item
-    elif type(item) is tuple and len(item) == 2:
+    elif isinstance(item, tuple) and len(item) == 2:
         text, data = item
     else:
         raise TypeError(
             "Keyboard.inline(): a button is a text, a (text, data) pair or a dict, not "
             + repr(item)[:60]
         )
-    if type(text) is not str or type(data) is not str:
+    if not isinstance(text, str) or not isinstance(data, str):
         raise TypeError("Keyboard.inline(): a button's text and data are texts")
     if data.startswith(URL_PREFIXES):
         return {"text": text, "url": data}
@@ -91,9 +91,9 @@ def inline(rows):
 
 
 def reply_button(item):
-    if type(item) is dict:
+    if isinstance(item, dict):
         return dict(item)
-    if type(item) is str:
+    if isinstance(item, str):
         return {"text": item}
     raise TypeError("Keyboard.reply(): a button is a text or a dict, not " + repr(item)[:60])
 
