@@ -358,8 +358,10 @@ def check_module_names(names: Iterable[str]) -> None:
     allowed standard module, nor be the package of another script module (``lib`` and
     ``lib.quiz`` together), so every package is a plain namespace.
     """
-    chosen = set(names)
-    tops = {name.partition(".")[0] for name in ALLOWED_MODULES}
+    chosen = frozenset(names)
+    if chosen in _CHECKED_NAMES:
+        return
+    tops = _ALLOWED_TOPS
     for name in chosen:
         parts = name.split(".") if type(name) is str else [""]
         if not all(part.isidentifier() and not part.startswith("_") for part in parts):
@@ -369,6 +371,15 @@ def check_module_names(names: Iterable[str]) -> None:
         for end in range(1, len(parts)):
             if ".".join(parts[:end]) in chosen:
                 raise ValueError(f"script module {name!r} sits under another script module")
+    if len(_CHECKED_NAMES) >= MAX_CHECKED_NAMES:
+        _CHECKED_NAMES.clear()
+    _CHECKED_NAMES.add(chosen)
+
+
+_ALLOWED_TOPS: Final = frozenset(name.partition(".")[0] for name in ALLOWED_MODULES)
+MAX_CHECKED_NAMES: Final = 1024
+_CHECKED_NAMES: set[frozenset[str]] = set()
+"""Tables of module names already found good (a bot's runs pass the same one each time)."""
 
 
 def make_import(

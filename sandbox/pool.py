@@ -227,10 +227,9 @@ class WorkerPool:
         module_table = dict(modules or {})
         check_module_names(module_table)
         bound = dict(bind or {})
-        check_globals(dict.fromkeys(bound), {})
-        for module in bound.values():
-            if module not in module_table:
-                raise ValueError(f"bind names {module!r}, which is not one of the modules")
+        for name, module in bound.items():
+            if not name.isidentifier() or name.startswith("_") or module not in module_table:
+                raise ValueError(f"bind {name!r}: an identifier naming one of the modules")
         request: dict[str, Any] = {
             "key": script.key,
             "code": None,

@@ -158,18 +158,26 @@ class ScriptModules:
         self.state = state
         self.request = request
         self.table: dict[str, Any] = request.get("modules") or {}
-        self.packages: dict[str, ModuleFacade] = {}
+        self._packages: dict[str, ModuleFacade] | None = None
+        self._globals: dict[str, Any] | None = None
         self.loaded: dict[str, ModuleFacade] = {}
         self.importing: list[str] = []
         self.bound = {
             name: LazyModule(self, module) for name, module in (request.get("bind") or {}).items()
         }
-        for name in self.table:
-            parts = name.split(".")
-            for end in range(1, len(parts)):
-                package = ".".join(parts[:end])
-                if package not in self.packages:
-                    self.packages[package] = _package(package)
+
+    @property
+    def packages(self) -> dict[str, ModuleFacade]:
+        """The packages of this run's modules (made at the first import: most runs import none)."""
+        if self._packages is None:
+            self._packages = {}
+            for name in self.table:
+                parts = name.split(".")
+                for end in range(1, len(parts)):
+                    package = ".".join(parts[:end])
+                    if package not in self._packages:
+                        self._packages[package] = _package(package)
+        return self._packages
 
     def names(self) -> list[str]:
         """Every module of this run, sorted."""
@@ -200,7 +208,9 @@ class ScriptModules:
             raise ImportError(error)
         module = types.ModuleType(f"<script module {name}>")
         namespace = module.__dict__
-        namespace.update(self.worker.module_globals(self.state, self.request, self))
+        if self._globals is None:  # built once per run, copied into each module
+            self._globals = self.worker.module_globals(self.state, self.request, self)
+        namespace.update(self._globals)
         namespace["__name__"] = name
         self.importing.append(name)
         try:
@@ -217,10 +227,12 @@ class ScriptModules:
 
     def clear(self) -> None:
         """Empty every module of the run (their finalizers run now, within the run)."""
-        for module in (*self.loaded.values(), *self.packages.values()):
+        for module in (*self.loaded.values(), *(self._packages or {}).values()):
             module.__dict__.clear()
         self.loaded.clear()
         self.bound.clear()
+        if self._globals is not None:
+            self._globals.clear()
 
 
 def _package(name: str) -> ModuleFacade:
