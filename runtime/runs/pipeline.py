@@ -100,6 +100,7 @@ def error_global(command: Command, result: RunResult) -> dict[str, JSON]:
         "type": failure.type if failure else "LimitExceeded",
         "message": failure.message if failure else result.describe(),
         "line": failure.line if failure else None,
+        "file": failure.file if failure else None,
     }
 
 

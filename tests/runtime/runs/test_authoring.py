@@ -48,7 +48,9 @@ SETTINGS = (
     'settings["admins"].append(3)\nsettings["new"] = 1\nres.json({"seen": seen})\n'
 )
 ERROR = (
-    '"""\ncommand: "!"\n"""\nBot.sendMessage("failed: " + error["message"])\n'
+    '"""\ncommand: "!"\n"""\n'
+    'where = f" ({error[\'file\']}:{error[\'line\']})" if error["file"] else ""\n'
+    'Bot.sendMessage("failed: " + error["message"] + where)\n'
     'if (options or {}).get("page") == "status":\n    res.status(503)\n'
     'if (options or {}).get("page") != "none":\n'
     '    res.html("<p>Sorry: " + error["type"] + "</p>")\n'
@@ -192,7 +194,7 @@ async def test_a_lib_module_calling_a_capability_at_import_fails_with_a_clear_er
     assert (error["file"], error["line"]) == ("lib/noisy.py", 2)
     # Only the `!` command's message went out, nothing from the import.
     texts = [c.params["text"] for c in web.telegram.calls_to("sendMessage")[sent:]]
-    assert texts == ["failed: " + str(error["message"])]
+    assert texts == ["failed: " + str(error["message"]) + " (lib/noisy.py:2)"]
 
 
 async def test_another_bot_cannot_import_this_bots_lib(web: Web) -> None:
@@ -261,10 +263,10 @@ async def test_the_error_command_of_a_chat_run_has_its_res_ignored(web: Web) -> 
     assert web.telegram.calls_to("sendMessage")[-1].params["text"] == "failed: division by zero"
     run = await last_run(web, "!")
     assert (run.trigger, run.status) == ("update:3", "ok")
-    assert run.extra["notes"] == ["res.html at line 8 ignored: this run was not started by a link"]
+    assert run.extra["notes"] == ["res.html at line 9 ignored: this run was not started by a link"]
     clicked = await click(web, "fail")
     assert clicked.status_code == 500
-    assert (await last_run(web, "!")).extra["notes"] == ["res.html at line 8 ended the script"]
+    assert (await last_run(web, "!")).extra["notes"] == ["res.html at line 9 ended the script"]
 
 
 # -- Keyboard and the shortcuts --
