@@ -361,6 +361,8 @@ def check_module_names(names: Iterable[str]) -> None:
     chosen = frozenset(names)
     if chosen in _CHECKED_NAMES:
         return
+    if len(chosen) > MAX_SCRIPT_MODULES:
+        raise ValueError(f"a run may have at most {MAX_SCRIPT_MODULES} script modules")
     tops = _ALLOWED_TOPS
     for name in chosen:
         parts = name.split(".") if type(name) is str else [""]
@@ -376,6 +378,9 @@ def check_module_names(names: Iterable[str]) -> None:
     _CHECKED_NAMES.add(chosen)
 
 
+MAX_SCRIPT_MODULES: Final = 256
+"""Script modules one run may have (a worker caches 512 code objects: the script and its
+modules must fit at once)."""
 _ALLOWED_TOPS: Final = frozenset(name.partition(".")[0] for name in ALLOWED_MODULES)
 MAX_CHECKED_NAMES: Final = 1024
 _CHECKED_NAMES: set[frozenset[str]] = set()

@@ -136,3 +136,39 @@ def test_a_broken_lib_is_refused_with_file_and_line_and_the_last_version_serves(
     assert f"{folder}/lib/quiz.py:6: SyntaxError" in check.stdout + check.stderr
     write(server, "lib/quiz.py", quiz("three?"))
     eventually(lambda: say(server, telegram, "/ask") == "Hi three?", "the fix")
+
+
+def test_two_servers_on_one_store_follow_a_lib_edit_and_its_rollback(tmp_path, telegram):
+    """A lib/ edit is one version both processes serve; a rollback (store only) brings the
+    old module back on both."""
+    with hosting(
+        tmp_path, {"author": BOT}, telegram_api=telegram.base_url, env={"AUTHOR_TOKEN": TOKEN}
+    ) as first:
+        second = BotboxServer(
+            first.data_dir,
+            telegram_api=telegram.base_url,
+            bots_dir=Path(first.env["BOTBOX_BOTS_DIR"]),
+            demo=False,
+            env={"AUTHOR_TOKEN": TOKEN},
+        ).start()
+        try:
+            servers = (first, second)
+            for server in servers:
+                assert say(server, telegram, "/ask") == "Hi one?"
+            write(first, "lib/quiz.py", quiz("edited?"))
+            for server in servers:
+                eventually(
+                    lambda s=server: say(s, telegram, "/ask") == "Hi edited?",
+                    "the lib edit on both servers",
+                )
+            assert cli(first, "versions", "author").stdout.splitlines()[-1] == (
+                "2 version(s) of bot author"
+            )
+            assert cli(first, "rollback", "author", "1").returncode == 0
+            for server in servers:
+                eventually(
+                    lambda s=server: say(s, telegram, "/ask") == "Hi one?",
+                    "the rollback on both servers",
+                )
+        finally:
+            second.close()

@@ -253,3 +253,39 @@ async def test_a_host_cannot_give_modules_scripts_could_not_import_cleanly(pool,
     code = compile_script("x = 1", filename="m.py")
     with pytest.raises(ValueError):
         await pool.run("x = 1", modules=dict.fromkeys(names, code))
+
+
+async def test_a_module_importing_itself_is_a_cycle(pool):
+    result = await pool.run("import lib.me", modules=lib("me", "x = 1\nimport lib.me\n"))
+    assert "circular import: lib.me -> lib.me" in result.error.message
+
+
+async def test_a_module_may_use_a_bound_module_at_import(pool):
+    modules = {
+        "kit": compile_script("def twice(x):\n    return 2 * x\n", filename="<kit>"),
+        **lib("uses", "FOUR = Kit.twice(2)\n"),
+    }
+    result = await pool.run(
+        "from lib import uses\nprint(uses.FOUR)", modules=modules, bind={"Kit": "kit"}
+    )
+    assert result.output == "4\n", result.describe()
+
+
+async def test_a_caught_import_error_leaves_the_run_able_to_import_again(pool):
+    modules = {
+        **lib("flaky", "x = 1\nBot.send('no')\n"),
+        **lib("fine", "OK = True\n"),
+    }
+    script = (
+        "try:\n    from lib import flaky\nexcept ImportError as e:\n    print('refused')\n"
+        "from lib import fine\nprint(fine.OK)\ntry:\n    from lib import flaky\n"
+        "except ImportError:\n    print('refused again')\n"
+    )
+    result = await pool.run(script, modules=modules, capabilities={"Bot.send": lambda c: None})
+    assert result.output == "refused\nTrue\nrefused again\n", result.describe()
+
+
+async def test_a_run_with_more_modules_than_a_worker_caches_is_refused(pool):
+    code = compile_script("x = 1", filename="m.py")
+    with pytest.raises(ValueError, match="at most"):
+        await pool.run("x = 1", modules={f"lib.m{i}": code for i in range(300)})
