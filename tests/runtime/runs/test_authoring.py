@@ -80,6 +80,8 @@ elif form == "raw-too-long":
         res.json({"code": e.code, "description": e.description})
 elif form == "send-keyboard":
     res.json(Bot.sendKeyboard("menu", "Yes, No\\nMaybe"))
+elif form == "keyboard-dict":
+    res.json(Bot.sendKeyboard({"text": "menu", "keyboard": Keyboard.remove()}))
 elif form == "one-dict":
     res.json(Bot.sendMessage({"text": "by dict", "disable_notification": True}))
 elif form == "photo":
@@ -352,6 +354,12 @@ async def test_send_keyboard_takes_the_tbl_notation(web: Web) -> None:
         "keyboard": [[{"text": "Yes"}, {"text": "No"}], [{"text": "Maybe"}]],
         "resize_keyboard": True,
     }
+
+
+async def test_send_keyboard_takes_one_dict(web: Web) -> None:
+    assert (await click(web, "kb", {"form": "keyboard-dict"})).status_code == 200
+    params = web.telegram.calls_to("sendMessage")[-1].params
+    assert params == {"chat_id": 7, "text": "menu", "reply_markup": {"remove_keyboard": True}}
 
 
 async def test_send_keyboard_refuses_what_is_not_a_keyboard(web: Web) -> None:
