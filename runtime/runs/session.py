@@ -409,8 +409,9 @@ class Session:
         notation ``"A,B\\nC"`` (a reply keyboard)."""
         args = list(call.args)
         params = dict(call.kwargs)
-        if len(args) == 1 and type(args[0]) is dict and not params:  # the one-dict form
-            params = dict(args.pop())
+        single = args[0] if len(args) == 1 and not params else None
+        if isinstance(single, dict):  # the one-dict form
+            params, args = dict(single), []
         for name in ("text", "keyboard"):
             if args and name not in params:
                 params[name] = args.pop(0)
