@@ -43,6 +43,11 @@ What is measured, in order:
    (``runtime.outbound.broker``: URL and address checks, a new connection, the size-capped
    read), and (d) a script's ``r = HTTP.get(url); r.json()`` through the pool (the handler is
    the broker; the trivial run's p50 is subtracted). ``--http-only`` runs this section alone.
+9. Script modules (a bot's ``lib/``): trivial runs given one module but not importing it, runs
+   importing it (``from lib import quiz``: a constant and three small functions, its body run
+   fresh each run), and runs importing it and using the ``Keyboard`` helpers bound as a global
+   (``runtime.bots.keyboard``, also a module run on first use); p50 difference against the
+   trivial run, the cost of a fresh module per run.
 
 How to read it: the goals table at the end marks each goal PASS or MISS. Latencies are wall
 clock (``time.perf_counter_ns``) seen by the asyncio client, so they include the event loop,
@@ -492,6 +497,55 @@ async def section_capability(config: Config, pool: WorkerPool, trivial: Script) 
     )
 
 
+LIB_QUIZ = """
+PROMPT = "two plus two?"
+ANSWERS = {"4": True}
+
+
+def check(answer):
+    return ANSWERS.get(answer, False)
+
+
+def ask(name):
+    return name + ", " + PROMPT
+
+
+def score(answers):
+    return sum(1 for answer in answers if check(answer))
+"""
+IMPORT_ONE = "from lib import quiz\nx = quiz.check('4')"
+WITH_KEYBOARD = (
+    "from lib import quiz\nx = Keyboard.inline([[('Yes', 'vote yes'), ('No', 'vote no')]])"
+)
+
+
+async def section_modules(config: Config) -> None:
+    """Section 8: a run importing one script module (fresh per run) against a run importing none."""
+    heading("9. script modules (a bot's lib/, fresh in every run)")
+    from runtime.bots import keyboard  # noqa: PLC0415 - the runtime's helpers, as it binds them
+
+    modules = {
+        "lib.quiz": compile_script(LIB_QUIZ, filename="lib/quiz.py"),
+        keyboard.MODULE: keyboard.script(),
+    }
+    options: dict[str, Any] = {"modules": modules, "bind": {keyboard.GLOBAL: keyboard.MODULE}}
+    trivial = compiled(TRIVIAL)
+    importing, with_keyboard = compiled(IMPORT_ONE), compiled(WITH_KEYBOARD)
+    async with WorkerPool(2, max_runs=STEADY_MAX_RUNS) as pool:
+        await sequential(pool, importing, max(config.warmup // 10, 5), **options)
+        await sequential(pool, with_keyboard, max(config.warmup // 10, 5), **options)
+        bare = Latency.of(await sequential(pool, trivial, config.capability_runs))
+        given = Latency.of(await sequential(pool, trivial, config.capability_runs, **options))
+        one = Latency.of(await sequential(pool, importing, config.capability_runs, **options))
+        both = Latency.of(await sequential(pool, with_keyboard, config.capability_runs, **options))
+    row("trivial run, no modules", bare.line())
+    row("trivial run, modules given, none imported", given.line())
+    row("run importing lib.quiz", one.line())
+    row("run importing lib.quiz and using Keyboard", both.line())
+    row("import of one module (p50 - trivial p50)", f"{one.p50 - bare.p50:8.1f} µs")
+    row("lib.quiz + Keyboard (p50 - trivial p50)", f"{both.p50 - bare.p50:8.1f} µs")
+
+
 async def section_start(config: Config) -> None:
     """Section 5: pool start, a CPU-limit breach, and the replacement of a killed worker."""
     heading("5. cold start and worker replacement")
@@ -712,6 +766,7 @@ async def bench(config: Config) -> dict[str, float]:
     await section_switch(config, figures)
     await section_noisy(config, figures)
     await section_http(config, figures)
+    await section_modules(config)
     return figures
 
 
@@ -754,6 +809,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="few iterations, a smoke run")
     parser.add_argument("--http-only", action="store_true", help="section 8 (outbound HTTP) only")
+    parser.add_argument("--modules", action="store_true", help="only section 9 (script modules)")
     args = parser.parse_args()
     config = QUICK if args.quick else FULL
     started = time.perf_counter()
@@ -761,6 +817,9 @@ def main() -> None:
     print(f"  {'mode':<46} {'quick' if args.quick else 'full'}")
     if args.http_only:
         asyncio.run(section_http(config, {}))
+        return
+    if args.modules:
+        asyncio.run(section_modules(config))
         return
     figures = asyncio.run(bench(config))
     goals(figures)

@@ -403,7 +403,12 @@ def format_record(record: RunRecord) -> str:
     ]
     if isinstance(record.error, dict):
         where = f"line {record.error.get('line')}: " if record.error.get("line") else ""
+        if type(file := record.error.get("file")) is str:  # inside a lib module
+            where = f"{file}:{record.error.get('line')}: "
         lines.append(f"  error: {where}{record.error.get('type')}: {record.error.get('message')}")
+    notes = record.extra.get("notes")
+    for note in notes if isinstance(notes, list) else ():
+        lines.append(f"  note: {note}")
     for call in record.calls:
         if isinstance(call, dict):
             mark = "ok" if call.get("ok") else f"failed: {call.get('error')}"
@@ -467,6 +472,7 @@ async def show_logs(
                         "retries": record.extra.get("retries", 0),
                         "version": record.extra.get("version"),
                         "http": record.extra.get("http", []),
+                        "notes": record.extra.get("notes", []),
                     },
                     ensure_ascii=False,
                 )

@@ -9,9 +9,10 @@ import logging
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from types import MappingProxyType
 from typing import Any, Final
 
-from runtime.bots import dispatch
+from runtime.bots import dispatch, keyboard
 from runtime.bots.command import Command
 from runtime.errors import ConflictError, NotANumber, QuotaExceeded
 from runtime.runs.registry import LiveBot
@@ -51,6 +52,23 @@ BROADCAST_BACKLOG: Final = 90
 """Update kinds that answer a ``need_reply`` wait (a button press or an edit does not)."""
 MAX_ATTEMPTS: Final = 10
 """How many times a run whose reads went stale is tried in all before it fails."""
+RES_DEFERRED: Final = MappingProxyType(
+    {
+        "res.json": True,
+        "res.text": True,
+        "res.html": True,
+        "res.redirect": True,
+        "res.status": False,
+        "res.set": False,
+    }
+)
+"""``res`` answers nothing a script needs, so its calls skip the round trip to the server and
+are applied when the script ends (a body or a redirect ends it); a bad one fails the run."""
+RES_IGNORED: Final = MappingProxyType(dict.fromkeys(RES_DEFERRED, False))
+"""``res`` in a run not started by a link click: every call does nothing (and ends nothing),
+so one command serves chat and links; the run log notes each call."""
+MODULE_GLOBALS: Final = ("settings",)
+"""The JSON globals a bot's ``lib/`` modules see (besides capabilities and ``Keyboard``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +81,8 @@ class Extras:
 
     handlers: Mapping[str, Handler]
     deferred: Mapping[str, bool] = field(default_factory=dict)
+    on_error: Extras | None = None
+    """What the ``!`` command gets instead (a click's error page: a ``res`` of its own)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +106,7 @@ def error_global(command: Command, result: RunResult) -> dict[str, JSON]:
         "type": failure.type if failure else "LimitExceeded",
         "message": failure.message if failure else result.describe(),
         "line": failure.line if failure else None,
+        "file": failure.file if failure else None,
     }
 
 
@@ -98,16 +119,41 @@ def _calls_for_log(result: RunResult) -> list[JSON]:
         if call.name.startswith("HTTP."):
             # URLs, headers and bodies may carry secrets: extra.http has the metadata.
             params = '"(not logged: see extra.http)"'
-        logged.append(
-            {
-                "name": call.name,
-                "ok": call.ok,
-                "error": call.error,
-                "seconds": round(call.seconds, 6),
-                "params": params[:MAX_LOGGED_ARGS],
-            }
-        )
+        entry: dict[str, JSON] = {
+            "name": call.name,
+            "ok": call.ok,
+            "error": call.error,
+            "seconds": round(call.seconds, 6),
+            "params": params[:MAX_LOGGED_ARGS],
+        }
+        if call.line is not None:
+            entry["line"] = call.line
+        logged.append(entry)
     return logged
+
+
+def res_notes(context: Context, result: RunResult) -> list[str]:
+    """What the run log says about ``res``: calls ignored outside a click, and the line where
+    a ``res`` call ended the script."""
+    notes: list[str] = []
+    clicked = context.update_type == "webhook"
+    for call in result.calls:
+        if call.name not in RES_DEFERRED:
+            continue
+        where = f" at line {call.line}" if call.line is not None else ""
+        if not clicked:
+            notes.append(f"{call.name}{where} ignored: this run was not started by a link")
+        elif RES_DEFERRED[call.name] and call.ok:
+            notes.append(f"{call.name}{where} ended the script")
+    return notes
+
+
+async def _ignore(call: CallRequest) -> JSON:
+    """A ``res`` call in a run not started by a link: nothing to answer."""
+    return None
+
+
+IGNORED_RES: Final = Extras(dict.fromkeys(RES_DEFERRED, _ignore), RES_IGNORED)
 
 
 def _error_for_log(failure: ScriptFailure | None, result: RunResult) -> JSON:
@@ -291,27 +337,28 @@ class Runner:
         ``replying`` marks, without sending the answer or waiting again.
         """
         table = context.bot.definition.commands
+        error_extras = None if extras is None else extras.on_error
         if table.before is not None:
             before = await self.run_one(context.for_command(table.before), extras)
             if not before.ok:
-                await self.on_error(context.for_command(table.before), before)
+                await self.on_error(context.for_command(table.before), before, error_extras)
                 return Outcome(before)
             if before.returned:
                 return Outcome(None)  # `@` returned: the command does not run
         # A failed answer fails the command (logged, ``!`` has run): no script, no wait.
-        result = None if replying else await self._answer(context)
+        result = None if replying else await self._answer(context, error_extras)
         question = None if replying else _question(context)
         if result is None and question is not None:
             await self.services.store.set_waiting(question)
         elif result is None and context.command.has_code:
             result = await self.run_one(context, extras)
             if not result.ok:
-                await self.on_error(context, result)
+                await self.on_error(context, result, error_extras)
         if table.after is not None:
             await self.run_one(context.for_command(table.after), extras)
         return Outcome(result)
 
-    async def _answer(self, context: Context) -> RunResult | None:
+    async def _answer(self, context: Context, error_extras: Extras | None) -> RunResult | None:
         """Send the command's answer; if it fails, log the command as failed and run ``!``."""
         started = self.services.clock()
         try:
@@ -319,17 +366,20 @@ class Runner:
         except CapabilityError as exc:
             result = RunResult(Status.SCRIPT_ERROR, error=ScriptFailure(exc.kind, exc.message))
             await self.record(context, result, started)
-            await self.on_error(context, result)
+            await self.on_error(context, result, error_extras)
             return result
         return None
 
-    async def on_error(self, context: Context, result: RunResult) -> None:
-        """Run the bot's ``!`` command with the ``error`` global, if it has one."""
+    async def on_error(
+        self, context: Context, result: RunResult, extras: Extras | None = None
+    ) -> None:
+        """Run the bot's ``!`` command with the ``error`` global, if it has one (with
+        ``extras``: a click's ``!`` answers the browser with a ``res`` of its own)."""
         handler = context.bot.definition.commands.on_error
         if handler is None or context.command is handler:
             return
         await self.run_one(
-            context.for_command(handler, error=error_global(context.command, result))
+            context.for_command(handler, error=error_global(context.command, result)), extras
         )
 
     async def run_one(self, context: Context, extras: Extras | None = None) -> RunResult:
@@ -365,7 +415,10 @@ class Runner:
         session = Session(self.services, context, tx)
         capabilities = session.capabilities()
         held: list[tuple[Handler, CallRequest]] = []
-        if extras is not None:
+        if extras is None:
+            extras = IGNORED_RES
+            capabilities.update(extras.handlers)
+        else:
             capabilities.update(extras.handlers)
             for name in extras.deferred:
                 if name in extras.handlers:
@@ -377,7 +430,10 @@ class Runner:
             capabilities=capabilities,
             exceptions=("ApiError", "HTTPError"),
             limits=bot.definition.config.limits,
-            deferred=None if extras is None else extras.deferred,
+            deferred=extras.deferred,
+            modules={**bot.modules, keyboard.MODULE: keyboard.script()},
+            module_globals=MODULE_GLOBALS,
+            bind={keyboard.GLOBAL: keyboard.MODULE},
         )
         tx.result = result
         if not result.ok:
@@ -433,9 +489,14 @@ class Runner:
                     "retries": retries,
                     "version": context.bot.version,
                     **({"http": http} if http else {}),
+                    **_notes(res_notes(context, result)),
                 },
             )
         )
 
 
-__all__ = ["Extras", "Outcome", "Runner", "error_global"]
+def _notes(notes: list[str]) -> dict[str, JSON]:
+    return {"notes": list(notes)} if notes else {}
+
+
+__all__ = ["RES_DEFERRED", "Extras", "Outcome", "Runner", "error_global", "res_notes"]

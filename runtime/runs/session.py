@@ -40,6 +40,7 @@ from runtime.signing.links import Link, make_link, signature, url_of
 from runtime.store import RateHit, Store, Window
 from runtime.telegram import flood
 from runtime.telegram.client import TelegramClient
+from runtime.telegram.markup import markup_problem
 from runtime.telegram.text import split_text, too_long
 from runtime.telegram.update import reply_route
 from sandbox import JSON, CallRequest, CapabilityError, Handler, WorkerPool
@@ -60,6 +61,17 @@ MAX_UNBUDGETED_WAIT: Final = 120.0
 """Longest flood wait for a call made outside a run (a command's ``answer``, a callback's
 automatic answer)."""
 MAX_SCHEDULED: Final = 20
+MEDIA_SHORTCUTS: Final = {
+    "Bot.sendPhoto": ("sendPhoto", "photo"),
+    "Bot.sendDocument": ("sendDocument", "document"),
+    "Bot.sendVideo": ("sendVideo", "video"),
+    "Bot.sendAudio": ("sendAudio", "audio"),
+    "Bot.sendVoice": ("sendVoice", "voice"),
+    "Bot.sendSticker": ("sendSticker", "sticker"),
+    "Bot.sendAnimation": ("sendAnimation", "animation"),
+}
+"""``Bot.sendPhoto(file_id_or_url, **params)`` and the like: the Bot API method and the field
+the first argument fills, sent to the current chat."""
 
 
 @dataclass(slots=True)
@@ -118,6 +130,8 @@ class Context:
             "params": self.params,
             "options": self.options,
             "error": self.error,
+            # bot.yaml's settings: a copy in every run, so a change stays in its run.
+            "settings": self.bot.definition.config.settings,
         }
 
     def for_command(self, command: Command, **changes: Any) -> Context:
@@ -314,6 +328,8 @@ class Session:
             "HTTP.get": self.http,
             "HTTP.post": self.http,
             "HTTP.request": self.http,
+            "Bot.sendKeyboard": self.send_keyboard,
+            **dict.fromkeys(MEDIA_SHORTCUTS, self.send_media),
             **Properties(
                 self.services.store,
                 self.context.bot,
@@ -343,6 +359,9 @@ class Session:
             raise api_error(method, 400, f"Api.{method} takes keyword arguments or one dict")
         params: dict[str, Any] = dict(single) if isinstance(single, dict) else dict(call.kwargs)
         text = params.get("text")
+        problem = markup_problem(params.get("reply_markup"))
+        if problem is not None:
+            raise api_error(method, 400, problem)
         if method == "sendMessage" and type(text) is str and params.get("parse_mode") is None:
             reason = too_long(text)
             if reason is not None:
@@ -365,12 +384,23 @@ class Session:
         return await call_telegram(self.services, self.context.bot, method, params)
 
     async def send_message(self, call: CallRequest) -> JSON:
-        """``Bot.sendMessage(text, **params)`` to the current chat."""
+        """``Bot.sendMessage(text, **params)`` or ``Bot.sendMessage({...})`` to the current
+        chat."""
+        single = call.args[0] if len(call.args) == 1 and not call.kwargs else None
+        if type(single) is dict:
+            call = CallRequest(call.name, (), single)
         if not call.args and "text" not in call.kwargs:
             raise api_error("sendMessage", 400, "Bot.sendMessage needs the text to send")
+        if len(call.args) > 1:
+            raise api_error(
+                "sendMessage", 400, "Bot.sendMessage takes the text, then keyword arguments"
+            )
         params = dict(call.kwargs)
         if call.args:
             params["text"] = call.args[0]
+        problem = markup_problem(params.get("reply_markup"))
+        if problem is not None:
+            raise api_error("sendMessage", 400, problem)
         if "chat_id" not in params:
             if self.context.chat_id is None:
                 raise api_error("sendMessage", 400, "this run has no chat; pass chat_id")
@@ -384,6 +414,59 @@ class Session:
         if params.get("entities") is not None:
             raise api_error("sendMessage", 400, f"{too_long(text)}, but not with entities")
         return await self._send_parts(split_text(text), params)
+
+    async def send_keyboard(self, call: CallRequest) -> JSON:
+        """``Bot.sendKeyboard(text, keyboard, **params)``: a message with a keyboard, to the
+        current chat. ``keyboard`` is reply markup (``Keyboard.inline(...)``...) or the TBL
+        notation ``"A,B\\nC"`` (a reply keyboard)."""
+        args = list(call.args)
+        params = dict(call.kwargs)
+        single = args[0] if len(args) == 1 and not params else None
+        if isinstance(single, dict):  # the one-dict form
+            params, args = dict(single), []
+        for name in ("text", "keyboard"):
+            if args and name not in params:
+                params[name] = args.pop(0)
+        if args or "text" not in params or "keyboard" not in params:
+            raise api_error("sendMessage", 400, "Bot.sendKeyboard takes a text and a keyboard")
+        keyboard = params.pop("keyboard")
+        if type(keyboard) is str:
+            keyboard = reply_keyboard(keyboard)
+        elif type(keyboard) is not dict:
+            raise api_error(
+                "sendMessage",
+                400,
+                "Bot.sendKeyboard: the keyboard is Keyboard.inline(...), Keyboard.reply(...) "
+                "or 'A,B\\nC' text",
+            )
+        params["reply_markup"] = keyboard
+        return await self.send_message(CallRequest("Bot.sendMessage", (), params))
+
+    async def send_media(self, call: CallRequest) -> JSON:
+        """``Bot.sendPhoto(file_id_or_url, **params)`` (and document, video, audio, voice,
+        sticker, animation) to the current chat; the one-dict form works too."""
+        method, field_name = MEDIA_SHORTCUTS[call.name]
+        single = call.args[0] if len(call.args) == 1 and not call.kwargs else None
+        params: dict[str, Any] = dict(single) if type(single) is dict else dict(call.kwargs)
+        if type(single) is not dict and call.args:
+            if len(call.args) > 1 or field_name in params:
+                raise api_error(
+                    method, 400, f"{call.name} takes the {field_name}, then keyword arguments"
+                )
+            params[field_name] = call.args[0]
+        if field_name not in params:
+            raise api_error(method, 400, f"{call.name} needs the {field_name} to send")
+        problem = markup_problem(params.get("reply_markup"))
+        if problem is not None:
+            raise api_error(method, 400, problem)
+        if "chat_id" not in params:
+            if self.context.chat_id is None:
+                raise api_error(method, 400, "this run has no chat; pass chat_id")
+            params["chat_id"] = self.context.chat_id
+            for name, value in self.context.route.items():
+                params.setdefault(name, value)
+        self.tx.external = True
+        return await call_telegram(self.services, self.context.bot, method, params)
 
     async def _send_parts(self, parts: list[str], params: dict[str, Any]) -> JSON:
         """Send a long text as several messages; the reply markup goes with the last one.
