@@ -8,7 +8,15 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue, StrictBool
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    JsonValue,
+    RootModel,
+    StrictBool,
+)
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.@-]{1,64}$", description="a user name")]
 BotRole = Literal["author", "viewer"]
@@ -318,3 +326,123 @@ class AuditPage(BaseModel):
 
     entries: list[AuditOut]
     next_cursor: int | None
+
+
+# -- try (the emulator) --
+TryUserId = Annotated[
+    int,
+    Field(ge=1, le=2**52 - 1, description="the user's id"),
+    BeforeValidator(_json_number),
+]
+TryChatId = Annotated[
+    int,
+    Field(
+        ge=-(2**52 - 1),
+        le=-1,
+        description="a group's id (negative); leave it out for the user's private chat",
+    ),
+    BeforeValidator(_json_number),
+]
+
+
+class TryBase(Body):
+    """Who tries, and with which data."""
+
+    user_id: TryUserId = 111
+    real_data: StrictBool = Field(
+        default=False,
+        description="read and write the bot's real properties (default: the separate try store)",
+    )
+
+
+class TryMessage(TryBase):
+    """The user sends a message (a command, or the reply a ``need_reply`` command waits for)."""
+
+    kind: Literal["message"]
+    text: Annotated[str, Field(min_length=1, max_length=4096)]
+    chat_id: TryChatId | None = None
+
+
+class TryCallback(TryBase):
+    """The user presses an inline button with this callback data."""
+
+    kind: Literal["callback"]
+    data: Annotated[str, Field(min_length=1, max_length=64)]
+    chat_id: TryChatId | None = None
+
+
+class TryClick(TryBase):
+    """The user opens a signed link to a command (minted with the server's real keys)."""
+
+    kind: Literal["click"]
+    command: Annotated[str, Field(min_length=1, max_length=256)]
+    params: dict[str, str] = {}
+    options: JsonValue = None
+
+
+class TryIn(RootModel[Annotated[TryMessage | TryCallback | TryClick, Field(discriminator="kind")]]):
+    """What to try: a message, a button press or a link click."""
+
+
+class TryCall(BaseModel):
+    """One Bot API call the bot made, and what the emulated Telegram answered."""
+
+    method: str
+    params: dict[str, JsonValue]
+    ok: bool
+    result: JsonValue
+    error: str | None = Field(description="why the call was refused (the spec or Telegram)")
+
+
+class TryRun(BaseModel):
+    """One run, as the run log would record it; ``error`` has ``file`` and ``line``."""
+
+    command: str
+    status: str
+    output: str
+    error: JsonValue
+    calls: list[JsonValue]
+    cpu_seconds: float
+    wall_seconds: float
+    retries: JsonValue
+    trigger: str
+
+
+class TryChange(BaseModel):
+    """A property the try changed (``null``: not set)."""
+
+    scope: str
+    name: str
+    before: JsonValue
+    after: JsonValue
+
+
+class TryResponse(BaseModel):
+    """What the browser got from a click."""
+
+    status: int
+    content_type: str | None
+    headers: dict[str, str]
+    body: str | None
+    location: str | None
+
+
+class TryOut(BaseModel):
+    """What a try did."""
+
+    ok: bool = Field(description="false when a run failed (or a click got a 5xx)")
+    bot: str
+    version: int = Field(description="the version tried (the live one)")
+    source: str
+    data: Literal["try", "real"]
+    trigger: dict[str, JsonValue] = Field(description="the update sent, or the link clicked")
+    matched: bool = Field(description="whether a command (or a waiting reply) took the update")
+    calls: list[TryCall]
+    runs: list[TryRun]
+    properties: list[TryChange]
+    scheduled: list[dict[str, JsonValue]] = Field(
+        description="runs Bot.run asked for: reported, never queued by a try"
+    )
+    waiting: str | None = Field(description="the need_reply command the next message answers")
+    replied: str | None = Field(description="the need_reply command this message answered")
+    response: TryResponse | None

@@ -29,7 +29,7 @@ from typing import Any, Final, cast
 from urllib.parse import urlsplit
 
 from runtime.bots import dispatch
-from runtime.errors import ConfigError, LinkError
+from runtime.errors import ConfigError, LinkError, NotFound
 from runtime.runs.pipeline import Extras, Runner
 from runtime.runs.registry import LiveBot
 from runtime.runs.runlog import RunLog
@@ -273,8 +273,11 @@ async def run_trial(
     source: str,
     clock: Callable[[], float] = time.time,
 ) -> Trial:
-    """Run one try of ``bot`` (see the module's docstring); raise ConfigError for a request
-    that cannot be tried (two triggers, an unknown command to click, a bad option)."""
+    """Run one try of ``bot`` (see the module's docstring).
+
+    Raises ConfigError for a request that cannot be tried (two triggers, a bad option or link
+    param, text the webhook would refuse) and NotFound for a click on a command the bot lacks.
+    """
     request.check()
     config = bot.definition.config
     emulator = Emulator(
@@ -312,7 +315,10 @@ async def _update(
     now: float,
 ) -> None:
     raw = make_update(request, now=now, bot_user=emulator.me)
-    update = parse_update(raw)
+    try:
+        update = parse_update(raw)
+    except ValueError as exc:  # what the webhook would refuse (a lone surrogate in the text)
+        raise ConfigError(f"not a Telegram update: {exc}") from None
     chat = chat_of(request)
     emulator.know_chat(chat)
     message = raw.get("message") or raw["callback_query"]["message"]
@@ -331,7 +337,7 @@ async def _click(
     name = request.click or ""
     command = dispatch.find(bot.definition.commands, name)
     if command is None:
-        raise ConfigError(f"bot {bot.id!r} has no command {name!r} to click")
+        raise NotFound(f"bot {bot.id!r} has no command {name!r} to click")
     now = services.clock()
     try:
         link = make_link(
