@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -17,6 +18,8 @@ from pydantic import (
     RootModel,
     StrictBool,
 )
+
+from runtime.signing.links import MAX_PARAMS, MAX_VALUE, PARAM_NAME, RESERVED
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.@-]{1,64}$", description="a user name")]
 BotRole = Literal["author", "viewer"]
@@ -57,6 +60,36 @@ def _json_number(value: object) -> object:
 TelegramId = Annotated[int, Field(ge=-(2**63), lt=2**63), BeforeValidator(_json_number)]
 Version = Annotated[int, Field(ge=0, lt=2**63), BeforeValidator(_json_number)]
 Seconds = Annotated[float, Field(gt=0, le=10 * 365 * 86400), BeforeValidator(_json_number)]
+LinkSeconds = Annotated[
+    float, Field(gt=0, le=366 * 24 * 3600), BeforeValidator(_json_number)
+]  # a link lives at most 366 days (signing.links.MAX_EXPIRY)
+
+
+def _link_params(value: dict[str, str]) -> dict[str, str]:
+    """Refuse the param names a link cannot carry (the schema says the same)."""
+    for name in value:
+        if not PARAM_NAME.fullmatch(name) or name in RESERVED:
+            raise ValueError(
+                f"param name {name!r} must be 1-64 letters, digits or _.~- "
+                f"and none of {', '.join(sorted(RESERVED))}"
+            )
+    return value
+
+
+LinkParams = Annotated[
+    dict[str, Annotated[str, Field(max_length=MAX_VALUE)]],
+    Field(
+        max_length=MAX_PARAMS,
+        json_schema_extra={
+            "propertyNames": {
+                "pattern": f"^{PARAM_NAME.pattern}$",
+                "not": {"enum": sorted(RESERVED)},
+            }
+        },
+    ),
+    AfterValidator(_link_params),
+]
+"""A link's params, as :func:`runtime.signing.links.check_params` takes them."""
 Days = Annotated[float, Field(gt=0, le=3650), BeforeValidator(_json_number)]
 
 
@@ -212,11 +245,11 @@ class LinkIn(Body):
         default=None, description="the user the link runs for; null for a global link"
     )
     options: JsonValue = None
-    params: dict[str, str] = {}
+    params: LinkParams = {}
     redirect: Annotated[
         str | None, Field(max_length=2048, pattern=r"^https?://[A-Za-z0-9.-]+(:[0-9]+)?(/\S*)?$")
     ] = None
-    expires_in: Seconds | None = None
+    expires_in: LinkSeconds | None = None
     once: StrictBool = False
 
 
@@ -376,7 +409,7 @@ class TryClick(TryBase):
 
     kind: Literal["click"]
     command: Annotated[str, Field(min_length=1, max_length=256)]
-    params: dict[str, str] = {}
+    params: LinkParams = {}
     options: JsonValue = None
 
 
