@@ -702,7 +702,7 @@ def add_try_command(commands: Any) -> None:
         help="run a message, button press or link click through a bot against an emulated "
         "Telegram (nothing reaches Telegram; a separate data scope unless --real-data)",
     )
-    trial.add_argument("bot")
+    trial.add_argument("bot", help="a bot id, or the path of a bot folder (with a /: mybot/)")
     trial.add_argument("text", nargs="?", help='the message the user sends, e.g. "/start ref_1"')
     trial.add_argument("--user", type=int, default=111, help="the user's id (default 111)")
     trial.add_argument("--chat", type=int, help="the chat's id (default: the user's private chat)")
@@ -785,11 +785,13 @@ def pairs_of(pairs: Sequence[str]) -> dict[str, str]:
 async def bot_for_try(
     settings: Settings, store: SqliteStore, bot_id: str, pool: WorkerPool
 ) -> tuple[LiveBot, str]:
-    """The bot to try: its folder (the demo or under BOTBOX_BOTS_DIR) as it is on disk now,
-    else the store's live version. ConfigError with every problem if it does not load."""
+    """The bot to try: a folder path (``mybot/``), the folder of that id (the demo or under
+    BOTBOX_BOTS_DIR) as it is on disk now, else the store's live version. ConfigError with
+    every problem if it does not load."""
     # The token is never read (the emulator has its own) and the webhook secret is unused.
     unused_key = b"\0" * 16
-    folder = locate_bot(settings, bot_id)
+    given = Path(bot_id)
+    folder = given if "/" in bot_id and is_bot_folder(given) else locate_bot(settings, bot_id)
     if folder is not None:
         definition = load_bot(folder)
         scripts = compile_bot(definition, pool.cache)

@@ -278,3 +278,26 @@ def test_an_unknown_bot_or_two_triggers_exit_2(lab: dict[str, str]) -> None:
     both = try_(lab, "lab", "/start", "--callback", "x")
     assert both.returncode == 2
     assert "exactly one of" in both.stderr
+
+
+def test_a_folder_path_or_the_stores_live_version_can_be_tried(
+    lab: dict[str, str], tmp_path: Path
+) -> None:
+    """``try path/to/bot/`` tries that folder; a bot with no folder tries its live version."""
+    folder = tmp_path / "bots" / "lab"
+    bare = {key: value for key, value in lab.items() if key != "BOTBOX_BOTS_DIR"}
+    by_path = try_json(bare, f"{folder}/", "/count")
+    assert by_path["source"] == f"folder {folder}"
+    deployed = subprocess.run(
+        [sys.executable, str(ROOT / "run.py"), "deploy", "lab", str(folder)],
+        cwd=ROOT,
+        env=bare,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    stored = try_json(bare, "lab", "/count")
+    assert (stored["source"], stored["version"]) == ("store version 1", 1)
+    assert stored["properties"] == [{"scope": "bot", "name": "n", "before": 1, "after": 2}]
