@@ -705,7 +705,9 @@ def add_try_command(commands: Any) -> None:
     trial.add_argument("bot", help="a bot id, or the path of a bot folder (with a /: mybot/)")
     trial.add_argument("text", nargs="?", help='the message the user sends, e.g. "/start ref_1"')
     trial.add_argument("--user", type=int, default=111, help="the user's id (default 111)")
-    trial.add_argument("--chat", type=int, help="the chat's id (default: the user's private chat)")
+    trial.add_argument(
+        "--chat", type=int, help="a group's id, negative (default: the user's private chat)"
+    )
     trial.add_argument("--callback", metavar="DATA", help="press an inline button with this data")
     trial.add_argument("--click", metavar="COMMAND", help="open a signed link to this command")
     trial.add_argument("--params", nargs="*", default=[], metavar="K=V", help="the link's params")

@@ -62,7 +62,7 @@ class TrialRequest:
     click: str | None = None
     user_id: int = DEFAULT_USER
     chat_id: int | None = None
-    """The chat (default: the user's private chat; negative ids are groups)."""
+    """A group's id (negative); None: the user's private chat."""
     params: dict[str, str] = field(default_factory=dict)
     options: JSON = None
     real_data: bool = False
@@ -74,8 +74,10 @@ class TrialRequest:
             raise ConfigError("give exactly one of a message text, --callback or --click")
         if not 0 < self.user_id <= MAX_ID:
             raise ConfigError(f"the user id must be from 1 to {MAX_ID}")
-        if self.chat_id is not None and not (0 < abs(self.chat_id) <= MAX_ID):
-            raise ConfigError(f"the chat id must be a non-zero number up to {MAX_ID}")
+        if self.chat_id is not None and not -MAX_ID <= self.chat_id < 0:
+            raise ConfigError(
+                "the chat is a group's id (negative); leave it out for the user's private chat"
+            )
         if (self.params or self.options is not None) and self.click is None:
             raise ConfigError("params and options go with a link click (--click)")
 
