@@ -722,7 +722,13 @@ def add_try_command(commands: Any) -> None:
 
 async def run_try(settings: Settings, args: argparse.Namespace) -> int:
     """Try one trigger; exit 0 if every run ended well, 1 if one failed (2: cannot try)."""
-    from runtime.web.trial import TrialRequest, print_trial, run_trial, try_database  # noqa: PLC0415
+    from runtime.web.trial import (  # noqa: PLC0415
+        TrialRequest,
+        open_try_store,
+        print_trial,
+        run_trial,
+        try_database,
+    )
 
     request = TrialRequest(
         text=args.text,
@@ -745,10 +751,9 @@ async def run_try(settings: Settings, args: argparse.Namespace) -> int:
         keys.load()
         store = real
         if not args.real_data:
-            store = SqliteStore(
+            store = await open_try_store(
                 try_database(settings.data_dir), synchronous=settings.sqlite_synchronous
             )
-            await store.open()
         try:
             await pool.start()
             trial = await run_trial(

@@ -20,7 +20,10 @@ three things differ from serving:
 
 from __future__ import annotations
 
+import asyncio
+import fcntl
 import json
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -36,7 +39,16 @@ from runtime.runs.runlog import RunLog
 from runtime.runs.session import Context, Services
 from runtime.signing.keys import KeyFile
 from runtime.signing.links import make_link, verify_link
-from runtime.store import MISSING, NewRun, PropertyRead, PropertyWrite, RunRecord, Store, Waiting
+from runtime.store import (
+    MISSING,
+    NewRun,
+    PropertyRead,
+    PropertyWrite,
+    RunRecord,
+    SqliteStore,
+    Store,
+    Waiting,
+)
 from runtime.telegram.emulator import EMULATED_TOKEN, EmulatedTelegram, Emulator
 from runtime.telegram.spec import load_spec
 from runtime.telegram.update import MAX_ID, parse_update
@@ -51,6 +63,40 @@ FAILED_BODY: Final = "the bot's command failed; its author can see why in the ru
 def try_database(data_dir: Path) -> Path:
     """The try store's file: next to the real one, never the same file."""
     return data_dir / TRY_DATABASE
+
+
+async def open_try_store(path: Path, *, synchronous: str = "FULL") -> SqliteStore:
+    """Open the try store; the first opening creates it, under a lock file.
+
+    Several processes creating one new SQLite file at the same instant (its WAL switch and
+    first migration) can leave a connection that sees "file is not a database"; a server never
+    meets that (each file is made once), but tries open theirs on demand, concurrently. Once
+    the file exists, opens need no lock.
+    """
+    if not path.exists() or path.stat().st_size == 0:
+        await asyncio.to_thread(_create_locked, path, synchronous)
+    store = SqliteStore(path, synchronous=synchronous)
+    await store.open()
+    return store
+
+
+def _create_locked(path: Path, synchronous: str) -> None:
+    """Create and migrate the store at ``path`` while holding ``path.lock`` (one process)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = os.open(path.with_name(path.name + ".lock"), os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if path.exists() and path.stat().st_size > 0:
+            return  # made meanwhile by another process
+
+        async def create() -> None:
+            store = SqliteStore(path, synchronous=synchronous)
+            await store.open()
+            await store.close()
+
+        asyncio.run(create())
+    finally:
+        os.close(lock)  # releases the lock
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +212,8 @@ class _Recorder:
         max_pending_runs: int,
         expected: Sequence[PropertyRead] = (),
     ) -> None:
+        # Read just before the commit: a run that read a property commits only if it is still
+        # at the version read, so its "before" is exact; a blind write's is the latest seen.
         before = [await self._value(bot_id, w.scope, w.name) for w in writes]
         await self._inner.commit_run(
             bot_id,
@@ -176,7 +224,7 @@ class _Recorder:
             expected=expected,
         )
         for write, old in zip(writes, before, strict=True):
-            new = await self._value(bot_id, write.scope, write.name)
+            new = await self._after(bot_id, write, old)
             self._trial.properties.append(PropertyChange(write.scope, write.name, old, new))
         for run in runs:
             payload = run.payload if isinstance(run.payload, dict) else {}
@@ -197,6 +245,17 @@ class _Recorder:
         if waiting is not None:
             self._trial.replied = waiting.command
         return waiting
+
+    async def _after(self, bot_id: str, write: PropertyWrite, before: JSON) -> JSON:
+        """The value the write left: exact for a set or a delete; an add's is computed."""
+        if write.delete:
+            return None
+        if write.add is None:
+            return write.value
+        base = 0 if before is None else before
+        if type(base) in (int, float) and type(write.add) in (int, float):
+            return base + write.add  # type: ignore[operator]
+        return await self._value(bot_id, write.scope, write.name)
 
     async def _value(self, bot_id: str, scope: str, name: str) -> JSON:
         value = (await self._inner.read_property(bot_id, scope, name)).value
@@ -450,6 +509,7 @@ __all__ = [
     "Trial",
     "TrialRequest",
     "make_update",
+    "open_try_store",
     "print_trial",
     "report_lines",
     "run_trial",

@@ -11,9 +11,9 @@ from __future__ import annotations
 from runtime.api.models import TryCallback, TryClick, TryIn, TryMessage, TryOut
 from runtime.api.operation import Call, Routes
 from runtime.errors import ConfigError, NotFound
-from runtime.store import SqliteStore, Store
+from runtime.store import Store
 from runtime.web.responses import HttpError
-from runtime.web.trial import TrialRequest, run_trial, try_database
+from runtime.web.trial import TrialRequest, open_try_store, run_trial, try_database
 
 ROUTES = Routes("try", "Trying a bot's commands against an emulated Telegram.")
 
@@ -61,10 +61,9 @@ async def try_bot(call: Call, body: TryIn, query: None) -> TryOut:
     settings = call.request.app.ctx.settings
     store: Store = state.store
     if not request.real_data:
-        store = SqliteStore(
+        store = await open_try_store(
             try_database(settings.data_dir), synchronous=settings.sqlite_synchronous
         )
-        await store.open()
     try:
         trial = await run_trial(
             bot,
