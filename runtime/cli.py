@@ -12,7 +12,7 @@ import time
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from runtime import serverlog
 from runtime.api import admin
@@ -25,10 +25,11 @@ from runtime.bots.folder import (
     read_config,
     read_files,
 )
+from runtime.bots.versions import check_version
 from runtime.errors import BotboxError, ConfigError, LinkError, Problem
 from runtime.runs.deployments import BotStatus, Deployed, Deployments, Refused
 from runtime.runs.polling import allowed_updates, set_commands
-from runtime.runs.registry import derive_secret
+from runtime.runs.registry import LiveBot, compile_bot, derive_secret, live_bot
 from runtime.settings import Settings
 from runtime.signing.keys import KeyFile, load_master_key
 from runtime.signing.links import (
@@ -41,6 +42,7 @@ from runtime.signing.links import (
 from runtime.store import BotVersion, RunRecord, SqliteStore
 from runtime.store.broadcasts import Progress
 from runtime.telegram.client import TelegramClient
+from sandbox import JSON, WorkerPool
 
 DEMO_USER = 1
 MAX_OUTPUT_LINES = 20
@@ -115,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("bot")
     add_version_commands(commands)
     add_account_commands(commands)
+    add_try_command(commands)
     return parser
 
 
@@ -716,7 +719,134 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(run_versions(settings, args))
         if args.command in ("tokens", "users", "audit"):
             return run_accounts(settings, args)
+        if args.command == "try":
+            return asyncio.run(run_try(settings, args))
         return serve(settings, poll=getattr(args, "poll", False))
     except BotboxError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 2
+
+
+# -- run.py try: a command against an emulated Telegram (see runtime/web/trial.py) --
+
+
+def add_try_command(commands: Any) -> None:
+    """``try``: the parser of the local emulator."""
+    trial = commands.add_parser(
+        "try",
+        help="run a message, button press or link click through a bot against an emulated "
+        "Telegram (nothing reaches Telegram; a separate data scope unless --real-data)",
+    )
+    trial.add_argument("bot", help="a bot id, or the path of a bot folder (with a /: mybot/)")
+    trial.add_argument("text", nargs="?", help='the message the user sends, e.g. "/start ref_1"')
+    trial.add_argument("--user", type=int, default=111, help="the user's id (default 111)")
+    trial.add_argument(
+        "--chat", type=int, help="a group's id, negative (default: the user's private chat)"
+    )
+    trial.add_argument("--callback", metavar="DATA", help="press an inline button with this data")
+    trial.add_argument("--click", metavar="COMMAND", help="open a signed link to this command")
+    trial.add_argument("--params", nargs="*", default=[], metavar="K=V", help="the link's params")
+    trial.add_argument("--options", help="JSON options the clicked command sees as `options`")
+    trial.add_argument("--json", action="store_true", help="print one JSON document")
+    trial.add_argument(
+        "--real-data",
+        action="store_true",
+        help="read and write the bot's real properties (default: the try store, try.sqlite3)",
+    )
+
+
+async def run_try(settings: Settings, args: argparse.Namespace) -> int:
+    """Try one trigger; exit 0 if every run ended well, 1 if one failed (2: cannot try)."""
+    from runtime.web.trial import (  # noqa: PLC0415
+        TrialRequest,
+        open_try_store,
+        print_trial,
+        run_trial,
+        try_database,
+    )
+
+    request = TrialRequest(
+        text=args.text,
+        callback=args.callback,
+        click=args.click,
+        user_id=args.user,
+        chat_id=args.chat,
+        params=pairs_of(args.params),
+        options=None if args.options is None else cast(JSON, read_options(args.options)),
+        real_data=args.real_data,
+    )
+    request.check()
+    real = SqliteStore(settings.database, synchronous=settings.sqlite_synchronous)
+    await real.open()
+    pool = WorkerPool(1, max_workers=2)
+    try:
+        bot, source = await bot_for_try(settings, real, args.bot, pool)
+        generations = await real.bot_generations([bot.id], now=time.time())
+        keys = KeyFile(settings.keys_file, generations=generations)
+        keys.load()
+        store = real
+        if not args.real_data:
+            store = await open_try_store(
+                try_database(settings.data_dir), synchronous=settings.sqlite_synchronous
+            )
+        try:
+            await pool.start()
+            trial = await run_trial(
+                bot,
+                request,
+                pool=pool,
+                store=store,
+                keys=keys,
+                base_url=settings.base_url,
+                source=source,
+            )
+        finally:
+            if store is not real:
+                await store.close()
+    finally:
+        await pool.close()
+        await real.close()
+    if args.json:
+        print(json.dumps(trial.as_json(), ensure_ascii=False, indent=2))
+    else:
+        print_trial(trial)
+    return 0 if trial.ok else 1
+
+
+def pairs_of(pairs: Sequence[str]) -> dict[str, str]:
+    """``--params NAME=VALUE ...`` as a dict; ConfigError for a pair without ``=``."""
+    params: dict[str, str] = {}
+    for pair in pairs:
+        name, equals, value = pair.partition("=")
+        if not equals:
+            raise ConfigError(f"--params takes NAME=VALUE pairs, not {pair!r}")
+        params[name] = value
+    return params
+
+
+async def bot_for_try(
+    settings: Settings, store: SqliteStore, bot_id: str, pool: WorkerPool
+) -> tuple[LiveBot, str]:
+    """The bot to try: a folder path (``mybot/``), the folder of that id (the demo or under
+    BOTBOX_BOTS_DIR) as it is on disk now, else the store's live version. ConfigError with
+    every problem if it does not load."""
+    # The token is never read (the emulator has its own) and the webhook secret is unused.
+    unused_key = b"\0" * 16
+    given = Path(bot_id)
+    folder = given if "/" in bot_id and is_bot_folder(given) else locate_bot(settings, bot_id)
+    if folder is not None:
+        definition = load_bot(folder)
+        scripts = compile_bot(definition, pool.cache)
+        return live_bot(definition, scripts, env={}, master_key=unused_key), f"folder {folder}"
+    state = next((s for s in await store.live_states() if s.bot_id == bot_id), None)
+    if state is None or state.version is None:
+        raise ConfigError(
+            f"no bot {bot_id!r}: no folder of that id and no live version in the store"
+        )
+    files = await store.version_files(bot_id, state.version)
+    stored, problems, _ = check_version(bot_id, files or {})
+    if stored is None:
+        raise ConfigError([problem for problem in problems if not problem.warning])
+    scripts = compile_bot(stored, pool.cache)
+    bot = live_bot(stored, scripts, env={}, master_key=unused_key, version=state.version)
+    return bot, f"store version {state.version}"

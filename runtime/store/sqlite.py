@@ -20,6 +20,7 @@ in one busy chat, or very many items scheduled far ahead, makes each claim scan 
 from __future__ import annotations
 
 import asyncio
+import errno
 import functools
 import json
 import logging
@@ -168,8 +169,15 @@ class SqliteStore:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # Create the file ourselves so it is never readable by other users, even briefly;
-            # SQLite gives the -wal and -shm files the same mode.
-            os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))
+            # SQLite gives the -wal and -shm files the same mode. Only when it does not exist:
+            # closing any descriptor of a file drops every POSIX lock this process holds on it,
+            # so opening an existing one would unlock another store's connections to it.
+            if not self.path.exists():
+                os.close(os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600))
+            elif self.path.is_dir():
+                raise IsADirectoryError(errno.EISDIR, "Is a directory")
+        except FileExistsError:
+            pass  # created meanwhile by another store
         except OSError as exc:
             raise StoreError(f"cannot create the store file {str(self.path)!r}: {exc}") from exc
         conn = sqlite3.connect(self.path, isolation_level=None, timeout=5.0)
