@@ -209,7 +209,15 @@ class SqliteStore:
             for step in range(version, SCHEMA_VERSION):
                 for statement in MIGRATIONS[step]:
                     conn.execute(statement)
-                log.info("SQLite store %s migrated to schema version %d", self.path, step + 1)
+            if version == 0:
+                log.debug("SQLite store %s created at schema version %d", self.path, SCHEMA_VERSION)
+            elif version < SCHEMA_VERSION:
+                log.info(
+                    "SQLite store %s migrated from schema version %d to %d",
+                    self.path,
+                    version,
+                    SCHEMA_VERSION,
+                )
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def _close_sync(self) -> None:
