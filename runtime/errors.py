@@ -7,6 +7,7 @@
     ├── BotFolderError         a bot folder with problems (``problems``: file, line, message)
     ├── NotFound               unknown bot or command (HTTP 404)
     ├── LinkError              a webhook link that cannot be minted or is refused (``status``)
+    ├── SecretError            a bot secret refused (name, value), or one that does not open
     ├── StoreError             the store failed (``sqlite3.Error`` is translated in the store)
     │   ├── QuotaExceeded      a property value or a bot's data is over its size limit
     │   │   └── PendingRunsExceeded  a commit would queue more runs than ``runs.max_pending``
@@ -55,6 +56,10 @@ class ConfigError(BotboxError):
             problems = [Problem(problems)]
         self.problems = tuple(problems)
         super().__init__("; ".join(p.describe() for p in self.problems))
+
+
+class SecretError(BotboxError):
+    """A bot secret's name or value is refused, or a sealed secret does not open."""
 
 
 class BotFolderError(ConfigError):

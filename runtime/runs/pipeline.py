@@ -15,6 +15,7 @@ from runtime.bots import dispatch
 from runtime.bots.command import Command
 from runtime.errors import ConflictError, NotANumber, QuotaExceeded
 from runtime.runs.registry import LiveBot
+from runtime.runs.secrets import NO_MASK, Masker
 from runtime.runs.session import (
     Context,
     Services,
@@ -83,17 +84,19 @@ def error_global(command: Command, result: RunResult) -> dict[str, JSON]:
     }
 
 
-def _calls_for_log(result: RunResult) -> list[JSON]:
+def _calls_for_log(result: RunResult, masker: Masker = NO_MASK) -> list[JSON]:
     logged: list[JSON] = []
     for call in result.calls:
         params = json.dumps(
-            {"args": list(call.args), "kwargs": call.kwargs}, ensure_ascii=False, default=str
+            masker.value({"args": list(call.args), "kwargs": call.kwargs}),
+            ensure_ascii=False,
+            default=str,
         )
         logged.append(
             {
                 "name": call.name,
                 "ok": call.ok,
-                "error": call.error,
+                "error": None if call.error is None else masker.text(call.error),
                 "seconds": round(call.seconds, 6),
                 "params": params[:MAX_LOGGED_ARGS],
             }
@@ -101,14 +104,16 @@ def _calls_for_log(result: RunResult) -> list[JSON]:
     return logged
 
 
-def _error_for_log(failure: ScriptFailure | None, result: RunResult) -> JSON:
+def _error_for_log(
+    failure: ScriptFailure | None, result: RunResult, masker: Masker = NO_MASK
+) -> JSON:
     if failure is None:
         return (
             None
             if result.breach is None
             else {"type": "LimitExceeded", "message": result.breach.describe()}
         )
-    return failure.as_dict()
+    return masker.value(failure.as_dict())  # type: ignore[no-any-return]
 
 
 def _failed(result: RunResult | None, exc: Exception) -> RunResult:
@@ -295,9 +300,11 @@ class Runner:
         handler = context.bot.definition.commands.on_error
         if handler is None or context.command is handler:
             return
-        await self.run_one(
-            context.for_command(handler, error=error_global(context.command, result))
-        )
+        error = error_global(context.command, result)
+        masker = await self.masker(context)
+        if masker:
+            error["message"] = masker.text(str(error["message"]))
+        await self.run_one(context.for_command(handler, error=error))
 
     async def run_one(self, context: Context, extras: Extras | None = None) -> RunResult:
         """Run one command's script, commit its writes if it succeeded, and log the run.
@@ -368,10 +375,18 @@ class Runner:
             return _failed(result, exc)
         return result
 
+    async def masker(self, context: Context) -> Masker:
+        """What hides the bot's secrets in this run's log and in the ``error`` of ``!``."""
+        secrets = self.services.secrets
+        if secrets is None:
+            return NO_MASK
+        return await secrets.masker(context.bot.id, context.delivery.revealed)
+
     async def record(
         self, context: Context, result: RunResult, started: float, retries: int = 0
     ) -> None:
-        """Append a run to the run log (written behind, in batches)."""
+        """Append a run to the run log (written behind, in batches), secrets masked."""
+        masker = await self.masker(context)
         self.services.runlog.add(
             RunRecord(
                 bot_id=context.bot.id,
@@ -383,9 +398,9 @@ class Runner:
                 started_at=started,
                 cpu_seconds=result.cpu_seconds,
                 wall_seconds=result.wall_seconds,
-                output=result.output,
-                calls=_calls_for_log(result),
-                error=_error_for_log(result.error, result),
+                output=masker.text(result.output),
+                calls=_calls_for_log(result, masker),
+                error=_error_for_log(result.error, result, masker),
                 extra={
                     "breach": result.breach.limit if result.breach else None,
                     "depth": context.depth,

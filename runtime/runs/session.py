@@ -31,9 +31,11 @@ from runtime.errors import (
 from runtime.runs.properties import Properties
 from runtime.runs.registry import LiveBot
 from runtime.runs.runlog import RunLog
+from runtime.runs.secrets import BotSecrets
 from runtime.runs.transaction import ScheduledRun, Transaction
 from runtime.signing.keys import KeyFile
 from runtime.signing.links import Link, make_link, signature, url_of
+from runtime.signing.sealing import NAME_PATTERN
 from runtime.store import Store, Window
 from runtime.telegram import flood
 from runtime.telegram.client import TelegramClient
@@ -62,6 +64,8 @@ class Delivery:
     ``@``, the command, ``!``, ``@@`` and nested commands)."""
 
     callback_answered: bool = False
+    revealed: dict[str, str] = field(default_factory=dict)
+    """Secrets the runs read (name -> value), masked in their run log records."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +135,8 @@ class Services:
     runlog: RunLog
     clock: Callable[[], float] = time.time
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    secrets: BotSecrets | None = None
+    """Bot secrets (``Secrets.get``, run log masking); None: every bot has none."""
 
     def mint(self, bot: LiveBot, link: Link) -> str:
         """Sign a link for a bot with the active key; return its URL."""
@@ -302,6 +308,7 @@ class Session:
             "Webhook.getUrl": self.get_url,
             "Webhook.getUrlFor": self.get_url_for,
             "Webhook.getGlobalUrl": self.get_global_url,
+            "Secrets.get": self.get_secret,
             **Properties(
                 self.services.store,
                 self.context.bot,
@@ -553,6 +560,31 @@ class Session:
     async def get_global_url(self, call: CallRequest) -> JSON:
         """``Webhook.getGlobalUrl(command, ...)``: a link with no user (services, cron)."""
         return self._mint(self._link_args(call, with_user=False), None)
+
+    # -- secrets --
+    async def get_secret(self, call: CallRequest) -> JSON:
+        """``Secrets.get(name, default=None)``: one of this bot's secrets, or ``default``."""
+        args = dict(call.kwargs)
+        unknown = set(args) - {"name", "default"}
+        if unknown or len(call.args) > 2:
+            raise CapabilityError("Secrets.get takes the name and, optionally, a default")
+        for key, value in zip(("name", "default"), call.args, strict=False):
+            if key in args:
+                raise CapabilityError(f"Secrets.get: {key} given twice")
+            args[key] = value
+        name, default = args.get("name"), args.get("default")
+        if type(name) is not str or not NAME_PATTERN.fullmatch(name):
+            raise CapabilityError(
+                "Secrets.get needs a secret's name (letters, digits and _), "
+                "as in Secrets.get('STRIPE_KEY')"
+            )
+        if self.services.secrets is None:
+            return default
+        value = await self.services.secrets.get(self.context.bot.id, name)
+        if value is None:
+            return default
+        self.context.delivery.revealed[name] = value
+        return value
 
 
 def _require(bot: LiveBot, name: str) -> Command:
