@@ -16,7 +16,8 @@
     └── TelegramError          talking to the Bot API failed
         ├── ApiError           Telegram refused a call (``code``, ``description``, ``retry_after``)
         ├── CallRefused        a call failed the spec check before it was sent
-        └── TransportError     the network failed (``httpx.HTTPError`` is translated in the client)
+        ├── TransportError     the network failed (``httpx.HTTPError`` is translated in the client)
+        └── FileRefused        a file to upload or download is malformed or over a size cap
 """
 
 from __future__ import annotations
@@ -148,3 +149,12 @@ class CallRefused(TelegramError):
 
 class TransportError(TelegramError):
     """The Bot API could not be reached, or answered with something that is not its JSON."""
+
+
+class FileRefused(TelegramError):
+    """A file to upload or download is refused: malformed (``status`` 400), or over a size cap
+    (413)."""
+
+    def __init__(self, message: str, *, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status

@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from sandbox import isolation, protocol
+from sandbox.files import File, from_host
 from sandbox.guards import LimitExceeded, RunState, ScriptReturn, base_builtins, make_guards
 from sandbox.modules import load_facades, make_import, random_facade
 from sandbox.plain import NotPlain, to_plain
@@ -281,7 +282,7 @@ class Worker:
         if reply is None:
             raise SystemExit(0)
         if reply[0] == protocol.RET:
-            return reply[1]
+            return from_host(reply[1])
         if reply[0] == protocol.LIMIT:
             state.exceed(reply[1])
         if reply[0] == protocol.STOP:
@@ -384,6 +385,7 @@ def script_globals(
         run_builtins[name] = guards.pop(name)
     run_builtins["__import__"] = make_import(facades, {"random": random_facade})
     run_globals: dict[str, Any] = {"__builtins__": run_builtins, "__name__": "script"}
+    run_globals["File"] = File
     run_globals.update(guards)
     return run_globals
 

@@ -32,6 +32,7 @@ CONFIG_KEYS: Final = (
     "webhook",
     "telegram",
     "settings",
+    "files",
 )
 MAX_JSON_NODES: Final = 10_000
 BOT_ID: Final = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
@@ -81,6 +82,20 @@ class RunLimits:
     max_generations: int = 10
 
 
+FILE_KEYS: Final = {"max_upload_mb": 50, "max_download_mb": 20}
+"""``files`` settings and their highest values (Telegram's: 50 MB uploads, 20 MB ``getFile``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class FileLimits:
+    """How large a file a bot's scripts may upload (``Api.sendDocument(document=File(...))``)
+    or download (``Api.downloadFile``), in bytes. A script's own file is also held to
+    ``sandbox.files.MAX_FILE_BYTES`` (756 KiB): it crosses the worker boundary in one call."""
+
+    max_upload_bytes: int = 50 * MIB
+    max_download_bytes: int = 20 * MIB
+
+
 @dataclass(frozen=True, slots=True)
 class BotConfig:
     """A bot's ``bot.yaml``: identity, where its token is, limits and free-form settings."""
@@ -95,6 +110,7 @@ class BotConfig:
     webhook: WebhookSettings = field(default_factory=WebhookSettings)
     telegram: dict[str, JSON] = field(default_factory=dict)
     settings: dict[str, JSON] = field(default_factory=dict)
+    files: FileLimits = field(default_factory=FileLimits)
 
 
 def parse_config(text: str, folder_name: str) -> tuple[BotConfig | None, list[Problem]]:
@@ -136,6 +152,7 @@ def parse_config(text: str, folder_name: str) -> tuple[BotConfig | None, list[Pr
     if set(telegram) - {"flood_limits"} or not isinstance(telegram.get("flood_limits", True), bool):
         check.problem("telegram takes only flood_limits: true or false", "telegram")
     settings = check.json_mapping(raw, "settings")
+    files = _files(raw.get("files"), check)
     name = check.text(raw, "name")
     if (
         problems
@@ -157,6 +174,7 @@ def parse_config(text: str, folder_name: str) -> tuple[BotConfig | None, list[Pr
         webhook=webhook,
         telegram=telegram,
         settings=settings,
+        files=files,
     )
     return config, []
 
@@ -288,6 +306,26 @@ def _webhook(raw: Mapping[object, object], check: _Checker) -> WebhookSettings |
     if len(check.problems) > before:
         return None
     return WebhookSettings(**values)  # type: ignore[arg-type]  # keys and types checked above
+
+
+def _files(value: object, check: _Checker) -> FileLimits:
+    """``files``: ``max_upload_mb`` (at most 50) and ``max_download_mb`` (at most 20)."""
+    given: dict[str, int] = {}
+    for key, number in check.mapping({"files": value}, "files").items():
+        name = str(key)
+        highest = FILE_KEYS.get(name)
+        if highest is None:
+            hint = suggest(name, list(FILE_KEYS))
+            check.problem(f'unknown files setting "{name}"{hint}', "files", name)
+        elif not _is_number(number, whole=False) or not 0 < number <= highest:
+            check.problem(
+                f'"files.{name}" must be a number above 0 and at most {highest}, not {number!r}',
+                "files",
+                name,
+            )
+        else:
+            given[name.replace("_mb", "_bytes")] = int(number * MIB)
+    return FileLimits(**given)
 
 
 def _is_number(value: object, *, whole: bool) -> TypeGuard[int | float]:

@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from runtime.bots import dispatch
 from runtime.bots.answer import render_answer, reply_keyboard
@@ -24,6 +24,7 @@ from runtime.bots.command import Command
 from runtime.errors import (
     ApiError,
     CallRefused,
+    FileRefused,
     LinkError,
     TelegramError,
     TransportError,
@@ -37,7 +38,7 @@ from runtime.signing.keys import KeyFile
 from runtime.signing.links import Link, make_link, signature, url_of
 from runtime.signing.sealing import NAME_PATTERN
 from runtime.store import Store, Window
-from runtime.telegram import flood
+from runtime.telegram import files, flood
 from runtime.telegram.client import TelegramClient
 from runtime.telegram.text import split_text, too_long
 from runtime.telegram.update import reply_route
@@ -155,7 +156,12 @@ def api_error(
 
 
 async def call_telegram(
-    services: Services, bot: LiveBot, method: str, params: Mapping[str, Any]
+    services: Services,
+    bot: LiveBot,
+    method: str,
+    params: Mapping[str, Any],
+    *,
+    multipart: bool = False,
 ) -> JSON:
     """Make one Bot API call for a bot: paced to Telegram's flood limits, retried after a 429.
 
@@ -174,9 +180,11 @@ async def call_telegram(
         if bot.paced:
             await pace(services, bot, method, chat_id)
         try:
-            return await services.telegram.call(bot.token, method, params)
+            return await services.telegram.call(bot.token, method, params, multipart=multipart)
         except CallRefused as exc:
             raise api_error(method, 400, "; ".join(exc.problems)) from None
+        except FileRefused as exc:
+            raise api_error(method, exc.status, str(exc)) from None
         except ApiError as exc:
             retry_after = exc.retry_after
             if exc.code == 429 and retry_after is not None and attempt < MAX_ATTEMPTS:
@@ -322,6 +330,8 @@ class Session:
     async def api(self, call: CallRequest) -> JSON:
         """``Api.<method>(**params)``, ``Api.<method>({...})`` or ``Api.call(name, {...})``."""
         method, args = call.method, list(call.args)
+        if method == "downloadFile":
+            return await self.download_file(call)
         if method == "call":
             first = args[0] if args else None
             if not isinstance(first, str):
@@ -353,11 +363,55 @@ class Session:
             for name, value in self.context.route.items():
                 if name in spec.fields:
                     params.setdefault(name, value)
+        params, multipart = self._uploads(method, params)
         self.tx.external = True
         if method == "answerCallbackQuery":
             # Even a refused answer counts: Telegram takes one answer per query.
             self.context.delivery.callback_answered = True
-        return await call_telegram(self.services, self.context.bot, method, params)
+        return await call_telegram(
+            self.services, self.context.bot, method, params, multipart=multipart
+        )
+
+    def _uploads(self, method: str, params: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        """The call's ``File`` values as uploads (checked against the caps), and whether any."""
+        spec = self.services.telegram.spec.methods.get(method)
+        file_fields = frozenset(
+            name
+            for name, field_spec in (spec.fields.items() if spec is not None else ())
+            if "InputFile" in field_spec.types
+        )
+        try:
+            return files.take_uploads(
+                params,
+                file_fields,
+                max_bytes=self.context.bot.definition.config.files.max_upload_bytes,
+            )
+        except FileRefused as exc:
+            raise api_error(method, exc.status, str(exc)) from None
+
+    async def download_file(self, call: CallRequest) -> JSON:
+        """``Api.downloadFile(file_id)``: ``getFile``, then the file's content through the host,
+        up to the bot's ``files.max_download_mb`` (and Telegram's 20 MB); a ``File`` back."""
+        file_id = call.args[0] if len(call.args) == 1 else call.kwargs.get("file_id")
+        if type(file_id) is not str or not file_id or set(call.kwargs) - {"file_id"}:
+            raise api_error("downloadFile", 400, "Api.downloadFile needs file_id, as text")
+        bot = self.context.bot
+        cap = min(bot.definition.config.files.max_download_bytes, files.TELEGRAM_MAX_DOWNLOAD)
+        found = await call_telegram(self.services, bot, "getFile", {"file_id": file_id})
+        try:
+            path, size = files.file_path_of(found)
+            if size is not None and size > cap:
+                raise FileRefused(
+                    f"the file is {size} bytes; at most {cap} may be downloaded", status=413
+                )
+            data = await self.services.telegram.download(cast(str, bot.token), path, max_bytes=cap)
+        except FileRefused as exc:
+            raise api_error("downloadFile", exc.status, str(exc)) from None
+        except ApiError as exc:
+            raise api_error("downloadFile", exc.code, exc.description) from None
+        except TransportError as exc:
+            raise api_error("downloadFile", 502, str(exc)) from None
+        return cast(JSON, files.downloaded(path, data))
 
     async def send_message(self, call: CallRequest) -> JSON:
         """``Bot.sendMessage(text, **params)`` to the current chat."""
