@@ -33,6 +33,7 @@ CONFIG_KEYS: Final = (
     "telegram",
     "settings",
     "files",
+    "pages",
 )
 MAX_JSON_NODES: Final = 10_000
 BOT_ID: Final = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
@@ -96,6 +97,24 @@ class FileLimits:
     max_download_bytes: int = 20 * MIB
 
 
+PAGE_KEYS: Final = {"title": 80, "text": 400, "link": 2048}
+"""``pages`` settings and their longest values (characters)."""
+PAGE_LINK: Final = re.compile(
+    r"https?://[^\s\x00-\x1f\x7f\\\"'<>]+|tg://[^\s\x00-\x1f\x7f\\\"'<>]+"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PageBranding:
+    """How the platform's pages for this bot's links look to end users (``pages:`` in
+    bot.yaml): a title, a short text, and a link back to the bot. Plain text, escaped when
+    shown; ``link`` defaults to ``https://t.me/<username>`` when the bot has a username."""
+
+    title: str = ""
+    text: str = ""
+    link: str | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class BotConfig:
     """A bot's ``bot.yaml``: identity, where its token is, limits and free-form settings."""
@@ -111,6 +130,7 @@ class BotConfig:
     telegram: dict[str, JSON] = field(default_factory=dict)
     settings: dict[str, JSON] = field(default_factory=dict)
     files: FileLimits = field(default_factory=FileLimits)
+    pages: PageBranding = field(default_factory=PageBranding)
 
 
 def parse_config(text: str, folder_name: str) -> tuple[BotConfig | None, list[Problem]]:
@@ -153,6 +173,7 @@ def parse_config(text: str, folder_name: str) -> tuple[BotConfig | None, list[Pr
         check.problem("telegram takes only flood_limits: true or false", "telegram")
     settings = check.json_mapping(raw, "settings")
     files = _files(raw.get("files"), check)
+    pages = _pages(raw.get("pages"), check)
     name = check.text(raw, "name")
     if (
         problems
@@ -175,6 +196,11 @@ def parse_config(text: str, folder_name: str) -> tuple[BotConfig | None, list[Pr
         telegram=telegram,
         settings=settings,
         files=files,
+        pages=PageBranding(
+            title=pages.get("title") or name or bot_id,
+            text=pages.get("text", ""),
+            link=pages.get("link") or (f"https://t.me/{username}" if username else None),
+        ),
     )
     return config, []
 
@@ -326,6 +352,30 @@ def _files(value: object, check: _Checker) -> FileLimits:
         else:
             given[name.replace("_mb", "_bytes")] = int(number * MIB)
     return FileLimits(**given)
+
+
+def _pages(value: object, check: _Checker) -> dict[str, str]:
+    """``pages``: ``title``, ``text`` (plain text) and ``link`` (an http(s) or tg:// URL)."""
+    given: dict[str, str] = {}
+    for key, text in check.mapping({"pages": value}, "pages").items():
+        name = str(key)
+        longest = PAGE_KEYS.get(name)
+        if longest is None:
+            hint = suggest(name, list(PAGE_KEYS))
+            check.problem(f'unknown pages setting "{name}"{hint}', "pages", name)
+        elif not isinstance(text, str) or len(text) > longest:
+            check.problem(
+                f'"pages.{name}" must be text of at most {longest} characters', "pages", name
+            )
+        elif name == "link" and not PAGE_LINK.fullmatch(text):
+            check.problem(
+                '"pages.link" must be an http(s):// or tg:// URL without spaces or quotes',
+                "pages",
+                name,
+            )
+        else:
+            given[name] = text
+    return given
 
 
 def _is_number(value: object, *, whole: bool) -> TypeGuard[int | float]:
