@@ -26,6 +26,7 @@ from runtime.runs.session import (
     send_answer,
 )
 from runtime.store import QueuedItem, RunRecord, Waiting
+from runtime.telegram import files
 from runtime.telegram.update import IncomingUpdate, parse_update
 from sandbox import (
     JSON,
@@ -87,11 +88,10 @@ def error_global(command: Command, result: RunResult) -> dict[str, JSON]:
 def _calls_for_log(result: RunResult, masker: Masker = NO_MASK) -> list[JSON]:
     logged: list[JSON] = []
     for call in result.calls:
-        params = json.dumps(
-            masker.value({"args": list(call.args), "kwargs": call.kwargs}),
-            ensure_ascii=False,
-            default=str,
-        )
+        given: JSON = {"args": list(call.args), "kwargs": call.kwargs}
+        params = json.dumps(masker.value(given), ensure_ascii=False, default=str)
+        if '"$file"' in params:  # a file's content is not logged: its name, type and size are
+            params = json.dumps(masker.value(files.for_log(given)), ensure_ascii=False, default=str)
         logged.append(
             {
                 "name": call.name,

@@ -167,3 +167,25 @@ def downloaded(path: str, data: bytes) -> dict[str, Any]:
     name = path.rsplit("/", 1)[-1] or "file"
     mime = mimetypes.guess_type(name)[0]
     return {FILE_KEY: {"name": name, "mime": mime, "data": data}}
+
+
+def for_log(value: Any) -> Any:
+    """A call's arguments for the run log: each File as its name, type and size, not its content."""
+    if is_file(value):
+        body = value[FILE_KEY]
+        if type(body) is not dict:
+            return value
+        text, encoded = body.get("text"), body.get("base64")
+        size = (
+            len(text.encode("utf-8", "surrogatepass"))
+            if type(text) is str
+            else len(encoded) * 3 // 4 - (len(encoded) - len(encoded.rstrip("=")))
+            if type(encoded) is str
+            else None
+        )
+        return {FILE_KEY: {"name": body.get("name"), "mime": body.get("mime"), "size": size}}
+    if type(value) is dict:
+        return {key: for_log(item) for key, item in value.items()}
+    if type(value) is list:
+        return [for_log(item) for item in value]
+    return value

@@ -116,6 +116,20 @@ async def test_a_script_made_csv_is_uploaded_as_a_multipart_document(lab: Hosted
     assert document.data == b"name,score\nann,3\n"  # type: ignore[attr-defined]
 
 
+async def test_the_run_log_names_an_uploaded_file_without_its_content(lab: Hosted) -> None:
+    await lab.post("files", 1, "/photo", chat=7)
+    await sent(lab, "sendPhoto")
+
+    async def logged() -> bool:
+        return bool(await lab.store.list_runs("files", limit=1))
+
+    await wait_until(logged, timeout=20, what="the run in the log")
+    (run,) = await lab.store.list_runs("files", limit=1)
+    params = str(run.calls[0]["params"])  # type: ignore[index]
+    assert '{"$file": {"name": "dot.png", "mime": null, "size": 260}}' in params
+    assert "base64" not in params
+
+
 async def test_bytes_cross_the_worker_boundary_unchanged(lab: Hosted) -> None:
     await lab.post("files", 1, "/photo", chat=7)
     (call,) = await sent(lab, "sendPhoto")
