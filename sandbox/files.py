@@ -15,6 +15,7 @@ file holds at most :data:`MAX_FILE_BYTES` (756 KiB). That is checked when the Fi
 from __future__ import annotations
 
 import base64
+import re
 from typing import Any, Final
 
 from sandbox.protocol import MAX_CALL_BYTES
@@ -24,7 +25,11 @@ FILE_KEY: Final = "$file"
 MAX_FILE_BYTES: Final = 3 * (MAX_CALL_BYTES - 16 * 1024) // 4
 """The largest content of a File (encoded as base64 it still fits one call, with room to spare)."""
 MAX_NAME_CHARS: Final = 255
-MAX_MIME_CHARS: Final = 127
+MIME: Final = re.compile(
+    r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,63}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,63}"
+)
+"""A media type without parameters (``text/csv``): it becomes a part's header, so no spaces,
+quotes or line breaks."""
 
 
 def _exact_text(value: object, what: str) -> str:
@@ -79,7 +84,7 @@ class File:
             )
         if mime is not None:
             mime = _exact_text(mime, "mime")
-            if not 0 < len(mime) <= MAX_MIME_CHARS or "/" not in mime:
+            if not MIME.fullmatch(mime):
                 raise ValueError("File: mime must look like 'text/csv' or 'image/png'")
         object.__setattr__(self, "_name", name)
         object.__setattr__(self, "_content", content)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from runtime.errors import FileRefused
-from sandbox.files import FILE_KEY
+from sandbox.files import FILE_KEY, MIME
 
 MB: Final = 1024 * 1024
 TELEGRAM_MAX_UPLOAD: Final = 50 * MB
@@ -61,7 +61,7 @@ def upload_of(value: Mapping[str, Any], where: str) -> Upload:
     name, mime = body.get("name"), body.get("mime")
     if type(name) is not str or not name or "/" in name or "\\" in name or len(name) > 255:
         raise FileRefused(f"{where}: a File needs a plain name (no /)")
-    if mime is not None and (type(mime) is not str or "/" not in mime or len(mime) > 127):
+    if mime is not None and (type(mime) is not str or not MIME.fullmatch(mime)):
         raise FileRefused(f"{where}: mime must look like 'text/csv'")
     if type(body.get("text")) is str:
         data = body["text"].encode("utf-8", "surrogatepass")

@@ -64,3 +64,9 @@ def test_a_file_cannot_be_changed() -> None:
     made = File("a.txt", "x")
     with pytest.raises(AttributeError):
         made.name = "b.txt"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("mime", ["text", "text/plain; charset=utf-8", "text/plain\r\nX: 1", ""])
+def test_a_mime_type_that_could_break_a_header_is_refused(mime: str) -> None:
+    with pytest.raises(ValueError, match="mime must look like"):
+        File("a.txt", "x", mime=mime)

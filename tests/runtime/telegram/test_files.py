@@ -64,6 +64,7 @@ def test_photos_are_held_to_ten_megabytes_and_everything_to_the_bots_cap() -> No
         {"name": "a", "base64": "not base64!"},
         {"name": "a"},
         {"name": "a", "text": "x", "mime": "nonsense"},
+        {"name": "a", "text": "x", "mime": "text/plain\r\nX-Injected: 1"},
         "not a mapping",
     ],
 )
