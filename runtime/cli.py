@@ -151,8 +151,13 @@ def run_secrets(settings: Settings, args: argparse.Namespace) -> int:
     """``secrets set``, ``list`` and ``delete``."""
     if args.action == "set":
         value = read_secret_value()
-        created = asyncio.run(admin.set_secret(settings, args.bot, args.name, value))
+        created, known = asyncio.run(admin.set_secret(settings, args.bot, args.name, value))
         print(f"secret {args.name} of bot {args.bot} {'stored' if created else 'replaced'}")
+        if not known:
+            sys.stderr.write(
+                f"warning: bot {args.bot} is not in the store yet (a typo?); its secret is kept "
+                "for when it is deployed\n"
+            )
         if not masked(value):
             sys.stderr.write(
                 f"warning: the value is shorter than {MIN_MASKED_CHARS} characters, so it is "

@@ -212,10 +212,13 @@ def check_bot_id(bot_id: str) -> str:
     return bot_id
 
 
-async def set_secret(settings: Settings, bot_id: str, name: str, value: str) -> bool:
-    """Store a bot's secret; True if it is new. Audited without the value."""
+async def set_secret(settings: Settings, bot_id: str, name: str, value: str) -> tuple[bool, bool]:
+    """Store a bot's secret; return whether it is new and whether the store knows the bot (a
+    secret may be set before the bot's first deploy; a typo is worth a warning). Audited
+    without the value."""
     async with bot_secrets(settings) as (store, secrets):
-        created = await secrets.put(check_bot_id(bot_id), name, value, now=time.time())
+        known = bool(await store.bot_versions(check_bot_id(bot_id)))
+        created = await secrets.put(bot_id, name, value, now=time.time())
         await audit(
             store,
             "secret.set",
@@ -224,7 +227,7 @@ async def set_secret(settings: Settings, bot_id: str, name: str, value: str) -> 
             after="set",
             bot_id=bot_id,
         )
-    return created
+    return created, known
 
 
 async def delete_secret(settings: Settings, bot_id: str, name: str) -> bool:
