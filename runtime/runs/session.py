@@ -343,6 +343,8 @@ class Session:
                 )
             method = first
             args = args[1:]
+            if method == "downloadFile":
+                return await self.download_file(CallRequest(call.name, tuple(args), call.kwargs))
         single = args[0] if len(args) == 1 else None
         if args and (not isinstance(single, dict) or call.kwargs):
             raise api_error(method, 400, f"Api.{method} takes keyword arguments or one dict")
@@ -392,8 +394,18 @@ class Session:
     async def download_file(self, call: CallRequest) -> JSON:
         """``Api.downloadFile(file_id)``: ``getFile``, then the file's content through the host,
         up to the bot's ``files.max_download_mb`` (and Telegram's 20 MB); a ``File`` back."""
-        file_id = call.args[0] if len(call.args) == 1 else call.kwargs.get("file_id")
-        if type(file_id) is not str or not file_id or set(call.kwargs) - {"file_id"}:
+        given: Mapping[str, Any] = call.kwargs
+        if len(call.args) == 1 and isinstance(call.args[0], dict) and not call.kwargs:
+            given = call.args[0]  # Api.downloadFile({"file_id": ...}) or through Api.call
+        file_id = (
+            call.args[0] if len(call.args) == 1 and given is call.kwargs else given.get("file_id")
+        )
+        if (
+            type(file_id) is not str
+            or not file_id
+            or set(given) - {"file_id"}
+            or len(call.args) > 1
+        ):
             raise api_error("downloadFile", 400, "Api.downloadFile needs file_id, as text")
         bot = self.context.bot
         cap = min(bot.definition.config.files.max_download_bytes, files.TELEGRAM_MAX_DOWNLOAD)

@@ -31,6 +31,8 @@ ALBUM = (
 FETCH = (
     '"""\ncommand: /fetch\n"""\n'
     'got = Api.downloadFile(params or "doc1")\n'
+    'same = Api.call("downloadFile", {"file_id": params or "doc1"})\n'
+    'assert same.data == Api.downloadFile(file_id=params or "doc1").data == got.data\n'
     'Bot.sendMessage(f"{got.name} {got.size} {got.mime} {got.text!r}")\n'
     'Api.sendDocument(document=File("copy-" + got.name, got.data))\n'
 )
@@ -156,7 +158,7 @@ async def test_a_user_file_is_downloaded_through_the_host_and_sent_back(lab: Hos
     await lab.post("files", 1, "/fetch", chat=7)
     (text,) = await said(lab, 1)
     assert text == "file_1.txt 6 text/plain 'héllo'"
-    assert lab.telegram.downloads == ["documents/file_1.txt"]
+    assert lab.telegram.downloads == ["documents/file_1.txt"] * 3  # three spellings, one file
     (call,) = await sent(lab, "sendDocument")
     assert call.params["document"].data == "héllo".encode()  # type: ignore[attr-defined]
 
