@@ -134,6 +134,10 @@ def add_secret_commands(commands: Any) -> None:
     gone = secret_commands.add_parser("delete", help="delete one of a bot's secrets")
     gone.add_argument("bot")
     gone.add_argument("name")
+    rekey = secret_commands.add_parser(
+        "rekey", help="after replacing master.key: seal every secret again with the new key"
+    )
+    rekey.add_argument("old_key_file", type=Path, metavar="OLD_KEY_FILE")
 
 
 def read_secret_value() -> str:
@@ -163,6 +167,15 @@ def run_secrets(settings: Settings, args: argparse.Namespace) -> int:
                 f"warning: the value is shorter than {MIN_MASKED_CHARS} characters, so it is "
                 "not masked in the run log\n"
             )
+    elif args.action == "rekey":
+        done = asyncio.run(admin.rekey_secrets(settings, args.old_key_file))
+        print(
+            f"{len(done.resealed)} secret(s) sealed again with the current master key; "
+            f"{done.current} already were"
+        )
+        for where in done.unreadable:
+            sys.stderr.write(f"warning: {where} opens with neither key; set it again\n")
+        return 1 if done.unreadable else 0
     elif args.action == "delete":
         if not asyncio.run(admin.delete_secret(settings, args.bot, args.name)):
             sys.stderr.write(f"error: bot {args.bot} has no secret {args.name}\n")

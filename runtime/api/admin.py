@@ -11,12 +11,13 @@ import re
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Final, cast
 
 from runtime.api import auth
 from runtime.bots.config import BOT_ID
 from runtime.errors import ConfigError
-from runtime.runs.secrets import BotSecrets
+from runtime.runs.secrets import BotSecrets, Rekeyed
 from runtime.settings import Settings
 from runtime.signing.keys import load_master_key
 from runtime.signing.sealing import SecretBox
@@ -243,3 +244,16 @@ async def list_secrets(settings: Settings, bot_id: str) -> list[SecretInfo]:
     """A bot's secrets: names and times, never values."""
     async with opened(settings) as store:
         return await store.list_secrets(check_bot_id(bot_id))
+
+
+async def rekey_secrets(settings: Settings, old_key_file: Path) -> Rekeyed:
+    """Seal every secret that opens only with the old master key again with the current one
+    (``run.py secrets rekey OLD_KEY_FILE``, after ``master.key`` was replaced). Audited."""
+    if not old_key_file.is_file():
+        raise ConfigError(f"no old master key file {old_key_file}")
+    old = SecretBox(load_master_key(old_key_file))
+    async with bot_secrets(settings) as (store, secrets):
+        done = await secrets.rekey(old, now=time.time())
+        if done.resealed:
+            await audit(store, "secret.rekey", "master key", after=done.resealed)
+    return done

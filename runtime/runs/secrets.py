@@ -93,6 +93,16 @@ class Masker:
 NO_MASK: Final = Masker()
 
 
+@dataclass(slots=True)
+class Rekeyed:
+    """What :meth:`BotSecrets.rekey` did: ``bot/NAME`` of each secret sealed again, and of each
+    that opened with neither key; how many already opened with the current key."""
+
+    resealed: list[str] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)
+    current: int = 0
+
+
 class BotSecrets:
     """The secrets of every bot, for the server (runs) and for admins (CLI and API)."""
 
@@ -121,6 +131,31 @@ class BotSecrets:
     async def names(self, bot_id: str) -> list[SecretInfo]:
         """A bot's secrets: names and when each was set."""
         return await self.store.list_secrets(bot_id)
+
+    async def rekey(self, old: SecretBox, *, now: float) -> Rekeyed:
+        """Seal again with this box every secret that opens only with ``old`` (after the master
+        key was replaced). Secrets that already open are left alone; those that open with
+        neither are counted in ``unreadable`` and left as they are."""
+        done = Rekeyed()
+        for bot_id in await self.store.secret_bots():
+            for name, sealed in sorted((await self.store.sealed_secrets(bot_id)).items()):
+                try:
+                    self.box.open(bot_id, name, sealed)
+                    done.current += 1
+                    continue
+                except SecretError:
+                    pass
+                try:
+                    value = old.open(bot_id, name, sealed)
+                except SecretError:
+                    done.unreadable.append(f"{bot_id}/{name}")
+                    continue
+                await self.store.put_secret(
+                    bot_id, name, self.box.seal(bot_id, name, value), now=now
+                )
+                done.resealed.append(f"{bot_id}/{name}")
+            self._cache.pop(bot_id, None)
+        return done
 
     # -- runs --
     async def get(self, bot_id: str, name: str) -> str | None:
@@ -155,4 +190,4 @@ class BotSecrets:
         return cached[1].with_values(extra) if extra else cached[1]
 
 
-__all__ = ["NO_MASK", "BotSecrets", "Masker"]
+__all__ = ["NO_MASK", "BotSecrets", "Masker", "Rekeyed"]

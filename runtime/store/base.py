@@ -523,3 +523,6 @@ class Store(AccountStore, Protocol):
         self, bot_id: str, names: Sequence[str] | None = None
     ) -> dict[str, bytes]:
         """A bot's sealed secrets by name (all of them, or only those named that exist)."""
+
+    async def secret_bots(self) -> list[str]:
+        """Every bot id that has at least one secret, sorted (for a master key rotation)."""

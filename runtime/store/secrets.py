@@ -67,3 +67,9 @@ def sealed_secrets(
         if row is not None:
             found[name] = bytes(row[0])
     return found
+
+
+def secret_bots(conn: sqlite3.Connection) -> list[str]:
+    """Every bot id with at least one secret, sorted."""
+    rows = conn.execute("SELECT DISTINCT bot_id FROM bot_secret ORDER BY bot_id")
+    return [str(bot_id) for (bot_id,) in rows]

@@ -598,6 +598,10 @@ class SqliteStore:
         wanted = None if names is None else tuple(names)
         return await self._call(secrets_sql.sealed_secrets, bot_id, wanted)
 
+    async def secret_bots(self) -> list[str]:
+        """Every bot id that has at least one secret, sorted (for a master key rotation)."""
+        return await self._call(secrets_sql.secret_bots)
+
 
 def _property_rows(writes: Sequence[PropertyWrite]) -> list[PropertyRow]:
     """Encode property writes as rows (JSON text and size); raise StoreError for non-JSON."""

@@ -85,3 +85,21 @@ async def test_a_value_sealed_under_another_master_key_reads_as_missing(tmp_path
         assert not await rotated.masker("shop")
     finally:
         await store.close()
+
+
+async def test_rekey_seals_again_what_only_the_old_key_opens(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "s.db")
+    await store.open()
+    try:
+        old_box, new_box = SecretBox(b"o" * 32), SecretBox(b"n" * 32)
+        await BotSecrets(store, old_box).put("shop", "KEY", "value-of-old-1", now=1.0)
+        await BotSecrets(store, new_box).put("blog", "KEY", "value-of-new-1", now=1.0)
+        await store.put_secret("shop", "JUNK", b"\x01" + bytes(40), now=1.0)
+        secrets = BotSecrets(store, new_box)
+        assert await secrets.get("shop", "KEY") is None
+        done = await secrets.rekey(old_box, now=2.0)
+        assert (done.resealed, done.unreadable, done.current) == (["shop/KEY"], ["shop/JUNK"], 1)
+        assert await secrets.get("shop", "KEY") == "value-of-old-1"
+        assert await secrets.get("blog", "KEY") == "value-of-new-1"
+    finally:
+        await store.close()

@@ -24,3 +24,13 @@ async def test_deleting_a_secret_touches_only_that_bot_and_name(store: Store) ->
     assert [info.name for info in await store.list_secrets("shop")] == ["B"]
     assert await store.sealed_secrets("blog") == {"A": b"x"}
     assert await store.list_secrets("nobody") == []
+
+
+async def test_the_bots_with_secrets_are_listed_once_each(store: Store) -> None:
+    assert await store.secret_bots() == []
+    await store.put_secret("shop", "A", b"a", now=1.0)
+    await store.put_secret("shop", "B", b"b", now=1.0)
+    await store.put_secret("blog", "A", b"x", now=1.0)
+    assert await store.secret_bots() == ["blog", "shop"]
+    await store.delete_secret("blog", "A")
+    assert await store.secret_bots() == ["shop"]
