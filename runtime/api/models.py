@@ -479,3 +479,49 @@ class TryOut(BaseModel):
     waiting: str | None = Field(description="the need_reply command the next message answers")
     replied: str | None = Field(description="the need_reply command this message answered")
     response: TryResponse | None
+
+
+# -- secrets --
+SecretName = Annotated[
+    str,
+    Field(
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$",
+        description="a secret's name: letters, digits and _, not starting with a digit",
+    ),
+]
+
+
+class SecretIn(Body):
+    """A secret's value (stored sealed; never answered back by any endpoint)."""
+
+    value: Annotated[str, Field(min_length=1, max_length=16_384)]
+
+
+class SecretOut(BaseModel):
+    """A secret as listings show it: its name and when it was set, never its value."""
+
+    name: str
+    updated_at: Timestamp
+
+
+class SecretSet(BaseModel):
+    """What storing a secret did."""
+
+    name: str
+    created: bool
+    masked: bool = Field(
+        description="false when the value is too short to be masked in the run log"
+    )
+
+
+class SecretList(BaseModel):
+    """A bot's secrets, by name."""
+
+    secrets: list[SecretOut]
+
+
+class SecretDeleted(BaseModel):
+    """What a delete did."""
+
+    name: str
+    deleted: bool

@@ -34,6 +34,8 @@ CONFIG_KEYS: Final = (
     "telegram",
     "settings",
     "http",
+    "files",
+    "pages",
 )
 MAX_JSON_NODES: Final = 10_000
 BOT_ID: Final = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
@@ -92,6 +94,38 @@ class RunLimits:
     max_generations: int = 10
 
 
+FILE_KEYS: Final = {"max_upload_mb": 50, "max_download_mb": 20}
+"""``files`` settings and their highest values (Telegram's: 50 MB uploads, 20 MB ``getFile``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class FileLimits:
+    """How large a file a bot's scripts may upload (``Api.sendDocument(document=File(...))``)
+    or download (``Api.downloadFile``), in bytes. A script's own file is also held to
+    ``sandbox.files.MAX_FILE_BYTES`` (756 KiB): it crosses the worker boundary in one call."""
+
+    max_upload_bytes: int = 50 * MIB
+    max_download_bytes: int = 20 * MIB
+
+
+PAGE_KEYS: Final = {"title": 80, "text": 400, "link": 2048}
+"""``pages`` settings and their longest values (characters)."""
+PAGE_LINK: Final = re.compile(
+    r"https?://[^\s\x00-\x1f\x7f\\\"'<>]+|tg://[^\s\x00-\x1f\x7f\\\"'<>]+"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PageBranding:
+    """How the platform's pages for this bot's links look to end users (``pages:`` in
+    bot.yaml): a title, a short text, and a link back to the bot. Plain text, escaped when
+    shown; ``link`` defaults to ``https://t.me/<username>`` when the bot has a username."""
+
+    title: str = ""
+    text: str = ""
+    link: str | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class BotConfig:
     """A bot's ``bot.yaml``: identity, where its token is, limits and free-form settings."""
@@ -107,6 +141,8 @@ class BotConfig:
     telegram: dict[str, JSON] = field(default_factory=dict)
     settings: dict[str, JSON] = field(default_factory=dict)
     http: HttpPolicy = field(default_factory=HttpPolicy)
+    files: FileLimits = field(default_factory=FileLimits)
+    pages: PageBranding = field(default_factory=PageBranding)
 
 
 def parse_config(text: str, folder_name: str) -> tuple[BotConfig | None, list[Problem]]:
@@ -149,6 +185,8 @@ def parse_config(text: str, folder_name: str) -> tuple[BotConfig | None, list[Pr
     if set(telegram) - {"flood_limits"} or not isinstance(telegram.get("flood_limits", True), bool):
         check.problem("telegram takes only flood_limits: true or false", "telegram")
     settings = check.json_mapping(raw, "settings")
+    files = _files(raw.get("files"), check)
+    pages = _pages(raw.get("pages"), check)
     name = check.text(raw, "name")
     if (
         problems
@@ -172,6 +210,12 @@ def parse_config(text: str, folder_name: str) -> tuple[BotConfig | None, list[Pr
         telegram=telegram,
         settings=settings,
         http=http,
+        files=files,
+        pages=PageBranding(
+            title=pages.get("title") or name or bot_id,
+            text=pages.get("text", ""),
+            link=pages.get("link") or (f"https://t.me/{username}" if username else None),
+        ),
     )
     return config, []
 
@@ -346,6 +390,50 @@ def _http(raw: Mapping[object, object], check: _Checker) -> HttpPolicy | None:
     if len(check.problems) > before:
         return None
     return HttpPolicy(**values)  # type: ignore[arg-type]  # keys and types checked above
+
+
+def _files(value: object, check: _Checker) -> FileLimits:
+    """``files``: ``max_upload_mb`` (at most 50) and ``max_download_mb`` (at most 20)."""
+    given: dict[str, int] = {}
+    for key, number in check.mapping({"files": value}, "files").items():
+        name = str(key)
+        highest = FILE_KEYS.get(name)
+        if highest is None:
+            hint = suggest(name, list(FILE_KEYS))
+            check.problem(f'unknown files setting "{name}"{hint}', "files", name)
+        elif not _is_number(number, whole=False) or not 0 < number <= highest:
+            check.problem(
+                f'"files.{name}" must be a number above 0 and at most {highest}, not {number!r}',
+                "files",
+                name,
+            )
+        else:
+            given[name.replace("_mb", "_bytes")] = int(number * MIB)
+    return FileLimits(**given)
+
+
+def _pages(value: object, check: _Checker) -> dict[str, str]:
+    """``pages``: ``title``, ``text`` (plain text) and ``link`` (an http(s) or tg:// URL)."""
+    given: dict[str, str] = {}
+    for key, text in check.mapping({"pages": value}, "pages").items():
+        name = str(key)
+        longest = PAGE_KEYS.get(name)
+        if longest is None:
+            hint = suggest(name, list(PAGE_KEYS))
+            check.problem(f'unknown pages setting "{name}"{hint}', "pages", name)
+        elif not isinstance(text, str) or len(text) > longest:
+            check.problem(
+                f'"pages.{name}" must be text of at most {longest} characters', "pages", name
+            )
+        elif name == "link" and not PAGE_LINK.fullmatch(text):
+            check.problem(
+                '"pages.link" must be an http(s):// or tg:// URL without spaces or quotes',
+                "pages",
+                name,
+            )
+        else:
+            given[name] = text
+    return given
 
 
 def _is_number(value: object, *, whole: bool) -> TypeGuard[int | float]:

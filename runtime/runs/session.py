@@ -24,6 +24,7 @@ from runtime.bots.command import Command
 from runtime.errors import (
     ApiError,
     CallRefused,
+    FileRefused,
     LinkError,
     OutboundError,
     TelegramError,
@@ -34,11 +35,13 @@ from runtime.outbound.request import OutboundRequest, build_request
 from runtime.runs.properties import Properties
 from runtime.runs.registry import LiveBot
 from runtime.runs.runlog import RunLog
+from runtime.runs.secrets import BotSecrets
 from runtime.runs.transaction import BroadcastRun, ScheduledRun, Transaction
 from runtime.signing.keys import KeyFile
 from runtime.signing.links import Link, make_link, signature, url_of
+from runtime.signing.sealing import NAME_PATTERN
 from runtime.store import RateHit, Store, Window
-from runtime.telegram import flood
+from runtime.telegram import files, flood
 from runtime.telegram.client import TelegramClient
 from runtime.telegram.markup import markup_problem
 from runtime.telegram.text import split_text, too_long
@@ -80,6 +83,8 @@ class Delivery:
     ``@``, the command, ``!``, ``@@`` and nested commands)."""
 
     callback_answered: bool = False
+    revealed: dict[str, str] = field(default_factory=dict)
+    """Secrets the runs read (name -> value), masked in their run log records."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +158,8 @@ class Services:
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     outbound: Broker = field(default_factory=Broker)
     """Makes scripts' HTTP requests (``HTTP.*``); its owner closes it."""
+    secrets: BotSecrets | None = None
+    """Bot secrets (``Secrets.get``, run log masking); None: every bot has none."""
 
     def mint(self, bot: LiveBot, link: Link) -> str:
         """Sign a link for a bot with the active key; return its URL."""
@@ -171,7 +178,12 @@ def api_error(
 
 
 async def call_telegram(
-    services: Services, bot: LiveBot, method: str, params: Mapping[str, Any]
+    services: Services,
+    bot: LiveBot,
+    method: str,
+    params: Mapping[str, Any],
+    *,
+    multipart: bool = False,
 ) -> JSON:
     """Make one Bot API call for a bot: paced to Telegram's flood limits, retried after a 429.
 
@@ -190,9 +202,11 @@ async def call_telegram(
         if bot.paced:
             await pace(services, bot, method, chat_id)
         try:
-            return await services.telegram.call(bot.token, method, params)
+            return await services.telegram.call(bot.token, method, params, multipart=multipart)
         except CallRefused as exc:
             raise api_error(method, 400, "; ".join(exc.problems)) from None
+        except FileRefused as exc:
+            raise api_error(method, exc.status, str(exc)) from None
         except ApiError as exc:
             retry_after = exc.retry_after
             if exc.code == 429 and retry_after is not None and attempt < MAX_ATTEMPTS:
@@ -330,6 +344,7 @@ class Session:
             "HTTP.request": self.http,
             "Bot.sendKeyboard": self.send_keyboard,
             **dict.fromkeys(MEDIA_SHORTCUTS, self.send_media),
+            "Secrets.get": self.get_secret,
             **Properties(
                 self.services.store,
                 self.context.bot,
@@ -343,6 +358,8 @@ class Session:
     async def api(self, call: CallRequest) -> JSON:
         """``Api.<method>(**params)``, ``Api.<method>({...})`` or ``Api.call(name, {...})``."""
         method, args = call.method, list(call.args)
+        if method == "downloadFile":
+            return await self.download_file(call)
         if method == "call":
             first = args[0] if args else None
             if not isinstance(first, str):
@@ -354,6 +371,8 @@ class Session:
                 )
             method = first
             args = args[1:]
+            if method == "downloadFile":
+                return await self.download_file(CallRequest(call.name, tuple(args), call.kwargs))
         single = args[0] if len(args) == 1 else None
         if args and (not isinstance(single, dict) or call.kwargs):
             raise api_error(method, 400, f"Api.{method} takes keyword arguments or one dict")
@@ -377,11 +396,65 @@ class Session:
             for name, value in self.context.route.items():
                 if name in spec.fields:
                     params.setdefault(name, value)
+        params, multipart = self._uploads(method, params)
         self.tx.external = True
         if method == "answerCallbackQuery":
             # Even a refused answer counts: Telegram takes one answer per query.
             self.context.delivery.callback_answered = True
-        return await call_telegram(self.services, self.context.bot, method, params)
+        return await call_telegram(
+            self.services, self.context.bot, method, params, multipart=multipart
+        )
+
+    def _uploads(self, method: str, params: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        """The call's ``File`` values as uploads (checked against the caps), and whether any."""
+        spec = self.services.telegram.spec.methods.get(method)
+        file_fields = frozenset(
+            name
+            for name, field_spec in (spec.fields.items() if spec is not None else ())
+            if "InputFile" in field_spec.types
+        )
+        try:
+            return files.take_uploads(
+                params,
+                file_fields,
+                max_bytes=self.context.bot.definition.config.files.max_upload_bytes,
+            )
+        except FileRefused as exc:
+            raise api_error(method, exc.status, str(exc)) from None
+
+    async def download_file(self, call: CallRequest) -> JSON:
+        """``Api.downloadFile(file_id)``: ``getFile``, then the file's content through the host,
+        up to the bot's ``files.max_download_mb`` (and Telegram's 20 MB); a ``File`` back."""
+        given: Mapping[str, Any] = call.kwargs
+        if len(call.args) == 1 and isinstance(call.args[0], dict) and not call.kwargs:
+            given = call.args[0]  # Api.downloadFile({"file_id": ...}) or through Api.call
+        file_id = (
+            call.args[0] if len(call.args) == 1 and given is call.kwargs else given.get("file_id")
+        )
+        if (
+            type(file_id) is not str
+            or not file_id
+            or set(given) - {"file_id"}
+            or len(call.args) > 1
+        ):
+            raise api_error("downloadFile", 400, "Api.downloadFile needs file_id, as text")
+        bot = self.context.bot
+        cap = min(bot.definition.config.files.max_download_bytes, files.TELEGRAM_MAX_DOWNLOAD)
+        found = await call_telegram(self.services, bot, "getFile", {"file_id": file_id})
+        try:
+            path, size = files.file_path_of(found)
+            if size is not None and size > cap:
+                raise FileRefused(
+                    f"the file is {size} bytes; at most {cap} may be downloaded", status=413
+                )
+            data = await self.services.telegram.download(cast(str, bot.token), path, max_bytes=cap)
+        except FileRefused as exc:
+            raise api_error("downloadFile", exc.status, str(exc)) from None
+        except ApiError as exc:
+            raise api_error("downloadFile", exc.code, exc.description) from None
+        except TransportError as exc:
+            raise api_error("downloadFile", 502, str(exc)) from None
+        return cast(JSON, files.downloaded(path, data))
 
     async def send_message(self, call: CallRequest) -> JSON:
         """``Bot.sendMessage(text, **params)`` or ``Bot.sendMessage({...})`` to the current
@@ -731,6 +804,31 @@ class Session:
     async def get_global_url(self, call: CallRequest) -> JSON:
         """``Webhook.getGlobalUrl(command, ...)``: a link with no user (services, cron)."""
         return self._mint(self._link_args(call, with_user=False), None)
+
+    # -- secrets --
+    async def get_secret(self, call: CallRequest) -> JSON:
+        """``Secrets.get(name, default=None)``: one of this bot's secrets, or ``default``."""
+        args = dict(call.kwargs)
+        unknown = set(args) - {"name", "default"}
+        if unknown or len(call.args) > 2:
+            raise CapabilityError("Secrets.get takes the name and, optionally, a default")
+        for key, value in zip(("name", "default"), call.args, strict=False):
+            if key in args:
+                raise CapabilityError(f"Secrets.get: {key} given twice")
+            args[key] = value
+        name, default = args.get("name"), args.get("default")
+        if type(name) is not str or not NAME_PATTERN.fullmatch(name):
+            raise CapabilityError(
+                "Secrets.get needs a secret's name (letters, digits and _), "
+                "as in Secrets.get('STRIPE_KEY')"
+            )
+        if self.services.secrets is None:
+            return default
+        value = await self.services.secrets.get(self.context.bot.id, name)
+        if value is None:
+            return default
+        self.context.delivery.revealed[name] = value
+        return value
 
 
 def _require(bot: LiveBot, name: str) -> Command:

@@ -250,6 +250,14 @@ class RunQuery:
     limit: int = 50
 
 
+@dataclass(frozen=True, slots=True)
+class SecretInfo:
+    """A bot secret as listings show it: its name and when it was last set, never its value."""
+
+    name: str
+    updated_at: float
+
+
 class AccountStore(Protocol):
     """Accounts, tokens, audit and run queries: what the admin API needs from storage.
 
@@ -520,3 +528,21 @@ class Store(AccountStore, Protocol):
 
     async def version_files(self, bot_id: str, version: int) -> dict[str, str] | None:
         """The files of one version, or None if the bot has no such version."""
+
+    # -- bot secrets (sealed by the runtime; the store never sees a plaintext value) --
+    async def put_secret(self, bot_id: str, name: str, sealed: bytes, *, now: float) -> bool:
+        """Store a bot's sealed secret (replacing one of that name); True if it is new."""
+
+    async def delete_secret(self, bot_id: str, name: str) -> bool:
+        """Delete a bot's secret; False if it had none of that name."""
+
+    async def list_secrets(self, bot_id: str) -> list[SecretInfo]:
+        """A bot's secrets, by name: names and times, never values."""
+
+    async def sealed_secrets(
+        self, bot_id: str, names: Sequence[str] | None = None
+    ) -> dict[str, bytes]:
+        """A bot's sealed secrets by name (all of them, or only those named that exist)."""
+
+    async def secret_bots(self) -> list[str]:
+        """Every bot id that has at least one secret, sorted (for a master key rotation)."""

@@ -12,10 +12,11 @@ from runtime.store import (
     instances,
     pacing,
     properties,
+    secrets,
     versions,
 )
 
-SCHEMA_VERSION: Final = 9
+SCHEMA_VERSION: Final = 10
 """The schema this code writes; kept in ``PRAGMA user_version``."""
 
 SYNCHRONOUS_MODES: Final = frozenset({"OFF", "NORMAL", "FULL", "EXTRA"})
@@ -81,6 +82,7 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     pacing.MIGRATION,
     accounts.MIGRATION,
     broadcasts.MIGRATION,
+    secrets.MIGRATION,
 )
 
 CLAIM_SQL: Final = """

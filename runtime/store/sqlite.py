@@ -47,6 +47,7 @@ from runtime.store import (
     runs,
     versions,
 )
+from runtime.store import secrets as secrets_sql
 from runtime.store.base import (
     MISSING,
     ApiToken,
@@ -65,6 +66,7 @@ from runtime.store.base import (
     RunQuery,
     RunRecord,
     Scope,
+    SecretInfo,
     User,
     UserRole,
     Versioned,
@@ -613,6 +615,30 @@ class SqliteStore:
         """Return one run of a bot, in full."""
         rows = await self._call(accounts.find_runs, bot_id, RunQuery(limit=1), run_id)
         return runs.run_record(rows[0]) if rows else None
+
+    # -- bot secrets --
+    async def put_secret(self, bot_id: str, name: str, sealed: bytes, *, now: float) -> bool:
+        """Store a bot's sealed secret (replacing one of that name); True if it is new."""
+        return await self._call(_write, secrets_sql.put_secret, bot_id, name, sealed, now)
+
+    async def delete_secret(self, bot_id: str, name: str) -> bool:
+        """Delete a bot's secret; False if it had none of that name."""
+        return await self._call(_write, secrets_sql.delete_secret, bot_id, name)
+
+    async def list_secrets(self, bot_id: str) -> list[SecretInfo]:
+        """A bot's secrets, by name: names and times, never values."""
+        return await self._call(secrets_sql.list_secrets, bot_id)
+
+    async def sealed_secrets(
+        self, bot_id: str, names: Sequence[str] | None = None
+    ) -> dict[str, bytes]:
+        """A bot's sealed secrets by name (all of them, or only those named that exist)."""
+        wanted = None if names is None else tuple(names)
+        return await self._call(secrets_sql.sealed_secrets, bot_id, wanted)
+
+    async def secret_bots(self) -> list[str]:
+        """Every bot id that has at least one secret, sorted (for a master key rotation)."""
+        return await self._call(secrets_sql.secret_bots)
 
 
 def _property_rows(writes: Sequence[PropertyWrite]) -> list[PropertyRow]:

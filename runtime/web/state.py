@@ -24,10 +24,12 @@ from runtime.runs.processor import Processor
 from runtime.runs.registry import Registry
 from runtime.runs.reload import FolderSync, LiveSync
 from runtime.runs.runlog import RunLog
+from runtime.runs.secrets import BotSecrets
 from runtime.runs.session import Services
 from runtime.serverlog import FailureLog
 from runtime.settings import Settings
 from runtime.signing.keys import KeyFile, load_master_key
+from runtime.signing.sealing import SecretBox
 from runtime.store import SqliteStore, Store
 from runtime.telegram.client import TelegramClient
 from sandbox import WorkerPool
@@ -109,7 +111,15 @@ class AppState:
                 keys=keys,
             )
             await live.refresh()
-            services = Services(pool, store, telegram, keys, settings.base_url, runlog)
+            services = Services(
+                pool,
+                store,
+                telegram,
+                keys,
+                settings.base_url,
+                runlog,
+                secrets=BotSecrets(store, SecretBox(master_key)),
+            )
             opened.push_async_callback(services.outbound.close)
             runner = Runner(services)
             processor = Processor(
