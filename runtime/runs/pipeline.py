@@ -190,13 +190,18 @@ class Runner:
             return
         user, chat = payload.get("user"), payload.get("chat")
         generation = payload.get("generation")
+        trigger, params = payload.get("trigger"), payload.get("params")
         context = Context(
             bot,
             command,
-            f"run:{item.seq}",
+            # A recurring schedule's run says which schedule (runtime/runs/scheduler.py).
+            trigger
+            if type(trigger) is str and trigger.startswith("schedule:")
+            else f"run:{item.seq}",
             user=user if isinstance(user, dict) else None,
             chat=chat if isinstance(chat, dict) else None,
             options=payload.get("options"),
+            params=params if type(params) is str else "",
             # Items queued before generations were counted have none: they start a new chain.
             generation=generation if type(generation) is int and generation > 0 else 0,
         )

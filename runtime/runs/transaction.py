@@ -28,6 +28,7 @@ class ScheduledRun:
     options: JSON
     run_after: float
     generation: int = 1
+    label: str | None = None
 
     def queued(self) -> NewRun:
         """The queue item that carries this run (its generation travels in the payload)."""
@@ -38,7 +39,7 @@ class ScheduledRun:
             "options": self.options,
             "generation": self.generation,
         }
-        return NewRun(chat_key(self.user, self.chat), payload, self.run_after)
+        return NewRun(chat_key(self.user, self.chat), payload, self.run_after, self.label)
 
 
 @dataclass(slots=True)

@@ -43,6 +43,7 @@ from runtime.store import (
     pacing,
     properties,
     runs,
+    schedules,
     versions,
 )
 from runtime.store.base import (
@@ -50,11 +51,13 @@ from runtime.store.base import (
     ApiToken,
     AuditEntry,
     BotVersion,
+    DueSchedule,
     GrantRole,
     Instance,
     ItemKind,
     LiveState,
     NewRun,
+    PendingRun,
     Principal,
     PropertyRead,
     PropertyWrite,
@@ -62,6 +65,9 @@ from runtime.store.base import (
     RateHit,
     RunQuery,
     RunRecord,
+    ScheduleOutcome,
+    ScheduleState,
+    ScheduleSync,
     Scope,
     User,
     UserRole,
@@ -362,7 +368,7 @@ class SqliteStore:
         """
         rows = tuple(_property_rows(writes))
         queued: tuple[RunRow, ...] = tuple(
-            (run.chat_key, _encode(run.payload, "the scheduled run")[0], run.run_after)
+            (run.chat_key, _encode(run.payload, "the scheduled run")[0], run.run_after, run.label)
             for run in runs
         )
         versions = tuple((read.scope, read.name, read.version) for read in expected)
@@ -575,6 +581,67 @@ class SqliteStore:
         """Return one run of a bot, in full."""
         rows = await self._call(accounts.find_runs, bot_id, RunQuery(limit=1), run_id)
         return runs.run_record(rows[0]) if rows else None
+
+    # -- schedules and labelled runs (issue 11) --
+    async def sync_schedules(
+        self, bot_id: str, version: int, entries: Sequence[ScheduleSync]
+    ) -> bool:
+        """See :meth:`Store.sync_schedules`."""
+        rows = [(s.name, s.spec, s.command, s.first_at) for s in entries]
+        return await self._call(_write, schedules.sync, bot_id, version, rows)
+
+    async def due_schedules(self, bot_ids: Sequence[str], *, now: float) -> list[DueSchedule]:
+        """See :meth:`Store.due_schedules`."""
+        if not bot_ids:
+            return []
+        rows = await self._call(schedules.due, list(bot_ids), now)
+        return [DueSchedule(*row) for row in rows]
+
+    async def advance_schedule(
+        self, due: DueSchedule, *, next_at: float, run: NewRun | None, max_pending: int
+    ) -> ScheduleOutcome:
+        """See :meth:`Store.advance_schedule`."""
+        queued = None
+        if run is not None:
+            text = _encode(run.payload, "the scheduled run")[0]
+            queued = (run.chat_key, text, run.run_after, run.label)
+        outcome = await self._call(
+            _write,
+            schedules.advance,
+            due.bot_id,
+            due.name,
+            due.spec,
+            due.due_at,
+            next_at,
+            queued,
+            max_pending,
+        )
+        return cast(ScheduleOutcome, outcome)
+
+    async def bot_schedules(self, bot_id: str) -> list[ScheduleState]:
+        """See :meth:`Store.bot_schedules`."""
+        return [ScheduleState(*row) for row in await self._call(schedules.listed, bot_id)]
+
+    async def pending_runs(
+        self,
+        bot_id: str,
+        *,
+        label: str | None = None,
+        command: str | None = None,
+        after: int = 0,
+        limit: int = 50,
+    ) -> list[PendingRun]:
+        """See :meth:`Store.pending_runs`."""
+        if limit <= 0:
+            return []
+        rows = await self._call(schedules.pending, bot_id, label, command, after, limit)
+        return [PendingRun(*row) for row in rows]
+
+    async def cancel_runs(
+        self, bot_id: str, *, label: str | None = None, seq: int | None = None
+    ) -> int:
+        """See :meth:`Store.cancel_runs`."""
+        return await self._call(_write, schedules.cancel, bot_id, label, seq)
 
 
 def _property_rows(writes: Sequence[PropertyWrite]) -> list[PropertyRow]:
