@@ -329,7 +329,13 @@ RunLabel = Annotated[
 class ScheduledQuery(Input):
     """Filters for a bot's scheduled runs; pass ``next_cursor`` back as ``cursor``."""
 
-    label: RunLabel | None = None
+    label: (
+        Annotated[
+            str,
+            Field(pattern=r"^[A-Za-z0-9_.:-]{0,64}$", description="only runs with this label"),
+        ]
+        | None
+    ) = None
     command: Annotated[str, Field(max_length=256)] | None = None
     cursor: Annotated[int, Field(ge=0, lt=2**63)] | None = None
     limit: Annotated[int, Field(ge=1, le=500)] = 100

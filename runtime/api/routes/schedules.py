@@ -33,7 +33,7 @@ async def list_scheduled(call: Call, body: None, query: ScheduledQuery) -> Sched
     store = call.state.store
     found = await store.pending_runs(
         call.bot_id,
-        label=query.label,
+        label=query.label or None,
         command=query.command,
         after=query.cursor or 0,
         limit=query.limit + 1,
@@ -57,7 +57,7 @@ async def list_scheduled(call: Call, body: None, query: ScheduledQuery) -> Sched
     for schedule in () if bot is None else bot.definition.config.schedules:
         if query.command is not None and schedule.command != query.command:
             continue
-        if query.label is not None:
+        if query.label:
             continue  # a label names queued runs only
         state = stored.get(schedule.name)
         current = state is not None and state.spec == schedule.spec()
