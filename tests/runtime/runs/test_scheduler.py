@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from runtime.bots.folder import load_bot
+from runtime.errors import StoreError
 from runtime.runs.registry import compile_bot, live_bot
 from runtime.runs.scheduler import Scheduler
-from runtime.store import MISSING
+from runtime.store import MISSING, DueSchedule, SqliteStore
 from sandbox import WorkerPool
 from tests.support.runtime import MASTER_KEY, TOKEN, Hosted, hosted, wait_until, write_bot
 
@@ -150,3 +152,40 @@ async def test_a_new_version_changes_and_removes_schedules_without_a_restart(
         clock.now = at("2026-01-06T12:00")
         assert await scheduler.tick_once() == 0
         assert await lab.store.pending_runs("vers") == []
+
+
+class FlakyStore(SqliteStore):
+    """A real SQLite store whose due-schedule reads fail while ``failing`` is set."""
+
+    failing = False
+    failed = 0
+
+    async def due_schedules(self, bot_ids: Sequence[str], *, now: float) -> list[DueSchedule]:
+        """Fail like a locked disk, or read for real."""
+        if self.failing:
+            type(self).failed += 1
+            raise StoreError("SQLite store 'botbox.sqlite3': database is locked")
+        return await super().due_schedules(bot_ids, now=now)
+
+
+async def test_a_failing_store_makes_the_scheduler_back_off_report_it_and_carry_on(
+    pool: WorkerPool, tmp_path: Path
+) -> None:
+    folder = write_bot(tmp_path / "bots", "flaky", {"daily.py": RECORD}, yaml=SCHEDULE)
+    FlakyStore.failing, FlakyStore.failed = True, 0
+    async with hosted(pool, tmp_path, [folder], store_class=FlakyStore) as lab:
+        clock = Clock(at("2026-01-05T07:00"))
+        scheduler = Scheduler(lab.registry, lab.store, clock, tick=0.01)
+        scheduler.start()
+        try:
+            await wait_until(lambda: FlakyStore.failed >= 2, timeout=10, what="two failures")
+            (problem,) = scheduler.problems()
+            assert problem.startswith("scheduler: StoreError: ") and "locked" in problem
+            assert FlakyStore.failed < 10  # backing off (0.5 s, then 1 s), not every 10 ms
+            FlakyStore.failing = False
+            clock.now = at("2026-01-05T08:00:01")
+            await wait_until(lambda: scheduler.enqueued == 1, timeout=10, what="the run queued")
+            assert scheduler.problems() == []
+        finally:
+            await scheduler.stop()
+        assert scheduler.problems() == []
