@@ -84,7 +84,8 @@ def sync(conn: sqlite3.Connection, bot_id: str, version: int, rows: Sequence[Syn
 
 
 def due(conn: sqlite3.Connection, bot_ids: Sequence[str], now: float) -> list[DueRow]:
-    """The schedules of these bots whose next occurrence has come, oldest first."""
+    """The schedules of these bots whose next occurrence has come, oldest first (at most 1,000
+    per call: the rest come at the next tick)."""
     rows = conn.execute(
         "SELECT bot_id, name, spec, command, due_at FROM schedule"
         " WHERE due_at <= ? AND bot_id IN (SELECT value FROM json_each(?))"
