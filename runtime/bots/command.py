@@ -54,7 +54,7 @@ _DOC_QUOTES: Final = ('"""', "'''")
 _KEY_LINE: Final = re.compile(r"([A-Za-z_][A-Za-z0-9_-]*)[ \t]*:(?:\s|$)")
 _HEADER_LIKE_CUTOFF: Final = 0.8
 _SUGGEST_CUTOFF: Final = 0.6
-_KEY_LINE_DEPTH: Final = 3
+_KEY_LINE_DEPTH: Final = 2
 _MAX_KEY_LINES: Final = 20_000
 
 YamlPath = tuple[str, ...]
@@ -245,7 +245,10 @@ def _key_lines(
     problems: list[Problem],
 ) -> None:
     """Record the line of each mapping key down to a fixed depth (aliases cannot blow it up)."""
-    if len(path) >= _KEY_LINE_DEPTH or len(lines) >= _MAX_KEY_LINES:  # aliases cannot blow it up
+    # List indices do not count toward the depth (("schedules", "0", "cron") is two deep), and
+    # the number of lines recorded is capped, so aliases cannot blow it up.
+    depth = sum(1 for part in path if not part.isdigit())
+    if depth >= _KEY_LINE_DEPTH or len(path) > _KEY_LINE_DEPTH or len(lines) >= _MAX_KEY_LINES:
         return
     if isinstance(node, yaml.SequenceNode):  # list items by index: ("schedules", "0", "cron")
         for index, item in enumerate(node.value):

@@ -36,6 +36,7 @@ CONFIG_KEYS: Final = (
     "schedules",
 )
 MAX_JSON_NODES: Final = 10_000
+MAX_JSON_DEPTH: Final = 64
 BOT_ID: Final = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 ENV_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 USERNAME: Final = re.compile(r"[A-Za-z0-9_]{1,32}")
@@ -328,9 +329,12 @@ def _whole_numbers(
     return given if ok else None
 
 
-def _json_problem(value: object, where: str, budget: list[int]) -> str | None:
-    """Say why ``value`` is not plain JSON (dates, NaN, huge alias trees), or ``None``."""
+def _json_problem(value: object, where: str, budget: list[int], depth: int = 0) -> str | None:
+    """Say why ``value`` is not plain JSON (dates, NaN, huge or self-referencing alias trees),
+    or ``None``."""
     budget[0] -= 1
+    if depth > MAX_JSON_DEPTH:
+        return f'"{where}" is nested more than {MAX_JSON_DEPTH} deep'
     if budget[0] < 0:
         return f'"{where}" is too large (more than {MAX_JSON_NODES} values)'
     if value is None or isinstance(value, bool | int | str):
@@ -339,7 +343,7 @@ def _json_problem(value: object, where: str, budget: list[int]) -> str | None:
         return None if math.isfinite(value) else f'"{where}" holds {value}, which JSON cannot'
     if isinstance(value, list):
         for index, item in enumerate(value):
-            reason = _json_problem(item, f"{where}[{index}]", budget)
+            reason = _json_problem(item, f"{where}[{index}]", budget, depth + 1)
             if reason is not None:
                 return reason
         return None
@@ -347,7 +351,7 @@ def _json_problem(value: object, where: str, budget: list[int]) -> str | None:
         for key, item in value.items():
             if not isinstance(key, str):
                 return f'"{where}" has the key {key!r}, which is not text (quote it)'
-            reason = _json_problem(item, f"{where}.{key}", budget)
+            reason = _json_problem(item, f"{where}.{key}", budget, depth + 1)
             if reason is not None:
                 return reason
         return None

@@ -95,3 +95,18 @@ def test_a_schedule_naming_a_missing_command_is_a_check_problem_at_its_line() ->
     assert (problem.file, problem.line) == ("bot.yaml", 3)
     assert "runs command 'daly', which the bot does not have" in problem.message
     assert 'did you mean "daily"' in problem.message
+
+
+def test_a_self_referencing_alias_is_a_problem_not_a_crash() -> None:
+    """``&a [*a]`` is a list that holds itself: refused at its line, in options and settings."""
+    options = problems_of(
+        HEAD + "schedules:\n  - cron: '0 9 * * *'\n    command: a\n    options: &a [*a]\n"
+    )
+    assert any(line == 5 and "nested more than 64 deep" in m for line, m in options), options
+    settings = problems_of(HEAD + "settings:\n  loop: &b [*b]\n")
+    assert any("nested more than 64 deep" in m for _, m in settings), settings
+
+
+def test_a_self_referencing_schedules_list_is_refused() -> None:
+    found = problems_of(HEAD + "schedules: &a [*a]\n")
+    assert found == [(2, "schedules[0] must be a mapping with cron: and command:")]
