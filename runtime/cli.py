@@ -121,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_account_commands(commands)
     add_try_command(commands)
     add_secret_commands(commands)
+    add_schedule_commands(commands)
     return parser
 
 
@@ -796,6 +797,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(run_try(settings, args))
         if args.command == "secrets":
             return run_secrets(settings, args)
+        if args.command == "schedules":
+            return asyncio.run(show_schedules(settings, args))
         return serve(settings, poll=getattr(args, "poll", False))
     except BotboxError as exc:
         sys.stderr.write(f"error: {exc}\n")
@@ -925,3 +928,42 @@ async def bot_for_try(
     scripts = compile_bot(stored, pool.cache)
     bot = live_bot(stored, scripts, env={}, master_key=unused_key, version=state.version)
     return bot, f"store version {state.version}"
+
+
+# -- schedules (issue 11) --
+def add_schedule_commands(commands: Any) -> None:
+    """``schedules BOT``: recurring schedules and queued runs; ``--cancel LABEL``."""
+    schedules = commands.add_parser(
+        "schedules", help="list a bot's recurring schedules and queued runs (--cancel LABEL)"
+    )
+    schedules.add_argument("bot")
+    schedules.add_argument("--label", help="only queued runs with this label")
+    schedules.add_argument("--cancel", metavar="LABEL", help="cancel the queued runs with LABEL")
+    schedules.add_argument("--limit", type=positive_int, default=100)
+
+
+async def show_schedules(settings: Settings, args: argparse.Namespace) -> int:
+    """Print a bot's recurring schedules (next occurrence) and its queued runs, or cancel."""
+    store = SqliteStore(settings.database, synchronous=settings.sqlite_synchronous)
+    await store.open()
+    try:
+        if args.cancel is not None:
+            count = await store.cancel_runs(args.bot, label=args.cancel)
+            print(f"bot {args.bot}: cancelled {count} queued run(s) labelled {args.cancel!r}")
+            return 0
+        recurring = await store.bot_schedules(args.bot)
+        queued = await store.pending_runs(args.bot, label=args.label, limit=args.limit)
+    finally:
+        await store.close()
+    for schedule in recurring:
+        cron, _, zone = schedule.spec.partition("|")
+        print(
+            f"schedule {schedule.name}\t{cron} ({zone})\t{schedule.command}"
+            f"\tnext {when(schedule.due_at)}\tlast {when(schedule.last_run_at)}"
+        )
+    for run in queued:
+        status = "running" if run.status == "claimed" else "pending"
+        label = f"\tlabel {run.label}" if run.label else ""
+        print(f"run {run.seq}\t{run.command}\tat {when(run.run_after)}\t{status}{label}")
+    print(f"bot {args.bot}: {len(recurring)} schedule(s), {len(queued)} queued run(s)")
+    return 0

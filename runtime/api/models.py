@@ -525,3 +525,67 @@ class SecretDeleted(BaseModel):
 
     name: str
     deleted: bool
+
+
+# -- scheduled runs and recurring schedules (issue 11) --
+RunLabel = Annotated[
+    str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$", description="a label given to Bot.run")
+]
+
+
+class ScheduledQuery(Input):
+    """Filters for a bot's scheduled runs; pass ``next_cursor`` back as ``cursor``."""
+
+    label: (
+        Annotated[
+            str,
+            Field(pattern=r"^[A-Za-z0-9_.:-]{0,64}$", description="only runs with this label"),
+        ]
+        | None
+    ) = None
+    command: Annotated[str, Field(max_length=256)] | None = None
+    cursor: Annotated[int, Field(ge=0, lt=2**63)] | None = None
+    limit: Annotated[int, Field(ge=1, le=500)] = 100
+
+
+class CancelQuery(Input):
+    """Which queued runs to cancel: every one with this label."""
+
+    label: RunLabel
+
+
+class ScheduledRunOut(BaseModel):
+    """A queued run not finished yet (``Bot.run``, or an occurrence of a schedule)."""
+
+    id: int
+    command: str
+    run_at: Timestamp
+    label: str | None
+    status: Literal["pending", "running"]
+    attempts: int
+
+
+class RecurringOut(BaseModel):
+    """A recurring schedule of the bot's live version (bot.yaml ``schedules:``)."""
+
+    name: str
+    cron: str
+    timezone: str
+    command: str
+    catch_up: float
+    next_at: Timestamp = Field(description="the next occurrence not yet handled")
+    last_run_at: Timestamp | None = Field(description="the last occurrence queued")
+
+
+class ScheduledPage(BaseModel):
+    """A bot's queued runs (oldest first, paged) and its recurring schedules."""
+
+    runs: list[ScheduledRunOut]
+    next_cursor: int | None
+    schedules: list[RecurringOut]
+
+
+class Cancelled(BaseModel):
+    """How many queued runs were cancelled (runs already started are not)."""
+
+    cancelled: int

@@ -253,14 +253,21 @@ class Runner:
             return
         user, chat = payload.get("user"), payload.get("chat")
         generation = payload.get("generation")
+        trigger, params = payload.get("trigger"), payload.get("params")
         source = payload.get("from_broadcast")
+        if type(source) is int:
+            trigger = f"broadcast:{source}"
+        elif not (type(trigger) is str and trigger.startswith("schedule:")):
+            # A recurring schedule's run says which schedule (runtime/runs/scheduler.py).
+            trigger = f"run:{item.seq}"
         context = Context(
             bot,
             command,
-            f"broadcast:{source}" if type(source) is int else f"run:{item.seq}",
+            str(trigger),
             user=user if isinstance(user, dict) else None,
             chat=chat if isinstance(chat, dict) else None,
             options=payload.get("options"),
+            params=params if type(params) is str else "",
             # Items queued before generations were counted have none: they start a new chain.
             generation=generation if type(generation) is int and generation > 0 else 0,
         )

@@ -21,6 +21,7 @@ from typing import Any, Final, cast
 from runtime.bots import dispatch
 from runtime.bots.answer import render_answer, reply_keyboard
 from runtime.bots.command import Command
+from runtime.bots.cron import label_problem
 from runtime.errors import (
     ApiError,
     CallRefused,
@@ -75,6 +76,9 @@ MEDIA_SHORTCUTS: Final = {
 }
 """``Bot.sendPhoto(file_id_or_url, **params)`` and the like: the Bot API method and the field
 the first argument fills, sent to the current chat."""
+
+MAX_LISTED: Final = 100
+"""Most runs one ``Bot.listRuns`` call returns (page with ``after=``)."""
 
 
 @dataclass(slots=True)
@@ -336,6 +340,8 @@ class Session:
             "Bot.runCommand": self.run_command,
             "Bot.run": self.schedule,
             "Bot.broadcast": self.broadcast,
+            "Bot.cancelRuns": self.cancel_runs,
+            "Bot.listRuns": self.list_runs,
             "Webhook.getUrl": self.get_url,
             "Webhook.getUrlFor": self.get_url_for,
             "Webhook.getGlobalUrl": self.get_global_url,
@@ -602,7 +608,8 @@ class Session:
         )
 
     async def schedule(self, call: CallRequest) -> JSON:
-        """``Bot.run(command=..., user_id=..., chat_id=..., options=..., run_after=0)``."""
+        """``Bot.run(command=..., user_id=..., chat_id=..., options=..., run_after=0,
+        label=None)``."""
         args = dict(call.kwargs)
         if call.args:
             args.setdefault("command", call.args[0])
@@ -615,6 +622,7 @@ class Session:
         delay = args.get("run_after", 0)
         if not is_number(delay) or delay < 0:
             raise CapabilityError("run_after must be a number of seconds, 0 or more")
+        label = _label(args.get("label"), "Bot.run")
         user = self.context.user if "user_id" not in args else _who(args["user_id"])
         chat = self.context.chat if "chat_id" not in args else _who(args["chat_id"])
         await self._check_run_limits()
@@ -626,6 +634,7 @@ class Session:
                 args.get("options"),
                 self.services.clock() + float(delay),
                 self.context.generation + 1,
+                label,
             )
         )
         return None
@@ -664,6 +673,56 @@ class Session:
             BroadcastRun(name, picked, args.get("options"), self.context.generation + 1)
         )
         return None
+
+    # -- labelled runs (issue 11) --
+    async def cancel_runs(self, call: CallRequest) -> JSON:
+        """``Bot.cancelRuns(label=...)``: cancel this bot's queued runs with that label, not yet
+        started (and those this run queued so far); return how many. Done at once, not at the
+        run's commit."""
+        args = dict(call.kwargs)
+        if call.args:
+            args.setdefault("label", call.args[0])
+        if set(args) != {"label"}:
+            raise CapabilityError("Bot.cancelRuns takes label=... only")
+        label = _label(args["label"], "Bot.cancelRuns")
+        if label is None:
+            raise CapabilityError("Bot.cancelRuns needs label=...")
+        mine = [run for run in self.tx.scheduled if run.label == label]
+        self.tx.scheduled[:] = [run for run in self.tx.scheduled if run.label != label]
+        cancelled = await self.services.store.cancel_runs(self.context.bot.id, label=label)
+        return cancelled + len(mine)
+
+    async def list_runs(self, call: CallRequest) -> JSON:
+        """``Bot.listRuns(label=None, command=None, limit=50, after=0)``: this bot's queued runs
+        not finished yet, oldest first: ``[{"id", "command", "run_at", "label", "status"}]``
+        (``after``: the last ``id`` seen, for the next page; at most :data:`MAX_LISTED`)."""
+        args = dict(call.kwargs)
+        if call.args:
+            args.setdefault("label", call.args[0])
+        unknown = set(args) - {"label", "command", "limit", "after"}
+        if unknown:
+            raise CapabilityError(f"Bot.listRuns: unknown argument(s) {', '.join(sorted(unknown))}")
+        label, command = _label(args.get("label"), "Bot.listRuns"), args.get("command")
+        if command is not None and type(command) is not str:
+            raise CapabilityError("Bot.listRuns: command must be text")
+        limit, after = args.get("limit", 50), args.get("after", 0)
+        if not is_int(limit) or not 1 <= limit <= MAX_LISTED:
+            raise CapabilityError(f"Bot.listRuns: limit must be 1 to {MAX_LISTED}")
+        if not is_int(after) or after < 0:
+            raise CapabilityError("Bot.listRuns: after must be a run id (0 or more)")
+        runs = await self.services.store.pending_runs(
+            self.context.bot.id, label=label, command=command, after=after, limit=limit
+        )
+        return [
+            {
+                "id": run.seq,
+                "command": run.command,
+                "run_at": run.run_after,
+                "label": run.label,
+                "status": "running" if run.status == "claimed" else "pending",
+            }
+            for run in runs
+        ]
 
     async def _check_run_limits(self) -> None:
         """Refuse a ``Bot.run`` past the chain's last generation or the bot's pending cap.
@@ -833,6 +892,16 @@ class Session:
 
 def _require(bot: LiveBot, name: str) -> Command:
     return dispatch.require(bot.definition.commands, name, bot_id=bot.id)
+
+
+def _label(value: object, where: str) -> str | None:
+    """A run label (None when not given), or a CapabilityError saying why it is refused."""
+    if value is None:
+        return None
+    problem = label_problem(value)
+    if problem is not None or type(value) is not str:
+        raise CapabilityError(f"{where}: {problem}")
+    return value
 
 
 def _who(value: object) -> dict[str, Any] | None:

@@ -12,11 +12,12 @@ from runtime.store import (
     instances,
     pacing,
     properties,
+    schedules,
     secrets,
     versions,
 )
 
-SCHEMA_VERSION: Final = 10
+SCHEMA_VERSION: Final = 11
 """The schema this code writes; kept in ``PRAGMA user_version``."""
 
 SYNCHRONOUS_MODES: Final = frozenset({"OFF", "NORMAL", "FULL", "EXTRA"})
@@ -83,6 +84,7 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     accounts.MIGRATION,
     broadcasts.MIGRATION,
     secrets.MIGRATION,
+    schedules.MIGRATION,
 )
 
 CLAIM_SQL: Final = """

@@ -17,6 +17,7 @@ from runtime.api.routes import (
     links,
     properties,
     runs,
+    schedules,
     secrets,
     try_,
 )
@@ -31,4 +32,5 @@ FAMILIES: Final[tuple[Routes, ...]] = (
     audit.ROUTES,
     try_.ROUTES,
     secrets.ROUTES,
+    schedules.ROUTES,
 )
