@@ -105,3 +105,20 @@ def test_host_patterns_are_names_or_networks(text: str, kind: str) -> None:
 def test_a_bad_host_pattern_is_a_value_error(text: object) -> None:
     with pytest.raises(ValueError, match=r"pattern|network"):
         HostPattern.parse(text)
+
+
+@pytest.mark.parametrize("dot", ["\u3002", "\uff0e", "\uff61"])
+def test_a_unicode_full_stop_at_the_end_of_a_name_does_not_slip_past_deny(dot: str) -> None:
+    # IDNA maps these full stops to "." after the ASCII trailing dot was stripped: the host
+    # must still be "evil.example.com", the name deny lists.
+    rules = policy(deny=["evil.example.com", "*.internal.example"])
+    assert parse_url(f"http://evil.example.com{dot}/").host == "evil.example.com"
+    with pytest.raises(OutboundError, match=r"http\.deny"):
+        check(rules, f"http://evil.example.com{dot}/")
+    with pytest.raises(OutboundError, match=r"http\.deny"):
+        check(rules, f"http://db.internal.example{dot}/")
+
+
+def test_a_unicode_full_stop_after_an_ipv4_address_still_reads_as_that_address() -> None:
+    target = parse_url("http://127.0.0.1\u3002/")
+    assert target.address == ipaddress.IPv4Address("127.0.0.1")
