@@ -8,6 +8,7 @@ import ipaddress
 import shutil
 import ssl
 import subprocess
+import tracemalloc
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from runtime.outbound.address import Address
 from runtime.outbound.broker import Broker, Hop
 from runtime.outbound.policy import HttpPolicy, parse_patterns
 from runtime.outbound.request import OutboundRequest
-from tests.support.origin import Origin, origin
+from tests.support.origin import Origin, gzip_zeros, origin
 
 
 class LoopbackOnly(httpx.AsyncBaseTransport):
@@ -308,7 +309,7 @@ class Recording(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
-        return httpx.Response(200, text="ok")
+        return httpx.Response(200, stream=httpx.ByteStream(b"ok"))  # streamed, as on a network
 
 
 async def test_https_connects_to_the_checked_address_with_the_names_sni_and_host() -> None:
@@ -385,3 +386,26 @@ async def test_tls_is_checked_against_the_urls_name_while_connecting_to_the_chec
         assert caught.value.reason == "unreachable"
         assert len(secure.requests) == 1
         await broker.close()
+
+
+async def test_a_compressed_answer_is_decoded_no_further_than_the_size_cap(
+    server: Origin,
+) -> None:
+    """A gzip body of 100 KB that decodes to 100 MB (a decompression bomb) fails as too
+    large without the server holding more than about the cap in memory at once: one network
+    read must not be inflated whole."""
+    size = 100_000_000
+    gzip_zeros(size)  # made before measuring
+    broker = Broker(transport=LoopbackOnly())
+    policy = rules(server, max_bytes=1_000_000)
+    small, _ = await fetch(broker, policy, f"{server.base}/gzip?n=1000")
+    assert small.text == "\0" * 1000  # type: ignore[attr-defined]
+    tracemalloc.start()
+    try:
+        with pytest.raises(OutboundError, match="larger than 1000000 bytes") as caught:
+            await fetch(broker, policy, f"{server.base}/gzip?n={size}")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert caught.value.reason == "too_large"
+    assert peak < 16_000_000, f"{peak} bytes held at once"
