@@ -17,11 +17,13 @@ at the same address, whose certificate was never checked.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import socket
 import time
 import zlib
 from collections.abc import Awaitable, Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import urljoin
@@ -43,14 +45,21 @@ REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
 CROSS_ORIGIN_DROP: Final = frozenset({"authorization", "cookie", "proxy-authorization"})
 BODY_HEADERS: Final = frozenset({"content-type", "content-length", "content-encoding"})
 USER_AGENT: Final = "botbox"
+MAX_LOOKUPS: Final = 2
+"""Name lookups one owner (bot) may have in progress at once, counted until the resolver's
+thread is done with them: a lookup outlives the request that timed out waiting for it."""
+RESOLVER_THREADS: Final = 16
+_RESOLVER = ThreadPoolExecutor(RESOLVER_THREADS, thread_name_prefix="botbox-dns")
 ACCEPT_ENCODING: Final = "gzip, deflate"
 
 
 async def system_resolver(host: str, port: int) -> list[Address]:
     """Resolve with the system's resolver (``getaddrinfo``), once."""
     loop = asyncio.get_running_loop()
+    lookup = functools.partial(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
     try:
-        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        # Threads of its own: lookups that hang hold these, never the loop's default executor.
+        infos = await loop.run_in_executor(_RESOLVER, lookup)
     except OSError:
         return []
     found: list[Address] = []
@@ -108,6 +117,7 @@ class Broker:
         self.resolver = resolver or system_resolver
         self._transport = transport
         self._client: httpx.AsyncClient | None = None
+        self._lookups: dict[str, int] = {}
 
     def client(self) -> httpx.AsyncClient:
         """The httpx client (made on first use): no proxies from the environment, no
@@ -134,14 +144,16 @@ class Broker:
         *,
         hops: list[Hop],
         before_hop: BeforeHop | None = None,
+        owner: str = "",
     ) -> OutboundResponse:
         """Make ``request`` under ``policy``, following redirects; each hop is appended to
-        ``hops`` (even when it fails). Raise :class:`OutboundError` when refused or failed."""
+        ``hops`` (even when it fails). Raise :class:`OutboundError` when refused or failed.
+        ``owner`` (the bot) may have at most :data:`MAX_LOOKUPS` name lookups in progress."""
         host = "?"
         began = time.perf_counter()
         try:
             async with asyncio.timeout(request.timeout):
-                return await self._follow(policy, request, hops, before_hop)
+                return await self._follow(policy, request, hops, before_hop, owner)
         except asyncio.CancelledError:  # the run ended meanwhile (its wall time, say)
             _cut_off(hops, "cancelled", began)
             raise
@@ -160,6 +172,7 @@ class Broker:
         request: OutboundRequest,
         hops: list[Hop],
         before_hop: BeforeHop | None,
+        owner: str,
     ) -> OutboundResponse:
         method, url, body = request.method, request.url, request.body
         headers = list(request.headers)
@@ -174,7 +187,7 @@ class Broker:
                 policy.check_target(target)
                 if before_hop is not None:
                     await before_hop(target)
-                address = await self._address(policy, target)
+                address = await self._address(policy, target, owner)
             except OutboundError as exc:
                 hops.append(Hop(method, target.host, None, 0, _ms(started), exc.reason))
                 raise
@@ -214,13 +227,13 @@ class Broker:
             host=hops[-1].host if hops else None,
         )
 
-    async def _address(self, policy: HttpPolicy, target: Target) -> Address:
+    async def _address(self, policy: HttpPolicy, target: Target, owner: str) -> Address:
         """The checked address to connect to: the URL's own, or the first one its name
         resolved to that passes (the first refusal is raised when none does)."""
         if target.address is not None:
             policy.check_address(target, target.address)
             return target.address
-        found = await self.resolver(target.host, target.port)
+        found = await self._resolve(target, owner)
         if not found:
             raise OutboundError(
                 f"{target.host} could not be resolved", reason="unreachable", host=target.host
@@ -235,6 +248,29 @@ class Broker:
             return address
         assert first is not None
         raise first
+
+    async def _resolve(self, target: Target, owner: str) -> Sequence[Address]:
+        """Resolve through the resolver, counted against ``owner`` until the lookup itself
+        ends (a request that gives up waiting does not end it)."""
+        if self._lookups.get(owner, 0) >= MAX_LOOKUPS:
+            raise OutboundError(
+                f"{MAX_LOOKUPS} name lookups of this bot are still in progress (their DNS does "
+                "not answer); try again later",
+                reason="limit",
+                host=target.host,
+            )
+        self._lookups[owner] = self._lookups.get(owner, 0) + 1
+        lookup = asyncio.ensure_future(self.resolver(target.host, target.port))
+
+        def ended(done: asyncio.Future[Sequence[Address]]) -> None:
+            left = self._lookups.pop(owner, 1) - 1
+            if left > 0:
+                self._lookups[owner] = left
+            if not done.cancelled():
+                done.exception()  # retrieved: a failed lookup nobody waits for is not an error
+
+        lookup.add_done_callback(ended)
+        return await asyncio.shield(lookup)
 
     async def _send(
         self,

@@ -4,6 +4,7 @@ to reach anything but loopback."""
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import shutil
 import ssl
@@ -17,7 +18,7 @@ import pytest
 
 from runtime.errors import OutboundError
 from runtime.outbound.address import Address
-from runtime.outbound.broker import Broker, Hop
+from runtime.outbound.broker import MAX_LOOKUPS, Broker, Hop
 from runtime.outbound.policy import HttpPolicy, parse_patterns
 from runtime.outbound.request import OutboundRequest
 from tests.support.origin import Origin, gzip_zeros, origin
@@ -409,3 +410,52 @@ async def test_a_compressed_answer_is_decoded_no_further_than_the_size_cap(
         tracemalloc.stop()
     assert caught.value.reason == "too_large"
     assert peak < 16_000_000, f"{peak} bytes held at once"
+
+
+class HangingResolver:
+    """Names under ``.hang.test`` never resolve until :attr:`release` is set (a lookup stuck in
+    a resolver thread, which no timeout can take back); others map to 127.0.0.2."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self.started = 0
+
+    async def __call__(self, host: str, port: int) -> list[Address]:
+        if host.endswith(".hang.test"):
+            self.started += 1
+            await self.release.wait()
+            return []
+        return [ipaddress.ip_address("127.0.0.2")]
+
+
+async def test_one_bots_stuck_name_lookups_do_not_hold_every_resolver_thread(
+    server: Origin,
+) -> None:
+    """A bot asking for names whose DNS never answers times out, but its lookups live on in
+    the resolver's threads: past MAX_LOOKUPS of them it is refused at once (reason ``limit``),
+    while another bot's lookups go on; once they end, the bot may look names up again."""
+    resolver = HangingResolver()
+    broker = Broker(resolver=resolver, transport=LoopbackOnly())
+    policy = rules(server, allow=["*", "127.0.0.2"])
+
+    async def ask(owner: str, url: str) -> OutboundError | None:
+        try:
+            await broker.fetch(
+                policy, OutboundRequest("GET", url, timeout=0.2), hops=[], owner=owner
+            )
+        except OutboundError as exc:
+            return exc
+        return None
+
+    for n in range(MAX_LOOKUPS):
+        stuck = await ask("hostile", f"http://n{n}.hang.test:{server.port}/")
+        assert stuck is not None and stuck.reason == "timeout"
+    refused = await ask("hostile", f"http://more.hang.test:{server.port}/")
+    assert refused is not None and refused.reason == "limit"
+    assert resolver.started == MAX_LOOKUPS
+    assert await ask("other", f"http://fine.test:{server.port}/json") is None
+    resolver.release.set()
+    deadline = asyncio.get_running_loop().time() + 5
+    while await ask("hostile", f"http://fine.test:{server.port}/json") is not None:
+        assert asyncio.get_running_loop().time() < deadline, "the lookups never ended"
+        await asyncio.sleep(0.01)
