@@ -459,3 +459,18 @@ async def test_one_bots_stuck_name_lookups_do_not_hold_every_resolver_thread(
     while await ask("hostile", f"http://fine.test:{server.port}/json") is not None:
         assert asyncio.get_running_loop().time() < deadline, "the lookups never ended"
         await asyncio.sleep(0.01)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="finding (review): a bot's own http.allow opens loopback/private/metadata addresses "
+    "of the server's network with no operator consent; with author deploys any author can reach "
+    "services on the host (127.0.0.1) or 169.254.169.254. Needs an operator setting.",
+)
+async def test_a_bots_allow_list_alone_does_not_open_the_servers_loopback(
+    server: Origin,
+) -> None:
+    broker = Broker(transport=LoopbackOnly())
+    with pytest.raises(OutboundError) as caught:
+        await fetch(broker, rules(server, allow=[server.host]), f"{server.base}/json")
+    assert caught.value.reason == "refused"
