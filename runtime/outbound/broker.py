@@ -50,6 +50,15 @@ MAX_LOOKUPS: Final = 2
 thread is done with them: a lookup outlives the request that timed out waiting for it."""
 RESOLVER_THREADS: Final = 16
 _RESOLVER = ThreadPoolExecutor(RESOLVER_THREADS, thread_name_prefix="botbox-dns")
+_LOOKUPS: dict[str, int] = {}
+"""Lookups in progress by owner, for every broker of the process (a try makes its own)."""
+
+
+def lookups_in_progress(owner: str) -> int:
+    """How many name lookups of ``owner`` are still running in this process."""
+    return _LOOKUPS.get(owner, 0)
+
+
 ACCEPT_ENCODING: Final = "gzip, deflate"
 
 
@@ -117,7 +126,6 @@ class Broker:
         self.resolver = resolver or system_resolver
         self._transport = transport
         self._client: httpx.AsyncClient | None = None
-        self._lookups: dict[str, int] = {}
 
     def client(self) -> httpx.AsyncClient:
         """The httpx client (made on first use): no proxies from the environment, no
@@ -252,20 +260,20 @@ class Broker:
     async def _resolve(self, target: Target, owner: str) -> Sequence[Address]:
         """Resolve through the resolver, counted against ``owner`` until the lookup itself
         ends (a request that gives up waiting does not end it)."""
-        if self._lookups.get(owner, 0) >= MAX_LOOKUPS:
+        if _LOOKUPS.get(owner, 0) >= MAX_LOOKUPS:
             raise OutboundError(
                 f"{MAX_LOOKUPS} name lookups of this bot are still in progress (their DNS does "
                 "not answer); try again later",
                 reason="limit",
                 host=target.host,
             )
-        self._lookups[owner] = self._lookups.get(owner, 0) + 1
+        _LOOKUPS[owner] = _LOOKUPS.get(owner, 0) + 1
         lookup = asyncio.ensure_future(self.resolver(target.host, target.port))
 
         def ended(done: asyncio.Future[Sequence[Address]]) -> None:
-            left = self._lookups.pop(owner, 1) - 1
+            left = _LOOKUPS.pop(owner, 1) - 1
             if left > 0:
-                self._lookups[owner] = left
+                _LOOKUPS[owner] = left
             if not done.cancelled():
                 done.exception()  # retrieved: a failed lookup nobody waits for is not an error
 

@@ -18,7 +18,7 @@ import pytest
 
 from runtime.errors import OutboundError
 from runtime.outbound.address import Address
-from runtime.outbound.broker import MAX_LOOKUPS, Broker, Hop
+from runtime.outbound.broker import MAX_LOOKUPS, Broker, Hop, lookups_in_progress
 from runtime.outbound.policy import HttpPolicy, parse_patterns
 from runtime.outbound.request import OutboundRequest
 from tests.support.origin import Origin, gzip_zeros, origin
@@ -474,3 +474,29 @@ async def test_a_bots_allow_list_alone_does_not_open_the_servers_loopback(
     with pytest.raises(OutboundError) as caught:
         await fetch(broker, rules(server, allow=[server.host]), f"{server.base}/json")
     assert caught.value.reason == "refused"
+
+
+async def test_the_lookup_cap_holds_across_brokers_of_one_process(server: Origin) -> None:
+    """Each try makes a broker of its own: a bot must not get MAX_LOOKUPS more stuck lookups
+    per try."""
+    resolver = HangingResolver()
+    policy = rules(server, allow=["*"])
+    errors: list[str] = []
+    for n in range(MAX_LOOKUPS + 1):
+        broker = Broker(resolver=resolver, transport=LoopbackOnly())
+        try:
+            await broker.fetch(
+                policy,
+                OutboundRequest("GET", f"http://t{n}.hang.test/", timeout=0.2),
+                hops=[],
+                owner="tries",
+            )
+        except OutboundError as exc:
+            errors.append(exc.reason)
+    resolver.release.set()
+    assert errors == ["timeout"] * MAX_LOOKUPS + ["limit"]
+    assert resolver.started == MAX_LOOKUPS
+    deadline = asyncio.get_running_loop().time() + 5
+    while lookups_in_progress("tries"):
+        assert asyncio.get_running_loop().time() < deadline, "the lookups never ended"
+        await asyncio.sleep(0.01)
