@@ -80,8 +80,12 @@ class HostPattern:
         return host == self.name
 
     def matches_address(self, address: Address) -> bool:
-        """True if this is an address or network pattern covering ``address``."""
-        return self.network is not None and address in self.network
+        """True if this is an address or network pattern covering ``address`` (an IPv4-mapped
+        IPv6 address, ``::ffff:a.b.c.d``, is also read as the IPv4 address it reaches)."""
+        if self.network is None:
+            return False
+        mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
+        return address in self.network or (mapped is not None and mapped in self.network)
 
 
 @dataclass(frozen=True, slots=True)

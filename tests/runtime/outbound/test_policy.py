@@ -122,3 +122,16 @@ def test_a_unicode_full_stop_at_the_end_of_a_name_does_not_slip_past_deny(dot: s
 def test_a_unicode_full_stop_after_an_ipv4_address_still_reads_as_that_address() -> None:
     target = parse_url("http://127.0.0.1\u3002/")
     assert target.address == ipaddress.IPv4Address("127.0.0.1")
+
+
+@pytest.mark.parametrize("url", ["http://[::ffff:93.184.216.34]/", "http://[::ffff:5db8:d822]/"])
+def test_an_ipv4_mapped_ipv6_spelling_of_a_denied_address_is_denied(url: str) -> None:
+    rules = policy(allow=["*"], deny=["93.184.216.34"])
+    with pytest.raises(OutboundError, match=r"http\.deny"):
+        check(rules, url)
+
+
+def test_a_name_resolving_to_the_mapped_form_of_a_denied_network_is_denied() -> None:
+    rules = policy(deny=["93.184.216.0/24"])
+    with pytest.raises(OutboundError, match=r"http\.deny"):
+        check(rules, "https://example.com/", "::ffff:93.184.216.34")
