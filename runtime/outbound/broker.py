@@ -17,6 +17,7 @@ at the same address, whose certificate was never checked.
 from __future__ import annotations
 
 import asyncio
+import codecs
 import functools
 import ipaddress
 import socket
@@ -60,6 +61,11 @@ def lookups_in_progress(owner: str) -> int:
 
 
 ACCEPT_ENCODING: Final = "gzip, deflate"
+WEB_CHARSETS: Final = (
+    *("utf-8", "utf-16", "utf-32", "ascii", "latin-1", "iso8859", "cp", "mac-", "koi8"),
+    *("shift_jis", "euc_", "gb2312", "gbk", "gb18030", "big5", "iso2022", "tis-620"),
+)
+"""Prefixes of the codec names (``codecs.lookup(...).name``) an answer is decoded with."""
 
 
 async def system_resolver(host: str, port: int) -> list[Address]:
@@ -364,11 +370,18 @@ async def _read(
             host=host,
         ) from None
     data = b"".join(chunks)
-    encoding = response.charset_encoding or "utf-8"
+    return data.decode(_charset(response.charset_encoding), errors="replace"), size
+
+
+def _charset(named: str | None) -> str:
+    """The codec for the charset an answer names: a web text encoding, else UTF-8. Python's
+    other codecs decode in a time the remote server may choose (punycode's is quadratic), in
+    the event loop every bot shares."""
     try:
-        return data.decode(encoding, errors="replace"), size
+        name = codecs.lookup(named or "utf-8").name
     except LookupError:
-        return data.decode("utf-8", errors="replace"), size
+        return "utf-8"
+    return name if name.startswith(WEB_CHARSETS) else "utf-8"
 
 
 def _inflater(encoding: str) -> Any:

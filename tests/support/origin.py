@@ -4,7 +4,8 @@ Routes: ``/json`` (``{"hello": "world"}``), ``/echo`` (the method, Host header, 
 header names it got, as JSON), ``/big?n=N`` (N bytes, with Content-Length), ``/stream?n=N``
 (N bytes, chunked, no length), ``/redirect?to=URL&status=302``, ``/hang`` (headers, then no body
 until :meth:`Origin.release`), ``/status?code=N``, ``/gzip?n=N`` (N zero bytes,
-gzip-compressed: a small body that decodes to a large one). Every request is recorded in
+gzip-compressed: a small body that decodes to a large one), ``/charset?name=X`` (``bcher-kva``
+in charset X). Every request is recorded in
 ``requests``.
 """
 
@@ -93,6 +94,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.origin.released.wait(30)
         elif parts.path == "/status":
             self._send(int(query.get("code", "200")), b"status", "text/plain")
+        elif parts.path == "/charset":
+            self._send(200, b"bcher-kva", f"text/plain; charset={query.get('name', 'utf-8')}")
         elif parts.path == "/gzip":
             body = gzip_zeros(int(query.get("n", "0")))
             self.send_response(200)

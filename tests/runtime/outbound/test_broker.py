@@ -500,3 +500,24 @@ async def test_the_lookup_cap_holds_across_brokers_of_one_process(server: Origin
     while lookups_in_progress("tries"):
         assert asyncio.get_running_loop().time() < deadline, "the lookups never ended"
         await asyncio.sleep(0.01)
+
+
+@pytest.mark.parametrize("charset", ["punycode", "idna", "unicode_escape", "rot13", "nonesuch"])
+async def test_an_answer_is_decoded_only_in_a_web_charset_else_as_utf8(
+    server: Origin, charset: str
+) -> None:
+    """A charset the answer names is used only if it is a web text encoding: punycode's decoder
+    is quadratic (a 160 KB body held the server's event loop, every bot's, for 3.6 s)."""
+    broker = Broker(transport=LoopbackOnly())
+    answer, _ = await fetch(broker, rules(server), f"{server.base}/charset?name={charset}")
+    assert answer.text == "bcher-kva"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(("charset", "text"), [("latin-1", "bcher-kva"), ("utf-16-le", None)])
+async def test_an_answer_in_a_web_charset_is_decoded_in_it(
+    server: Origin, charset: str, text: str | None
+) -> None:
+    broker = Broker(transport=LoopbackOnly())
+    answer, _ = await fetch(broker, rules(server), f"{server.base}/charset?name={charset}")
+    expected = text if text is not None else b"bcher-kva".decode(charset, "replace")
+    assert answer.text == expected  # type: ignore[attr-defined]
