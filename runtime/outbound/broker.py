@@ -313,7 +313,8 @@ class Broker:
             return await self.client().send(prepared, stream=True)
         except httpx.TimeoutException:
             raise TimeoutError from None
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            # InvalidURL: httpx reads a 3xx's Location even when it follows no redirect.
             raise OutboundError(
                 f"{target.host} could not be reached ({type(exc).__name__})",
                 reason="unreachable",

@@ -12,6 +12,7 @@ import subprocess
 import tracemalloc
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -521,3 +522,19 @@ async def test_an_answer_in_a_web_charset_is_decoded_in_it(
     answer, _ = await fetch(broker, rules(server), f"{server.base}/charset?name={charset}")
     expected = text if text is not None else b"bcher-kva".decode(charset, "replace")
     assert answer.text == expected  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "location",
+    ["hop:|{", "http://\u00ff\u00fe/", "http://[::1/", "http://a b/", "http:0x/"],
+)
+async def test_a_redirect_to_a_location_httpx_cannot_read_is_an_http_error(
+    server: Origin, location: str
+) -> None:
+    """httpx reads a 3xx's Location even when it follows no redirect; one it cannot read must
+    fail the request as refused or unreachable, not crash the capability inside the host."""
+    broker = Broker(transport=LoopbackOnly())
+    url = f"{server.base}/redirect?{urlencode({'to': location})}"
+    with pytest.raises(OutboundError) as caught:
+        await fetch(broker, rules(server), url)
+    assert caught.value.reason in ("refused", "unreachable")
