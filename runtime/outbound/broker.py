@@ -393,8 +393,31 @@ def _inflater(encoding: str) -> Any:
     if name in ("", "identity"):
         return False
     if name in ("gzip", "x-gzip", "deflate"):
-        return zlib.decompressobj(32 + zlib.MAX_WBITS)  # a zlib or gzip header, detected
+        return _Inflater()
     return None
+
+
+class _Inflater:
+    """A zlib decompressor picked by the first bytes: gzip or zlib headers, else raw deflate
+    (what some servers send as ``deflate``; httpx takes it too)."""
+
+    def __init__(self) -> None:
+        self._zlib: Any = None
+
+    def decompress(self, data: bytes, max_length: int) -> bytes:
+        """Up to ``max_length`` bytes of ``data`` inflated (the rest is ``unconsumed_tail``)."""
+        if self._zlib is None:
+            header = len(data) >= 2 and (
+                data[:2] == b"\x1f\x8b"
+                or (data[0] & 0x0F == 8 and (data[0] << 8 | data[1]) % 31 == 0)
+            )
+            self._zlib = zlib.decompressobj(32 + zlib.MAX_WBITS if header else -zlib.MAX_WBITS)
+        return self._zlib.decompress(data, max_length)  # type: ignore[no-any-return]
+
+    @property
+    def unconsumed_tail(self) -> bytes:
+        """What the last call left to inflate."""
+        return self._zlib.unconsumed_tail  # type: ignore[no-any-return]
 
 
 def _inflated(inflater: Any, raw: bytes, room: int) -> Iterator[bytes]:

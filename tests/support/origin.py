@@ -5,8 +5,8 @@ header names it got, as JSON), ``/big?n=N`` (N bytes, with Content-Length), ``/s
 (N bytes, chunked, no length), ``/redirect?to=URL&status=302``, ``/hang`` (headers, then no body
 until :meth:`Origin.release`), ``/status?code=N``, ``/gzip?n=N`` (N zero bytes,
 gzip-compressed: a small body that decodes to a large one), ``/charset?name=X`` (``bcher-kva``
-in charset X). Every request is recorded in
-``requests``.
+in charset X), ``/deflate?n=N`` (N bytes, raw deflate, as some servers send "deflate").
+Every request is recorded in ``requests``.
 """
 
 from __future__ import annotations
@@ -96,6 +96,15 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(int(query.get("code", "200")), b"status", "text/plain")
         elif parts.path == "/charset":
             self._send(200, b"bcher-kva", f"text/plain; charset={query.get('name', 'utf-8')}")
+        elif parts.path == "/deflate":
+            packer = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)  # raw: no zlib header
+            body = packer.compress(b"z" * int(query.get("n", "0"))) + packer.flush()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Encoding", "deflate")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
         elif parts.path == "/gzip":
             body = gzip_zeros(int(query.get("n", "0")))
             self.send_response(200)

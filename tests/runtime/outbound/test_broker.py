@@ -538,3 +538,9 @@ async def test_a_redirect_to_a_location_httpx_cannot_read_is_an_http_error(
     with pytest.raises(OutboundError) as caught:
         await fetch(broker, rules(server), url)
     assert caught.value.reason in ("refused", "unreachable")
+
+
+async def test_a_raw_deflate_answer_is_decoded_as_httpx_would(server: Origin) -> None:
+    broker = Broker(transport=LoopbackOnly())
+    answer, _ = await fetch(broker, rules(server), f"{server.base}/deflate?n=5000")
+    assert answer.text == "z" * 5000  # type: ignore[attr-defined]
