@@ -134,6 +134,15 @@ class HttpPolicy:
                     f"{host} is not in http.allow of bot.yaml", reason="refused", host=host
                 )
         why = refusal(address)
+        if why is not None and why.startswith("cloud metadata"):
+            # The server's own credentials: no bot's allow list opens it.
+            shown = host if target.address is not None else f"{host} ({address})"
+            error = refused(
+                f"{shown} is a {why} address; only public addresses are reached, and no "
+                "http.allow entry opens a cloud metadata address"
+            )
+            error.host = host
+            raise error
         if why is not None and not explicit:
             shown = host if target.address is not None else f"{host} ({address})"
             error = refused(

@@ -135,3 +135,16 @@ def test_a_name_resolving_to_the_mapped_form_of_a_denied_network_is_denied() -> 
     rules = policy(deny=["93.184.216.0/24"])
     with pytest.raises(OutboundError, match=r"http\.deny"):
         check(rules, "https://example.com/", "::ffff:93.184.216.34")
+
+
+@pytest.mark.parametrize("allow", ["169.254.169.254", "169.254.0.0/16", "0.0.0.0/0", "::/0"])
+@pytest.mark.parametrize(
+    "url", ["http://169.254.169.254/", "http://[fd00:ec2::254]/", "http://[::ffff:a9fe:a9fe]/"]
+)
+def test_no_allow_entry_opens_a_cloud_metadata_address(allow: str, url: str) -> None:
+    """A bot's author writes its allow list: the cloud's metadata service (the server's own
+    credentials) stays closed whatever it lists."""
+    rules = policy(allow=[allow, "fd00::/8"])
+    with pytest.raises(OutboundError, match=r"cloud metadata|not in http\.allow") as caught:
+        check(rules, url)
+    assert caught.value.reason == "refused"
