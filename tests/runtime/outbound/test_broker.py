@@ -464,9 +464,9 @@ async def test_one_bots_stuck_name_lookups_do_not_hold_every_resolver_thread(
 
 @pytest.mark.xfail(
     strict=True,
-    reason="finding (review): a bot's own http.allow opens loopback/private/metadata addresses "
-    "of the server's network with no operator consent; with author deploys any author can reach "
-    "services on the host (127.0.0.1) or 169.254.169.254. Needs an operator setting.",
+    reason="finding (review): a bot's own http.allow opens loopback and private addresses of "
+    "the server's network with no operator consent; with author deploys any author can reach "
+    "services on the host (127.0.0.1) or its LAN. Needs an operator setting.",
 )
 async def test_a_bots_allow_list_alone_does_not_open_the_servers_loopback(
     server: Origin,
