@@ -104,8 +104,9 @@ async def on_error(request: AppRequest, exc: Exception) -> HTTPResponse:
 async def health(request: AppRequest) -> HTTPResponse:
     """Liveness and a few numbers: bots, pool, isolation, queue, run log; 503 while a loop is down.
 
-    Bots that failed to load (or whose latest change was refused) are counted in ``problems``
-    and ``bots_failed``, never named (``/health`` is public; the log names them).
+    Bots are counted, never named (``/health`` is public; the API hides a bot from a token
+    that may not see it): those serving in ``bots``, those that failed to load (or whose latest
+    change was refused) in ``problems`` and ``bots_failed`` (the log names them).
 
     ``running`` (queue items this process is handling) and ``run_log_pending`` (run records not
     yet written) are this process's own: both 0 means every run it finished is in the run log.
@@ -126,7 +127,7 @@ async def health(request: AppRequest) -> HTTPResponse:
             "problems": [serverlog.redact(problem) for problem in problems + bots],
             "bots_failed": len(state.registry.failed),
             "instance": state.processor.owner,
-            "bots": state.registry.ids,
+            "bots": len(state.registry.ids),  # a count: the API hides bots from some tokens
             "pool": state.pool.stats,
             "isolation": state.pool.isolation,
             "pending": pending,
