@@ -6,6 +6,7 @@ variable each bot's ``bot.yaml`` names, in :mod:`runtime.runs.registry`).
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -87,6 +88,20 @@ def _log_level(text: str) -> str:
     return value
 
 
+def _networks(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """A comma-separated list of networks (``127.0.0.0/8, 10.1.0.0/16, ::1``); empty: none."""
+    found = []
+    for part in text.split(","):
+        if part.strip():
+            try:
+                found.append(ipaddress.ip_network(part.strip()))
+            except ValueError:
+                raise ValueError(
+                    f"{part.strip()!r} is not a network (write 10.0.0.0/8, 127.0.0.2 or ::1)"
+                ) from None
+    return tuple(found)
+
+
 def _optional_path(text: str) -> Path | None:
     return Path(text) if text.strip() else None
 
@@ -115,6 +130,9 @@ class Settings:
     retention_days: float = 14.0
     schedule_tick: float = 1.0
     """Seconds between two looks at the recurring schedules (``BOTBOX_SCHEDULE_TICK``)."""
+    http_private_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    """Non-public networks a bot's ``http.allow`` may open (``BOTBOX_HTTP_PRIVATE_NETWORKS``):
+    none by default, so no author reaches the server's loopback or LAN without the admin."""
 
     @property
     def base_url(self) -> str:
@@ -159,6 +177,7 @@ class Settings:
             "lease_seconds": _seconds,
             "retention_days": _days,
             "schedule_tick": _seconds,
+            "http_private_networks": _networks,
         }
         known = {PREFIX + f.name.upper(): f.name for f in fields(cls)}
         values: dict[str, Any] = {}

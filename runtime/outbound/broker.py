@@ -32,7 +32,7 @@ from urllib.parse import urljoin
 import httpx
 
 from runtime.errors import OutboundError
-from runtime.outbound.address import Address, Target, parse_url
+from runtime.outbound.address import Address, Network, Target, parse_url
 from runtime.outbound.policy import HttpPolicy
 from runtime.outbound.request import OutboundRequest
 from sandbox.jsontypes import JSON
@@ -128,8 +128,11 @@ class Broker:
         *,
         resolver: Resolver | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        opened: Sequence[Network] = (),
     ) -> None:
         self.resolver = resolver or system_resolver
+        self.opened = tuple(opened)
+        """Non-public networks the admin lets bots reach (``BOTBOX_HTTP_PRIVATE_NETWORKS``)."""
         self._transport = transport
         self._client: httpx.AsyncClient | None = None
 
@@ -245,7 +248,7 @@ class Broker:
         """The checked address to connect to: the URL's own, or the first one its name
         resolved to that passes (the first refusal is raised when none does)."""
         if target.address is not None:
-            policy.check_address(target, target.address)
+            policy.check_address(target, target.address, self.opened)
             return target.address
         found = await self._resolve(target, owner)
         if not found:
@@ -255,7 +258,7 @@ class Broker:
         first: OutboundError | None = None
         for address in found:
             try:
-                policy.check_address(target, address)
+                policy.check_address(target, address, self.opened)
             except OutboundError as exc:
                 first = first or exc
                 continue

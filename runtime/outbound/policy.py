@@ -118,8 +118,14 @@ class HttpPolicy:
         if target.address is None and any(p.matches_name(target.host) for p in self.deny):
             raise _denied(target.host)
 
-    def check_address(self, target: Target, address: Address) -> None:
-        """The checks of an address ``target`` resolved to (or is): deny, allow, public."""
+    def check_address(
+        self, target: Target, address: Address, opened: Sequence[Network] = ()
+    ) -> None:
+        """The checks of an address ``target`` resolved to (or is): deny, allow, public.
+
+        A non-public address is reached only when the bot's ``http.allow`` lists it *and* the
+        server's admin opened its network (``opened``, ``BOTBOX_HTTP_PRIVATE_NETWORKS``).
+        """
         host = target.host
         if any(p.matches_address(address) for p in self.deny):
             raise _denied(host)
@@ -151,6 +157,20 @@ class HttpPolicy:
             )
             error.host = host
             raise error
+        if why is not None and not _covered(address, opened):
+            shown = host if target.address is not None else f"{host} ({address})"
+            error = refused(
+                f"{shown} is a {why} address, and the server's admin has not opened its network "
+                "to bots (BOTBOX_HTTP_PRIVATE_NETWORKS)"
+            )
+            error.host = host
+            raise error
+
+
+def _covered(address: Address, networks: Sequence[Network]) -> bool:
+    """Whether ``address`` (or the IPv4 address an IPv4-mapped one reaches) is in a network."""
+    mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
+    return any(address in net or (mapped is not None and mapped in net) for net in networks)
 
 
 def _denied(host: str) -> OutboundError:

@@ -17,6 +17,7 @@ from types import SimpleNamespace
 from sanic import Request, Sanic
 from sanic.config import Config
 
+from runtime.outbound.broker import Broker
 from runtime.runs.deployments import Deployments
 from runtime.runs.pipeline import Runner
 from runtime.runs.polling import Poller
@@ -122,6 +123,7 @@ class AppState:
                 keys,
                 settings.base_url,
                 runlog,
+                outbound=Broker(opened=settings.http_private_networks),
                 secrets=BotSecrets(store, SecretBox(master_key)),
             )
             opened.push_async_callback(services.outbound.close)

@@ -365,6 +365,7 @@ async def run_trial(
             await _update(runner, emulated, request, trial, emulator, clock())
     finally:
         await telegram.close()
+        await services.outbound.close()
     trial.calls = [call.as_dict() for call in telegram.calls]
     trial.runs = [_run_of(bot, record) for record in runlog.records]
     return trial

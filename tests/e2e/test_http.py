@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.links import mint
-from tests.support.origin import Origin, origin
+from tests.support.origin import LOOPBACK_SETTING, Origin, origin
 from tests.support.server import BotboxServer, hosting
 from tests.support.telegram_standin import TelegramStandIn
 from tests.support.updates import make_update
@@ -56,7 +56,11 @@ def running(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[BotboxServer, TelegramStandIn, Origin]]:
     root = Path(tmp_path_factory.mktemp("http"))
-    env = {"HTTP_TOKEN": TOKEN, "CLOSED_TOKEN": CLOSED_TOKEN}
+    env = {
+        "HTTP_TOKEN": TOKEN,
+        "CLOSED_TOKEN": CLOSED_TOKEN,
+        "BOTBOX_HTTP_PRIVATE_NETWORKS": LOOPBACK_SETTING,
+    }
     with (
         origin("::1") as server,
         TelegramStandIn(tokens={TOKEN, CLOSED_TOKEN}) as telegram,

@@ -12,6 +12,7 @@ Every request is recorded in ``requests``.
 from __future__ import annotations
 
 import functools
+import ipaddress
 import json
 import socket
 import ssl
@@ -22,6 +23,13 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+LOOPBACK_NETWORKS: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = (
+    ipaddress.ip_network("127.0.0.0/8"),
+    ipaddress.ip_network("::1/128"),
+)
+"""What tests open to bots (``BOTBOX_HTTP_PRIVATE_NETWORKS``): loopback only, never more."""
+LOOPBACK_SETTING = "127.0.0.0/8, ::1"
 
 
 @functools.cache

@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from runtime.outbound.broker import Broker
 from runtime.runs.pipeline import Runner
 from runtime.runs.processor import Processor
 from runtime.runs.registry import Registry
@@ -25,6 +26,7 @@ from runtime.store import SqliteStore
 from runtime.telegram.client import TelegramClient
 from runtime.telegram.update import parse_update
 from sandbox import WorkerPool
+from tests.support.origin import LOOPBACK_NETWORKS
 from tests.support.telegram_standin import TelegramStandIn
 from tests.support.updates import make_update
 
@@ -110,6 +112,7 @@ async def hosted(
             KeyFile(tmp_path / "keys.json"),
             "http://test",
             RunLog(store),
+            outbound=Broker(opened=LOOPBACK_NETWORKS),
             secrets=BotSecrets(store, SecretBox(MASTER_KEY)),
         )
         runner = Runner(services)

@@ -29,6 +29,7 @@ from runtime.telegram.client import TelegramClient
 from runtime.web.app import create_app
 from runtime.web.state import App, AppState, Parts
 from sandbox import WorkerPool
+from tests.support.origin import LOOPBACK_NETWORKS
 from tests.support.runtime import TOKEN, wait_until, write_bot
 from tests.support.telegram_standin import TelegramStandIn
 
@@ -134,6 +135,7 @@ async def serve(
         demo=False,
         public_url=BASE_URL,
         sandbox_workers=1,
+        http_private_networks=LOOPBACK_NETWORKS,
     )
     with TelegramStandIn(tokens={TOKEN}) as standin:
         telegram = TelegramClient("http://telegram.test", transport=stub_transport(standin))

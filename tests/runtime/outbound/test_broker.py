@@ -22,7 +22,7 @@ from runtime.outbound.address import Address
 from runtime.outbound.broker import MAX_LOOKUPS, Broker, Hop, lookups_in_progress
 from runtime.outbound.policy import HttpPolicy, parse_patterns
 from runtime.outbound.request import OutboundRequest
-from tests.support.origin import Origin, gzip_zeros, origin
+from tests.support.origin import LOOPBACK_NETWORKS, Origin, gzip_zeros, origin
 
 
 class LoopbackOnly(httpx.AsyncBaseTransport):
@@ -82,7 +82,7 @@ async def fetch(
 async def test_a_get_to_an_allowed_local_server_returns_status_headers_and_text(
     server: Origin,
 ) -> None:
-    broker = Broker(transport=LoopbackOnly())
+    broker = Broker(opened=LOOPBACK_NETWORKS, transport=LoopbackOnly())
     answer, hops = await fetch(broker, rules(server), f"{server.base}/json")
     assert answer.status == 200  # type: ignore[attr-defined]
     assert answer.headers["content-type"] == "application/json"  # type: ignore[attr-defined]
@@ -93,7 +93,7 @@ async def test_a_get_to_an_allowed_local_server_returns_status_headers_and_text(
 
 async def test_ipv6_loopback_is_reached_when_allowed() -> None:
     with origin("::1") as v6:
-        broker = Broker(transport=LoopbackOnly())
+        broker = Broker(opened=LOOPBACK_NETWORKS, transport=LoopbackOnly())
         answer, _ = await fetch(broker, rules(v6), f"{v6.base}/echo")
         assert answer.status == 200  # type: ignore[attr-defined]
         assert v6.requests[-1]["host"] == f"[::1]:{v6.port}"
@@ -118,7 +118,7 @@ async def test_without_an_allow_entry_loopback_in_every_spelling_is_refused_befo
     server: Origin, host: str
 ) -> None:
     connections = LoopbackOnly()
-    broker = Broker(transport=connections)
+    broker = Broker(opened=LOOPBACK_NETWORKS, transport=connections)
     policy = HttpPolicy(ports=frozenset({80, 443, server.port}))
     with pytest.raises(OutboundError, match="loopback") as caught:
         await fetch(broker, policy, f"http://{host}:{server.port}/json")
@@ -148,7 +148,7 @@ async def test_a_name_resolving_to_a_private_address_is_refused_and_never_connec
 ) -> None:
     connections = LoopbackOnly()
     resolver = StubResolver({"inside.test": [address]})
-    broker = Broker(resolver=resolver, transport=connections)
+    broker = Broker(opened=LOOPBACK_NETWORKS, resolver=resolver, transport=connections)
     policy = HttpPolicy(allow=parse_patterns(["*"]))
     with pytest.raises(OutboundError, match="only public addresses") as caught:
         await fetch(broker, policy, "http://inside.test/latest/meta-data/")
@@ -165,7 +165,7 @@ async def test_the_connection_goes_to_the_checked_address_with_the_original_host
     the request can only succeed if nothing resolves it again (DNS rebinding gets nowhere)."""
     connections = LoopbackOnly()
     resolver = StubResolver({"api.rebind.test": [server.host]})
-    broker = Broker(resolver=resolver, transport=connections)
+    broker = Broker(opened=LOOPBACK_NETWORKS, resolver=resolver, transport=connections)
     answer, _ = await fetch(broker, rules(server), f"http://api.rebind.test:{server.port}/echo")
     assert answer.status == 200  # type: ignore[attr-defined]
     assert resolver.lookups == ["api.rebind.test"]
@@ -178,7 +178,7 @@ async def test_a_name_whose_answers_mix_public_and_private_connects_only_to_a_ch
 ) -> None:
     connections = LoopbackOnly()
     resolver = StubResolver({"mixed.test": ["10.0.0.1", server.host]})
-    broker = Broker(resolver=resolver, transport=connections)
+    broker = Broker(opened=LOOPBACK_NETWORKS, resolver=resolver, transport=connections)
     await fetch(broker, rules(server), f"http://mixed.test:{server.port}/json")
     assert [address for address, _ in connections.sent] == [server.host]
 
@@ -186,7 +186,7 @@ async def test_a_name_whose_answers_mix_public_and_private_connects_only_to_a_ch
 async def test_redirects_are_followed_with_the_same_checks_at_every_hop(server: Origin) -> None:
     connections = LoopbackOnly()
     resolver = StubResolver({"metadata.test": ["169.254.169.254"]})
-    broker = Broker(resolver=resolver, transport=connections)
+    broker = Broker(opened=LOOPBACK_NETWORKS, resolver=resolver, transport=connections)
     to_json = f"{server.base}/redirect?to=/json&status=301"
     answer, hops = await fetch(broker, rules(server), to_json)
     assert answer.status == 200  # type: ignore[attr-defined]
@@ -209,13 +209,13 @@ async def test_redirects_are_followed_with_the_same_checks_at_every_hop(server: 
 
 
 async def test_a_redirect_to_another_scheme_is_refused(server: Origin) -> None:
-    broker = Broker(transport=LoopbackOnly())
+    broker = Broker(opened=LOOPBACK_NETWORKS, transport=LoopbackOnly())
     with pytest.raises(OutboundError, match="only http and https"):
         await fetch(broker, rules(server), f"{server.base}/redirect?to=file:///etc/passwd")
 
 
 async def test_redirects_stop_at_the_limit(server: Origin) -> None:
-    broker = Broker(transport=LoopbackOnly())
+    broker = Broker(opened=LOOPBACK_NETWORKS, transport=LoopbackOnly())
     loop = f"{server.base}/redirect?to=/redirect%3Fto%3D/json"
     _, hops = await fetch(broker, rules(server, max_redirects=2), loop)
     assert len(hops) == 3
@@ -225,7 +225,7 @@ async def test_redirects_stop_at_the_limit(server: Origin) -> None:
 
 
 async def test_a_303_turns_a_post_into_a_get_without_its_body(server: Origin) -> None:
-    broker = Broker(transport=LoopbackOnly())
+    broker = Broker(opened=LOOPBACK_NETWORKS, transport=LoopbackOnly())
     url = f"{server.base}/redirect?to=/echo&status=303"
     await fetch(
         broker,
@@ -242,7 +242,7 @@ async def test_a_303_turns_a_post_into_a_get_without_its_body(server: Origin) ->
 
 async def test_credentials_are_not_carried_to_another_origin(server: Origin) -> None:
     with origin("127.0.0.3") as other:
-        broker = Broker(transport=LoopbackOnly())
+        broker = Broker(opened=LOOPBACK_NETWORKS, transport=LoopbackOnly())
         policy = HttpPolicy(
             allow=parse_patterns([server.host, other.host]),
             ports=frozenset({80, 443, server.port, other.port}),
@@ -261,7 +261,7 @@ async def test_credentials_are_not_carried_to_another_origin(server: Origin) -> 
 async def test_an_answer_over_the_size_cap_fails_without_being_read_whole(
     server: Origin, route: str
 ) -> None:
-    broker = Broker(transport=LoopbackOnly())
+    broker = Broker(opened=LOOPBACK_NETWORKS, transport=LoopbackOnly())
     policy = rules(server, max_bytes=100_000)
     answer, _ = await fetch(broker, policy, f"{server.base}/{route}?n=100000")
     assert len(answer.text) == 100_000  # type: ignore[attr-defined]
@@ -276,7 +276,7 @@ async def test_an_answer_over_the_size_cap_fails_without_being_read_whole(
 
 
 async def test_a_slow_answer_ends_with_a_timeout(server: Origin) -> None:
-    broker = Broker(transport=LoopbackOnly())
+    broker = Broker(opened=LOOPBACK_NETWORKS, transport=LoopbackOnly())
     hops: list[Hop] = []
     with pytest.raises(OutboundError, match=r"longer than 0\.3 s") as caught:
         await broker.fetch(
@@ -289,7 +289,7 @@ async def test_a_slow_answer_ends_with_a_timeout(server: Origin) -> None:
 async def test_a_port_outside_the_rules_is_refused_before_resolving() -> None:
     connections = LoopbackOnly()
     resolver = StubResolver({"example.test": ["93.184.216.34"]})
-    broker = Broker(resolver=resolver, transport=connections)
+    broker = Broker(opened=LOOPBACK_NETWORKS, resolver=resolver, transport=connections)
     with pytest.raises(OutboundError, match="port 6379"):
         await fetch(broker, HttpPolicy(), "http://example.test:6379/")
     assert resolver.lookups == []
@@ -297,7 +297,7 @@ async def test_a_port_outside_the_rules_is_refused_before_resolving() -> None:
 
 
 async def test_an_unknown_name_is_unreachable() -> None:
-    broker = Broker(resolver=StubResolver({}), transport=LoopbackOnly())
+    broker = Broker(opened=LOOPBACK_NETWORKS, resolver=StubResolver({}), transport=LoopbackOnly())
     with pytest.raises(OutboundError, match="could not be resolved") as caught:
         await fetch(broker, HttpPolicy(), "http://nowhere.test/")
     assert caught.value.reason == "unreachable"
@@ -319,7 +319,7 @@ async def test_https_connects_to_the_checked_address_with_the_names_sni_and_host
     while the connection goes to the address the broker checked."""
     connections = Recording()
     resolver = StubResolver({"secure.test": ["127.0.0.2"]})
-    broker = Broker(resolver=resolver, transport=connections)
+    broker = Broker(opened=LOOPBACK_NETWORKS, resolver=resolver, transport=connections)
     policy = HttpPolicy(allow=parse_patterns(["127.0.0.2"]))
     answer, _ = await fetch(broker, policy, "https://secure.test/pay?k=1")
     assert answer.status == 200  # type: ignore[attr-defined]
@@ -378,7 +378,7 @@ async def test_tls_is_checked_against_the_urls_name_while_connecting_to_the_chec
             verify=client_tls, limits=httpx.Limits(max_keepalive_connections=0)
         )
         resolver = StubResolver({"secure.test": ["127.0.0.2"], "other.test": ["127.0.0.2"]})
-        broker = Broker(resolver=resolver, transport=connections)
+        broker = Broker(opened=LOOPBACK_NETWORKS, resolver=resolver, transport=connections)
         policy = rules(secure)
         answer, _ = await fetch(broker, policy, f"https://secure.test:{secure.port}/echo")
         assert answer.status == 200  # type: ignore[attr-defined]
@@ -398,7 +398,7 @@ async def test_a_compressed_answer_is_decoded_no_further_than_the_size_cap(
     read must not be inflated whole."""
     size = 100_000_000
     gzip_zeros(size)  # made before measuring
-    broker = Broker(transport=LoopbackOnly())
+    broker = Broker(opened=LOOPBACK_NETWORKS, transport=LoopbackOnly())
     policy = rules(server, max_bytes=1_000_000)
     small, _ = await fetch(broker, policy, f"{server.base}/gzip?n=1000")
     assert small.text == "\0" * 1000  # type: ignore[attr-defined]
@@ -436,7 +436,7 @@ async def test_one_bots_stuck_name_lookups_do_not_hold_every_resolver_thread(
     the resolver's threads: past MAX_LOOKUPS of them it is refused at once (reason ``limit``),
     while another bot's lookups go on; once they end, the bot may look names up again."""
     resolver = HangingResolver()
-    broker = Broker(resolver=resolver, transport=LoopbackOnly())
+    broker = Broker(opened=LOOPBACK_NETWORKS, resolver=resolver, transport=LoopbackOnly())
     policy = rules(server, allow=["*", "127.0.0.2"])
 
     async def ask(owner: str, url: str) -> OutboundError | None:
@@ -462,19 +462,24 @@ async def test_one_bots_stuck_name_lookups_do_not_hold_every_resolver_thread(
         await asyncio.sleep(0.01)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding (review): a bot's own http.allow opens loopback and private addresses of "
-    "the server's network with no operator consent; with author deploys any author can reach "
-    "services on the host (127.0.0.1) or its LAN. Needs an operator setting.",
-)
 async def test_a_bots_allow_list_alone_does_not_open_the_servers_loopback(
     server: Origin,
 ) -> None:
+    """Without the admin's BOTBOX_HTTP_PRIVATE_NETWORKS, http.allow cannot open loopback; the
+    message says which setting would; a network the admin opened works."""
     broker = Broker(transport=LoopbackOnly())
+    before = len(server.requests)
     with pytest.raises(OutboundError) as caught:
         await fetch(broker, rules(server, allow=[server.host]), f"{server.base}/json")
     assert caught.value.reason == "refused"
+    assert "BOTBOX_HTTP_PRIVATE_NETWORKS" in caught.value.message
+    assert len(server.requests) == before  # refused before any connection
+    other = Broker(transport=LoopbackOnly(), opened=[ipaddress.ip_network("10.0.0.0/8")])
+    with pytest.raises(OutboundError):
+        await fetch(other, rules(server, allow=[server.host]), f"{server.base}/json")
+    opened = Broker(transport=LoopbackOnly(), opened=LOOPBACK_NETWORKS)
+    answer, _ = await fetch(opened, rules(server, allow=[server.host]), f"{server.base}/json")
+    assert answer.status == 200  # type: ignore[attr-defined]
 
 
 async def test_the_lookup_cap_holds_across_brokers_of_one_process(server: Origin) -> None:
@@ -484,7 +489,7 @@ async def test_the_lookup_cap_holds_across_brokers_of_one_process(server: Origin
     policy = rules(server, allow=["*"])
     errors: list[str] = []
     for n in range(MAX_LOOKUPS + 1):
-        broker = Broker(resolver=resolver, transport=LoopbackOnly())
+        broker = Broker(opened=LOOPBACK_NETWORKS, resolver=resolver, transport=LoopbackOnly())
         try:
             await broker.fetch(
                 policy,
@@ -509,7 +514,7 @@ async def test_an_answer_is_decoded_only_in_a_web_charset_else_as_utf8(
 ) -> None:
     """A charset the answer names is used only if it is a web text encoding: punycode's decoder
     is quadratic (a 160 KB body held the server's event loop, every bot's, for 3.6 s)."""
-    broker = Broker(transport=LoopbackOnly())
+    broker = Broker(opened=LOOPBACK_NETWORKS, transport=LoopbackOnly())
     answer, _ = await fetch(broker, rules(server), f"{server.base}/charset?name={charset}")
     assert answer.text == "bcher-kva"  # type: ignore[attr-defined]
 
@@ -518,7 +523,7 @@ async def test_an_answer_is_decoded_only_in_a_web_charset_else_as_utf8(
 async def test_an_answer_in_a_web_charset_is_decoded_in_it(
     server: Origin, charset: str, text: str | None
 ) -> None:
-    broker = Broker(transport=LoopbackOnly())
+    broker = Broker(opened=LOOPBACK_NETWORKS, transport=LoopbackOnly())
     answer, _ = await fetch(broker, rules(server), f"{server.base}/charset?name={charset}")
     expected = text if text is not None else b"bcher-kva".decode(charset, "replace")
     assert answer.text == expected  # type: ignore[attr-defined]
@@ -533,7 +538,7 @@ async def test_a_redirect_to_a_location_httpx_cannot_read_is_an_http_error(
 ) -> None:
     """httpx reads a 3xx's Location even when it follows no redirect; one it cannot read must
     fail the request as refused or unreachable, not crash the capability inside the host."""
-    broker = Broker(transport=LoopbackOnly())
+    broker = Broker(opened=LOOPBACK_NETWORKS, transport=LoopbackOnly())
     url = f"{server.base}/redirect?{urlencode({'to': location})}"
     with pytest.raises(OutboundError) as caught:
         await fetch(broker, rules(server), url)
@@ -541,6 +546,6 @@ async def test_a_redirect_to_a_location_httpx_cannot_read_is_an_http_error(
 
 
 async def test_a_raw_deflate_answer_is_decoded_as_httpx_would(server: Origin) -> None:
-    broker = Broker(transport=LoopbackOnly())
+    broker = Broker(opened=LOOPBACK_NETWORKS, transport=LoopbackOnly())
     answer, _ = await fetch(broker, rules(server), f"{server.base}/deflate?n=5000")
     assert answer.text == "z" * 5000  # type: ignore[attr-defined]

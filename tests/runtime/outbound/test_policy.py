@@ -17,11 +17,17 @@ def policy(**changes: object) -> HttpPolicy:
     return HttpPolicy(allow=allow, deny=deny, **changes)  # type: ignore[arg-type]
 
 
-def check(rules: HttpPolicy, url: str, address: str | None = None) -> None:
+EVERY_NETWORK = (ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0"))
+"""The admin's side opened wide, so these tests see the bot's own rules alone."""
+
+
+def check(
+    rules: HttpPolicy, url: str, address: str | None = None, opened: object = EVERY_NETWORK
+) -> None:
     target = parse_url(url)
     rules.check_target(target)
     resolved = target.address or ipaddress.ip_address(address or "93.184.216.34")
-    rules.check_address(target, resolved)
+    rules.check_address(target, resolved, opened)  # type: ignore[arg-type]
 
 
 def test_a_public_host_on_a_default_port_passes_with_no_rules() -> None:
@@ -74,6 +80,19 @@ def test_an_address_entry_opens_exactly_that_private_address() -> None:
     for url in ("http://127.0.0.1/", "http://127.1/", "http://10.2.0.1/"):
         with pytest.raises(OutboundError):
             check(rules, url)
+
+
+def test_a_private_address_needs_the_admins_network_too() -> None:
+    """http.allow lists it, but only a network in BOTBOX_HTTP_PRIVATE_NETWORKS opens it; a public
+    address needs neither."""
+    rules = policy(allow=["127.0.0.2", "10.1.0.0/16", "example.com"])
+    with pytest.raises(OutboundError, match="BOTBOX_HTTP_PRIVATE_NETWORKS"):
+        check(rules, "http://127.0.0.2/", opened=())
+    with pytest.raises(OutboundError, match="BOTBOX_HTTP_PRIVATE_NETWORKS"):
+        check(rules, "http://intranet.test/", "10.1.2.3", opened=[ipaddress.ip_network("::1")])
+    check(rules, "http://intranet.test/", "10.1.2.3", opened=[ipaddress.ip_network("10.1.2.0/24")])
+    check(rules, "http://[::ffff:127.0.0.2]/", opened=[ipaddress.ip_network("127.0.0.0/8")])
+    check(rules, "https://example.com/", opened=())
 
 
 def test_deny_wins_over_allow() -> None:
