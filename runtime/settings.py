@@ -113,6 +113,9 @@ class Settings:
     log_level: str = "INFO"
     lease_seconds: float = 120.0
     retention_days: float = 14.0
+    file_budget_mb: int = 256
+    """Megabytes of files (uploads pulled from workers, downloads for them) this process holds
+    at once, across all runs; past it a file is refused (503), never a reason to run out."""
 
     @property
     def base_url(self) -> str:
@@ -156,6 +159,7 @@ class Settings:
             "log_level": _log_level,
             "lease_seconds": _seconds,
             "retention_days": _days,
+            "file_budget_mb": _positive,
         }
         known = {PREFIX + f.name.upper(): f.name for f in fields(cls)}
         values: dict[str, Any] = {}
