@@ -543,6 +543,8 @@ class Session:
         sticker, animation) to the current chat; the one-dict form works too."""
         method, field_name = MEDIA_SHORTCUTS[call.name]
         single = call.args[0] if len(call.args) == 1 and not call.kwargs else None
+        if files.is_file(single):
+            single = None  # Bot.sendDocument(File(...)): the file, not the one-dict form
         params: dict[str, Any] = dict(single) if type(single) is dict else dict(call.kwargs)
         if type(single) is not dict and call.args:
             if len(call.args) > 1 or field_name in params:
