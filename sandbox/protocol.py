@@ -54,6 +54,7 @@ MAX_FILE_SIZE: Final = 2**31
 """The largest size a worker may declare for a File (the host's budgets are far lower)."""
 CHUNK_TAG: Final = 0x01
 """The first byte of a chunk frame (a JSON frame starts with ``{``)."""
+CHUNK_PREFIX: Final = bytes((CHUNK_TAG,))
 CHUNK_HEADER: Final = struct.Struct(">BI")
 MAX_DEFERRED: Final = 1000
 """Deferred calls one run may leave for the host."""
@@ -295,7 +296,7 @@ def decode(body: bytes) -> WorkerMessage:
     written as ``\\ud800`` escapes are replaced: every string that reaches the host can be
     stored and logged as UTF-8.
     """
-    if body[:1] == b"\x01":
+    if body[:1] == CHUNK_PREFIX:
         return _chunk(body)
     try:
         text = body.decode("utf-8")

@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from sandbox import isolation, protocol
-from sandbox.files import File, from_host
+from sandbox.files import FILE_KEY, File, from_host
 from sandbox.guards import LimitExceeded, RunState, ScriptReturn, base_builtins, make_guards
 from sandbox.modules import ModuleFacade, load_facades, make_import, random_facade
 from sandbox.plain import NotPlain, to_plain
@@ -587,7 +587,8 @@ class Worker:
                 self.cpu_pending = False
                 state.exceed("cpu_seconds")
             if reply is not None and reply[0] == protocol.FILE:
-                return File(reply[1], b"".join(pieces), reply[2])
+                body = {"name": reply[1], "mime": reply[2], "data": b"".join(pieces)}
+                return from_host({FILE_KEY: body})
             return self._answer(state, reply)
 
         return invoke
