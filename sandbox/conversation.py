@@ -4,7 +4,9 @@ Guarantees: everything the worker says is decoded and checked by :mod:`sandbox.p
 before use; a malformed message, a closed socket or the wall-clock limit ends the conversation
 with the worker killed (it never serves again); capability handlers see only plain data
 (:class:`sandbox.capability.CallRequest`); deferred calls run in order after the script ended
-well, and the first refusal fails the run at the script line that made the call.
+well, and the first refusal fails the run at the script line that made the call. File content
+crosses only when a handler pulls it (:class:`RunFiles`), in checked chunks, counted against the
+run's file budget and the pool's, and is dropped when the call is answered.
 """
 
 from __future__ import annotations
