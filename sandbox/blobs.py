@@ -69,7 +69,9 @@ class Blob:
         self.size += len(data)
 
     def reader(self) -> BlobReader:
-        """A file object over the content (read, seek, tell): what httpx streams from."""
+        """A file object over the content (read, seek, tell), at its start: what httpx streams
+        from (and seeks back to the start of, when a call is retried)."""
+        self._file.seek(0)
         return BlobReader(self._file, self.size)
 
     def chunks(self, size: int) -> Iterator[bytes]:
