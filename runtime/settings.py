@@ -133,6 +133,9 @@ class Settings:
     http_private_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     """Non-public networks a bot's ``http.allow`` may open (``BOTBOX_HTTP_PRIVATE_NETWORKS``):
     none by default, so no author reaches the server's loopback or LAN without the admin."""
+    file_budget_mb: int = 256
+    """Megabytes of files (uploads pulled from workers, downloads for them) this process holds
+    at once, across all runs; past it a file is refused (503), never a reason to run out."""
 
     @property
     def base_url(self) -> str:
@@ -178,6 +181,7 @@ class Settings:
             "retention_days": _days,
             "schedule_tick": _seconds,
             "http_private_networks": _networks,
+            "file_budget_mb": _positive,
         }
         known = {PREFIX + f.name.upper(): f.name for f in fields(cls)}
         values: dict[str, Any] = {}

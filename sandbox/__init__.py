@@ -5,9 +5,12 @@ It knows nothing of bots. A host compiles a script (:func:`compile_script`), the
 :class:`RunResult` back. See ``README.md`` (the sandbox section) for what scripts can do.
 """
 
+from sandbox.blobs import Blob, FileBudget
 from sandbox.capability import (
+    CallFiles,
     CallRequest,
     Capabilities,
+    FileReply,
     Handler,
     Response,
     RunInPlace,
@@ -17,6 +20,7 @@ from sandbox.capability import (
 from sandbox.compiler import Script, ScriptCache, compile_script
 from sandbox.errors import (
     CapabilityError,
+    FileRefused,
     Overloaded,
     PoolClosed,
     SandboxError,
@@ -34,11 +38,16 @@ from sandbox.result import CapabilityCall, Frame, LimitBreach, RunResult, Script
 __all__ = [
     "ALLOWED_MODULES",
     "JSON",
+    "Blob",
+    "CallFiles",
     "CallRequest",
     "Capabilities",
     "CapabilityCall",
     "CapabilityError",
     "CompileIssue",
+    "FileBudget",
+    "FileRefused",
+    "FileReply",
     "Frame",
     "Handler",
     "LimitBreach",

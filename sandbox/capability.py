@@ -13,7 +13,9 @@ import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import Protocol
 
+from sandbox.blobs import Blob
 from sandbox.compiler import Script
 from sandbox.errors import WaitExhausted
 from sandbox.jsontypes import JSON
@@ -26,6 +28,8 @@ class CallRequest:
     name: str
     args: tuple[JSON, ...]
     kwargs: dict[str, JSON]
+    files: CallFiles | None = None
+    """The file channel of the run (None for deferred calls and calls made outside a run)."""
 
     @property
     def method(self) -> str:
@@ -73,9 +77,42 @@ class Response:
         }
 
 
-Handler = Callable[[CallRequest], Awaitable["JSON | RunInPlace | Response"]]
-"""An async function serving a capability: returns JSON data, :class:`RunInPlace` or
-:class:`Response`."""
+class CallFiles(Protocol):
+    """The file channel as a handler sees it, for the call it serves.
+
+    The arguments name a script's File as ``{"$file": {"name", "mime", "ref": i, "size": n}}``;
+    :meth:`size` is the size the worker declared, :meth:`receive` pulls the content (counted
+    against the run's file budget and the pool's :class:`~sandbox.blobs.FileBudget`; raises
+    :class:`~sandbox.errors.FileRefused` past either). :meth:`spool` gives an empty blob to
+    fill (a download) and return as a :class:`FileReply`. Blobs live until the call is answered.
+    """
+
+    def size(self, ref: object) -> int:
+        """The declared size of File ``ref`` of this call."""
+        ...
+
+    async def receive(self, ref: object) -> Blob:
+        """The content of File ``ref`` of this call, pulled from the worker (once)."""
+        ...
+
+    def spool(self) -> Blob:
+        """An empty blob counted against the pool's file budget as it is written."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class FileReply:
+    """A handler's answer the script sees as a ``File``: the content is streamed to the worker
+    in chunks (never in one message), then the blob is closed."""
+
+    name: str
+    mime: str | None
+    blob: Blob
+
+
+Handler = Callable[[CallRequest], Awaitable["JSON | RunInPlace | Response | FileReply"]]
+"""An async function serving a capability: returns JSON data, :class:`RunInPlace`,
+:class:`Response` or :class:`FileReply`."""
 
 Capabilities = Mapping[str, Handler]
 """The capabilities offered to one run, by name."""

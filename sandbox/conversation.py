@@ -4,7 +4,9 @@ Guarantees: everything the worker says is decoded and checked by :mod:`sandbox.p
 before use; a malformed message, a closed socket or the wall-clock limit ends the conversation
 with the worker killed (it never serves again); capability handlers see only plain data
 (:class:`sandbox.capability.CallRequest`); deferred calls run in order after the script ended
-well, and the first refusal fails the run at the script line that made the call.
+well, and the first refusal fails the run at the script line that made the call. File content
+crosses only when a handler pulls it (:class:`RunFiles`), in checked chunks, counted against the
+run's file budget and the pool's, and is dropped when the call is answered.
 """
 
 from __future__ import annotations
@@ -15,12 +17,14 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from typing import Any, Final
+from typing import Any, Final, NoReturn, cast
 
 from sandbox import protocol
+from sandbox.blobs import Blob, FileBudget
 from sandbox.capability import (
     CallRequest,
     Capabilities,
+    FileReply,
     Handler,
     Response,
     RunInPlace,
@@ -30,7 +34,7 @@ from sandbox.capability import (
     serving,
 )
 from sandbox.compiler import Script
-from sandbox.errors import CapabilityError, StopScript, WaitExhausted
+from sandbox.errors import CapabilityError, FileRefused, StopScript, WaitExhausted
 from sandbox.jsontypes import JSON
 from sandbox.limits import Limits
 from sandbox.process import WorkerProcess
@@ -45,8 +49,99 @@ EXIT_GRACE: Final = 1.0
 CALL_OVERHEAD: Final = 64 * 1024
 """Room for a call's name and JSON punctuation above protocol.MAX_CALL_BYTES."""
 
+DEFAULT_FILE_BYTES: Final = 50 * 1024 * 1024
+"""File content one run may send to the host, unless the pool is told otherwise."""
+
 HandlerFailed = Callable[[str, Exception], None]
 """Called when a capability handler raised something other than a CapabilityError (a bug)."""
+
+
+class RunFiles:
+    """The file channel of one run (:class:`sandbox.capability.CallFiles`): pulls the Files
+    of the call being served from the worker, checking every chunk, and holds them as blobs
+    until the call is answered.
+
+    ``per_run`` caps the content pulled over the whole run (refused with
+    :class:`~sandbox.errors.FileRefused`, 413); ``budget`` is the pool's, shared by all runs
+    (503). A worker that sends a chunk for another file, an empty one, more than it declared,
+    or anything else while a file is pulled breaks the protocol and is killed.
+    """
+
+    def __init__(self, worker: WorkerProcess, per_run: int, budget: FileBudget) -> None:
+        self.worker = worker
+        self.per_run = per_run
+        self.budget = budget
+        self.sent = 0
+        self.sizes: tuple[int, ...] = ()
+        self.pulled: dict[int, Blob] = {}
+        self.blobs: list[Blob] = []
+        self.broken: BaseException | None = None
+
+    def begin(self, sizes: tuple[int, ...]) -> None:
+        """Serve a new call, whose Files have these declared sizes."""
+        self.sizes = sizes
+        self.pulled = {}
+
+    def end(self) -> None:
+        """The call is answered: its blobs are dropped."""
+        for blob in self.blobs:
+            blob.close()
+        self.blobs = []
+        self.pulled = {}
+        self.sizes = ()
+
+    def size(self, ref: object) -> int:
+        """The declared size of File ``ref`` of this call (a wrong reference is the worker's
+        lie: a protocol violation)."""
+        if type(ref) is not int or not 0 <= ref < len(self.sizes):
+            self._break(ProtocolViolation(f"a call names File {str(ref)[:20]} it did not send"))
+        return self.sizes[ref]
+
+    async def receive(self, ref: object) -> Blob:
+        """The content of File ``ref``, pulled from the worker once."""
+        size = self.size(ref)
+        index = cast(int, ref)
+        blob = self.pulled.get(index)
+        if blob is not None:
+            return blob
+        if self.broken is not None:
+            raise self.broken
+        if self.sent + size > self.per_run:
+            raise FileRefused(
+                f"this run may send at most {self.per_run} bytes of files to the host and "
+                f"{self.sent} are sent; a file of {size} bytes does not fit",
+                status=413,
+            )
+        blob = self.spool()
+        blob.reserve(size)  # FileRefused (503) before a byte moves
+        self.sent += size
+        self.pulled[index] = blob
+        try:
+            self.worker.send(protocol.pull(index))
+            while blob.size < size:
+                message = await self.worker.receive()
+                if type(message) is not protocol.Chunk:
+                    raise ProtocolViolation(f"{type(message).__name__} while a file was sent")
+                if message.ref != index or blob.size + len(message.data) > size:
+                    raise ProtocolViolation(
+                        f"a chunk for File {message.ref} ({len(message.data)} bytes) while "
+                        f"File {index} had {size - blob.size} bytes to come"
+                    )
+                blob.write(message.data)
+        except (asyncio.IncompleteReadError, ConnectionError, ProtocolViolation) as exc:
+            self._break(exc)
+        return blob
+
+    def spool(self) -> Blob:
+        """An empty blob, closed with the call."""
+        blob = Blob(self.budget)
+        self.blobs.append(blob)
+        return blob
+
+    def _break(self, exc: BaseException) -> NoReturn:
+        """Remember why the conversation is over (a handler might swallow the exception)."""
+        self.broken = exc
+        raise exc
 
 
 class Conversation:
@@ -61,8 +156,10 @@ class Conversation:
         limits: Limits,
         on_handler_failure: HandlerFailed,
         modules: Mapping[str, Script] | None = None,
+        files: RunFiles | None = None,
     ) -> None:
         self.worker = worker
+        self.files = files or RunFiles(worker, DEFAULT_FILE_BYTES, FileBudget())
         self.script = script
         self.request = request
         self.limits = limits
@@ -189,7 +286,16 @@ class Conversation:
             error = f"{name} is not available to this script"
             reply = protocol.err("CapabilityError", error, {})
         else:
-            reply, error = await self._call_handler(handler, CallRequest(name, tuple(args), kwargs))
+            files = self.files
+            files.begin(call.files)
+            try:
+                reply, error = await self._call_handler(
+                    handler, CallRequest(name, tuple(args), kwargs, files)
+                )
+            finally:
+                files.end()
+            if files.broken is not None:
+                raise files.broken
         self.calls.append(
             CapabilityCall(
                 name, tuple(args), kwargs, error is None, time.perf_counter() - started, error
@@ -205,7 +311,10 @@ class Conversation:
         token = serving(self.budget)
         try:
             value = await handler(request)
-            reply, error = self._reply(value)
+            if isinstance(value, FileReply):
+                reply, error = await self._send_file(value), None
+            else:
+                reply, error = self._reply(value)
         except CapabilityError as exc:
             error = exc.message
             reply = protocol.err(exc.kind, exc.message, exc.data)
@@ -214,13 +323,25 @@ class Conversation:
         except WaitExhausted as exc:
             error = str(exc)
             reply = protocol.limit("wait_seconds")
+        except ConnectionError:
+            raise  # the worker is gone (while a file was streamed to it)
         except Exception as exc:
+            if self.files.broken is not None:
+                raise self.files.broken from None  # the worker lied while a file was pulled
             self.on_handler_failure(request.name, exc)
             error = f"{request.name} failed inside the host"
             reply = protocol.err("CapabilityError", error, {})
         finally:
             served(token)
         return reply, error
+
+    async def _send_file(self, value: FileReply) -> protocol.HostMessage:
+        """Stream a file to the worker in chunks; return the message that ends it."""
+        for chunk in value.blob.chunks(protocol.MAX_CHUNK):
+            self.worker.send(protocol.file_data(chunk))
+            await self.worker.writer.drain()  # one chunk buffered at a time, not the file
+        value.blob.close()
+        return protocol.file_reply(value.name, value.mime)
 
     def _reply(
         self, value: JSON | RunInPlace | Response

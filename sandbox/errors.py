@@ -75,3 +75,13 @@ class WaitExhausted(SandboxError):
     Raised by :meth:`sandbox.capability.WaitBudget.sleep` before sleeping; the run ends with
     ``limit_exceeded`` (``wait_seconds``), like any other limit.
     """
+
+
+class FileRefused(CapabilityError):
+    """A file could not cross between worker and host: over this run's file budget
+    (``status`` 413) or the server's bytes in flight (``status`` 503). A handler usually turns
+    it into its own error kind (``ApiError``); unhandled, the script sees a CapabilityError."""
+
+    def __init__(self, message: str, *, status: int = 413) -> None:
+        super().__init__(message)
+        self.status = status

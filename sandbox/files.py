@@ -7,9 +7,12 @@ and the host hands one back the same way, with ``data`` as ``bytes`` (:func:`fro
 the trusted host-to-worker channel). The sandbox knows nothing of what a file is for; the
 runtime decides (uploads to Telegram, downloads).
 
-Size: a file goes to the host inside one capability call, whose encoded arguments are at most
-:data:`sandbox.protocol.MAX_CALL_BYTES` (1 MiB), and bytes travel as base64 (4/3 larger), so a
-file holds at most :data:`MAX_FILE_BYTES` (756 KiB). That is checked when the File is made.
+Size: a File passed to a capability call goes to the host through the file channel (the call
+names it by reference, :meth:`File.reference`, and the host pulls its content in chunks when it
+wants it; see :mod:`sandbox.protocol`), so the File itself is bounded only by the run's
+``memory_bytes`` and whatever the host accepts. A File inside a *deferred* call, or in a
+script's returned value, still travels inline (:meth:`File.plain`, base64), within one call's
+:data:`sandbox.protocol.MAX_CALL_BYTES`.
 """
 
 from __future__ import annotations
@@ -22,8 +25,9 @@ from sandbox.protocol import MAX_CALL_BYTES
 
 FILE_KEY: Final = "$file"
 """The one key of the plain form of a File."""
-MAX_FILE_BYTES: Final = 3 * (MAX_CALL_BYTES - 16 * 1024) // 4
-"""The largest content of a File (encoded as base64 it still fits one call, with room to spare)."""
+MAX_INLINE_BYTES: Final = 3 * (MAX_CALL_BYTES - 16 * 1024) // 4
+"""The largest content of a File that travels inline (deferred calls): as base64 it still fits
+one call, with room to spare."""
 MAX_NAME_CHARS: Final = 255
 MIME: Final = re.compile(
     r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,63}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,63}"
@@ -73,15 +77,6 @@ class File:
                 f"File: the name must be 1 to {MAX_NAME_CHARS} characters without / \\ or NUL"
             )
         content = _exact_content(data)
-        size = (
-            len(content.encode("utf-8", "surrogatepass")) if type(content) is str else len(content)
-        )
-        if size > MAX_FILE_BYTES:
-            raise ValueError(
-                f"File: {name!r} holds {size} bytes; a file a script makes holds at most "
-                f"{MAX_FILE_BYTES} bytes (it goes to the host in one call of at most "
-                f"{MAX_CALL_BYTES // 1024} KiB)"
-            )
         if mime is not None:
             mime = _exact_text(mime, "mime")
             if not MIME.fullmatch(mime):
@@ -129,6 +124,10 @@ class File:
 
     def __repr__(self) -> str:
         return f"File({self._name!r}, <{self.size} bytes>)"
+
+    def reference(self, ref: int) -> dict[str, Any]:
+        """The plain form naming this File as ``ref`` of a call (the file channel)."""
+        return {FILE_KEY: {"name": self._name, "mime": self._mime, "ref": ref, "size": self.size}}
 
     def plain(self) -> dict[str, Any]:
         """The plain-JSON form that crosses to the host."""

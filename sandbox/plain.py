@@ -17,6 +17,7 @@ import math
 from typing import Any, Final
 
 from sandbox.files import File
+from sandbox.protocol import MAX_CALL_FILES
 
 MAX_VALUE_DEPTH: Final = 32
 """How deep a value that leaves a script may nest (lists and dicts)."""
@@ -34,10 +35,15 @@ class NotPlain(TypeError):
         self.path: list[str] = []
 
 
-def to_plain(value: object, *, where: str = "value") -> Any:
-    """Return a plain-JSON copy of ``value`` or raise :class:`NotPlain` naming the bad part."""
+def to_plain(value: object, *, where: str = "value", files: list[File] | None = None) -> Any:
+    """Return a plain-JSON copy of ``value`` or raise :class:`NotPlain` naming the bad part.
+
+    With ``files``, each File becomes a reference, ``{"$file": {"name", "mime", "ref", "size"}}``
+    (``ref`` its index in ``files``, where it is appended), for the file channel; without, it
+    carries its content (:meth:`File.plain`).
+    """
     try:
-        return _plain(value, 0, [MAX_CONTAINERS])
+        return _plain(value, 0, [MAX_CONTAINERS], files)
     except NotPlain as exc:
         spot = where + "".join(reversed(exc.path))
         raise NotPlain(f"{spot} {exc.reason}") from None
@@ -46,7 +52,7 @@ def to_plain(value: object, *, where: str = "value") -> Any:
 _SCALARS: Final = frozenset({bool, str, int, type(None)})
 
 
-def _plain(value: object, depth: int, budget: list[int]) -> Any:
+def _plain(value: object, depth: int, budget: list[int], files: list[File] | None) -> Any:
     kind = type(value)
     if kind in _SCALARS:
         return value
@@ -54,7 +60,7 @@ def _plain(value: object, depth: int, budget: list[int]) -> Any:
         return _finite(value)  # type: ignore[arg-type]
     items = _contents(value, kind)
     if items is None:
-        return _scalar(value, kind)
+        return _scalar(value, kind, files)
     if depth >= MAX_VALUE_DEPTH:
         raise NotPlain(f"nests deeper than {MAX_VALUE_DEPTH} levels")
     budget[0] -= 1
@@ -69,7 +75,7 @@ def _plain(value: object, depth: int, budget: list[int]) -> Any:
                 plain[name] = item
                 continue
             try:
-                plain[name] = _plain(item, depth + 1, budget)
+                plain[name] = _plain(item, depth + 1, budget, files)
             except NotPlain as exc:
                 exc.path.append(f"[{name!r}]")
                 raise
@@ -80,7 +86,7 @@ def _plain(value: object, depth: int, budget: list[int]) -> Any:
             out.append(item)
             continue
         try:
-            out.append(_plain(item, depth + 1, budget))
+            out.append(_plain(item, depth + 1, budget, files))
         except NotPlain as exc:
             exc.path.append(f"[{index}]")
             raise
@@ -100,10 +106,15 @@ def _contents(value: Any, kind: type) -> dict[Any, Any] | list[Any] | tuple[Any,
     return None
 
 
-def _scalar(value: Any, kind: type) -> Any:
+def _scalar(value: Any, kind: type, files: list[File] | None) -> Any:
     """A subclass of ``str``, ``int`` or ``float`` as its exact base value; a File's plain form."""
     if kind is File:
-        return value.plain()
+        if files is None:
+            return value.plain()
+        if len(files) >= MAX_CALL_FILES:
+            raise NotPlain(f"names more than {MAX_CALL_FILES} Files")
+        files.append(value)
+        return value.reference(len(files) - 1)
     if issubclass(kind, str):
         return str.__str__(value)
     if issubclass(kind, int):

@@ -23,9 +23,16 @@ from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import Any, Final
 
+from sandbox.blobs import DEFAULT_FILE_BUDGET, FileBudget
 from sandbox.capability import Capabilities
 from sandbox.compiler import Script, ScriptCache
-from sandbox.conversation import Conversation, check_globals, module_entry
+from sandbox.conversation import (
+    DEFAULT_FILE_BYTES,
+    Conversation,
+    RunFiles,
+    check_globals,
+    module_entry,
+)
 from sandbox.errors import Overloaded, PoolClosed, WorkerStartError
 from sandbox.fairness import FairShare
 from sandbox.forkserver import ForkServer
@@ -66,8 +73,11 @@ class WorkerPool:
         cache: ScriptCache | None = None,
         debug: bool = False,
         test_hooks: bool = False,
+        file_budget_bytes: int = DEFAULT_FILE_BUDGET,
     ) -> None:
         self.size = size or os.cpu_count() or 2
+        self.file_budget = FileBudget(file_budget_bytes)
+        """Bytes of files all runs may hold in the host at once (uploads and downloads)."""
         self.max_workers = max(self.size, max_workers or self.size * 2)
         self.limits = limits or Limits()
         self.queue_size = self.size * 64 if queue_size is None else queue_size
@@ -188,6 +198,7 @@ class WorkerPool:
         module_globals: Iterable[str] = (),
         bind: Mapping[str, str] | None = None,
         escape: str | None = None,
+        file_bytes: int = DEFAULT_FILE_BYTES,
     ) -> RunResult:
         """Run one script in a worker of ``tenant`` and return how it went.
 
@@ -211,6 +222,10 @@ class WorkerPool:
         capabilities, the exception classes, the globals named in ``module_globals`` and the
         ``bind`` globals: each binds a global name to a module, imported on first use.
         Modules whose filename starts with ``<`` stay out of tracebacks (the platform's own).
+
+        ``file_bytes`` caps the File content the run may send to the host through the file
+        channel (``CallRequest.files``), all calls together; the pool's ``file_budget_bytes``
+        caps the bytes of files all runs hold at once.
 
         ``escape`` is for tests of the second wall only: unrestricted code the worker runs
         before the script, as if the script had escaped the policy (pools made with
@@ -269,6 +284,7 @@ class WorkerPool:
                 limits,
                 self._log_handler_failure,
                 module_table,
+                RunFiles(worker, file_bytes, self.file_budget),
             ).run()
             return result
         except asyncio.CancelledError:

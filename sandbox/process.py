@@ -91,7 +91,10 @@ class WorkerProcess:
             raise ProtocolViolation(f"frame of {size} bytes is over the limit")
         body = await self.reader.readexactly(size)
         self.last_frame_size = size
-        if size > OFF_LOOP_FRAME:  # parsing a large frame must not stall every other run
+        if (
+            size > OFF_LOOP_FRAME and body[:1] != protocol.CHUNK_PREFIX
+        ):  # a file chunk is only sliced
+            # parsing a large frame must not stall every other run
             return await asyncio.to_thread(protocol.decode, body)
         return protocol.decode(body)
 

@@ -5,12 +5,23 @@ Framing: a 4-byte big-endian length, then the payload.
 Host to worker: ``marshal`` tuples (the worker trusts the host), built by the functions below
 (:func:`run`, :func:`ret`, ...); the first item names the kind (:data:`HOST_KINDS`).
 
-Worker to host: one JSON object per frame, ``{"t": kind, ...}``. The host treats it as hostile:
+Worker to host: one JSON object per frame, ``{"t": kind, ...}``, except file chunks (below).
+The host treats it as hostile:
 :func:`decode` checks every field by exact type and size and returns a typed message
 (:class:`Ready`, :class:`Call`, :class:`NeedCode`, :class:`NestedDone`, :class:`Done`), or
 raises :class:`ProtocolViolation`, and the host kills the worker. The worker builds the same
 typed messages and sends them with :func:`encode`, so both sides share one definition (a test
 round-trips every kind). Never pickle or marshal from a worker.
+
+Files (the file channel): a capability call names the Files in its arguments by reference,
+``{"$file": {"name", "mime", "ref": i, "size": n}}``, and lists their sizes in ``files``; no
+content travels in the call. A handler that wants a file's content asks for it
+(:func:`pull`, ``("pull", i)``) and the worker answers with binary :class:`Chunk` frames
+(``0x01``, the reference as 4 bytes, then at most :data:`MAX_CHUNK` bytes of content) adding up
+to exactly the declared size, then waits for the call's answer. A file for the worker (a
+download) comes as :func:`file_data` messages followed by :func:`file_reply`. The host checks
+each chunk: the reference asked for, never empty, never past the declared size; anything else
+is a protocol violation.
 
 The fork server's control channel (:mod:`sandbox.zygote`) carries its own small JSON messages,
 described there.
@@ -35,6 +46,16 @@ MAX_CALL_BYTES: Final = 1024 * 1024
 """The largest capability call a worker may send (its encoded arguments)."""
 MAX_RUN_CALL_BYTES: Final = 8 * 1024 * 1024
 """The most capability-call bytes one run may send in all; past it, calls are refused."""
+MAX_CHUNK: Final = 1024 * 1024
+"""The most file content one chunk frame carries (either way)."""
+MAX_CALL_FILES: Final = 32
+"""The most Files one capability call may name."""
+MAX_FILE_SIZE: Final = 2**31
+"""The largest size a worker may declare for a File (the host's budgets are far lower)."""
+CHUNK_TAG: Final = 0x01
+"""The first byte of a chunk frame (a JSON frame starts with ``{``)."""
+CHUNK_PREFIX: Final = bytes((CHUNK_TAG,))
+CHUNK_HEADER: Final = struct.Struct(">BI")
 MAX_DEFERRED: Final = 1000
 """Deferred calls one run may leave for the host."""
 MAX_TRACEBACK: Final = 20
@@ -66,9 +87,14 @@ LIMIT: Final = "limit"
 STOP: Final = "stop"
 EXEC: Final = "exec"
 RESP: Final = "resp"
-HOST_KINDS: Final = frozenset({RUN, EXIT, RET, ERR, LIMIT, STOP, EXEC, RESP})
+PULL: Final = "pull"
+DATA: Final = "data"
+FILE: Final = "file"
+HOST_KINDS: Final = frozenset({RUN, EXIT, RET, ERR, LIMIT, STOP, EXEC, RESP, PULL, DATA, FILE})
 """run a script; exit; a capability's answer: its value, an error, a broken limit, the end of
-the script, a script to run in place (``exec``), or a response object (``resp``)."""
+the script, a script to run in place (``exec``), or a response object (``resp``); send a
+file's content (``pull``); a piece of a file for the worker (``data``), and the answer that
+ends it (``file``)."""
 
 HostMessage = tuple[Any, ...]
 
@@ -110,6 +136,21 @@ def stop(value: JSON) -> HostMessage:
     return (STOP, value)
 
 
+def pull(ref: int) -> HostMessage:
+    """Send the content of the call's File ``ref`` now, as chunk frames."""
+    return (PULL, ref)
+
+
+def file_data(chunk: bytes) -> HostMessage:
+    """A piece (at most :data:`MAX_CHUNK` bytes) of the file that answers the call."""
+    return (DATA, chunk)
+
+
+def file_reply(name: str, mime: str | None) -> HostMessage:
+    """A capability call's value: a File made of the ``data`` pieces sent before."""
+    return (FILE, name, mime)
+
+
 def exec_nested(nested: Mapping[str, Any]) -> HostMessage:
     """Run another script in place of the call's answer: ``key``, ``code``, ``filename``,
     ``globals``, ``capabilities``, ``exceptions``."""
@@ -134,6 +175,16 @@ class Call:
     name: str
     args: list[JSON]
     kwargs: dict[str, JSON]
+    files: tuple[int, ...] = ()
+    """The sizes of the Files the arguments name (``"ref"`` is the index here)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """A piece of a File's content the host pulled."""
+
+    ref: int
+    data: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,7 +232,7 @@ class Done:
     deferred: tuple[Deferred, ...]
 
 
-WorkerMessage = Ready | Call | NeedCode | NestedDone | Done
+WorkerMessage = Ready | Call | Chunk | NeedCode | NestedDone | Done
 
 
 def encode(message: WorkerMessage) -> bytes:
@@ -193,6 +244,10 @@ def encode(message: WorkerMessage) -> bytes:
             "args": message.args,
             "kwargs": message.kwargs,
         }
+        if message.files:
+            body["files"] = list(message.files)
+    elif type(message) is Chunk:
+        return CHUNK_HEADER.pack(CHUNK_TAG, message.ref) + message.data
     elif type(message) is Done:
         failure = message.failure
         body = {
@@ -241,6 +296,8 @@ def decode(body: bytes) -> WorkerMessage:
     written as ``\\ud800`` escapes are replaced: every string that reaches the host can be
     stored and logged as UTF-8.
     """
+    if body[:1] == CHUNK_PREFIX:
+        return _chunk(body)
     try:
         text = body.decode("utf-8")
         raw = json.loads(text, parse_constant=_no_constant)
@@ -252,7 +309,7 @@ def decode(body: bytes) -> WorkerMessage:
         raise ProtocolViolation("frame is not a JSON object")
     kind = raw.get("t")
     if kind == "call":
-        return Call(_str(raw, "name"), _list(raw, "args"), _dict(raw, "kwargs"))
+        return Call(_str(raw, "name"), _list(raw, "args"), _dict(raw, "kwargs"), _files(raw))
     if kind == "done":
         return _done(raw)
     if kind == "need_code":
@@ -265,6 +322,24 @@ def decode(body: bytes) -> WorkerMessage:
             raise ProtocolViolation("malformed ready message")
         return Ready(isolation, _int(raw, "baseline"))
     raise ProtocolViolation(f"unexpected message {str(kind)[:40]!r}")
+
+
+def _chunk(body: bytes) -> Chunk:
+    if len(body) <= CHUNK_HEADER.size or len(body) > CHUNK_HEADER.size + MAX_CHUNK:
+        raise ProtocolViolation(f"a file chunk of {len(body)} bytes")
+    _, ref = CHUNK_HEADER.unpack_from(body)
+    return Chunk(ref, body[CHUNK_HEADER.size :])
+
+
+def _files(raw: dict[str, Any]) -> tuple[int, ...]:
+    sizes = raw.get("files", [])
+    if (
+        type(sizes) is not list
+        or len(sizes) > MAX_CALL_FILES
+        or not all(type(size) is int and 0 <= size <= MAX_FILE_SIZE for size in sizes)
+    ):
+        raise ProtocolViolation("malformed files")
+    return tuple(sizes)
 
 
 def _no_constant(name: str) -> None:

@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from sandbox import isolation, protocol
-from sandbox.files import File, from_host
+from sandbox.files import FILE_KEY, File, from_host
 from sandbox.guards import LimitExceeded, RunState, ScriptReturn, base_builtins, make_guards
 from sandbox.modules import ModuleFacade, load_facades, make_import, random_facade
 from sandbox.plain import NotPlain, to_plain
@@ -49,6 +49,15 @@ class Channel:
     def send(self, message: protocol.WorkerMessage) -> None:
         """Send one message to the host."""
         self.sock.sendall(frame(protocol.encode(message)))
+
+    def send_file(self, ref: int, data: bytes) -> None:
+        """Send a File's content as chunk frames (without copying it whole)."""
+        view = memoryview(data)
+        for start in range(0, len(view), protocol.MAX_CHUNK):
+            piece = view[start : start + protocol.MAX_CHUNK]
+            header = protocol.CHUNK_HEADER.pack(protocol.CHUNK_TAG, ref)
+            self.sock.sendall(HEADER.pack(len(header) + len(piece)) + header)
+            self.sock.sendall(piece)
 
     def receive(self) -> Any:
         """Receive one marshal message from the host, or ``None`` when the host has gone."""
@@ -543,20 +552,24 @@ class Worker:
             if state.calls >= max_calls:
                 state.exceed("capability_calls")
             state.calls += 1
+            ends_script = deferred.get(name)
+            # Files go by reference (the host pulls them), except in deferred calls, which
+            # are answered after the script, when nothing can be pulled any more.
+            files: list[File] | None = [] if ends_script is None else None
             # Plain data, made here under this run's limits: the host never sees (or calls)
             # an object of the script's, and what it checks is what it sends.
             try:
-                plain_args = to_plain(args, where="argument")
-                plain_kwargs = to_plain(kwargs, where="argument")
+                plain_args = to_plain(args, where="argument", files=files)
+                plain_kwargs = to_plain(kwargs, where="argument", files=files)
             except NotPlain as exc:
                 raise TypeError(f"{name}(): {exc}") from None
-            payload = protocol.encode(protocol.Call(name, plain_args, plain_kwargs))
+            sizes = tuple(file.size for file in files) if files else ()
+            payload = protocol.encode(protocol.Call(name, plain_args, plain_kwargs, sizes))
             if len(payload) > protocol.MAX_CALL_BYTES:
                 raise ValueError(
                     f"arguments of {name}() are {len(payload)} bytes; "
                     f"the limit is {protocol.MAX_CALL_BYTES}"
                 )
-            ends_script = deferred.get(name)
             if ends_script is not None:
                 # Answered by the host after the script: no round trip now (WorkerPool.run).
                 # Frame 2 is the script's line: 0 is this function, 1 Capability.__call__.
@@ -567,16 +580,32 @@ class Worker:
                 return None
             self.in_io = True
             try:
-                self.channel.sock.sendall(frame(payload))
-                reply = self.channel.receive()
+                reply, pieces = self._exchange(payload, files or [])
             finally:
                 self.in_io = False
             if self.cpu_pending:
                 self.cpu_pending = False
                 state.exceed("cpu_seconds")
+            if reply is not None and reply[0] == protocol.FILE:
+                body = {"name": reply[1], "mime": reply[2], "data": b"".join(pieces)}
+                return from_host({FILE_KEY: body})
             return self._answer(state, reply)
 
         return invoke
+
+    def _exchange(self, payload: bytes, files: list[File]) -> tuple[Any, list[bytes]]:
+        """Send a call and read its answer, sending the Files the host pulls meanwhile and
+        gathering the pieces of a File it answers with."""
+        self.channel.sock.sendall(frame(payload))
+        pieces: list[bytes] = []
+        reply = self.channel.receive()
+        while reply is not None and reply[0] in (protocol.PULL, protocol.DATA):
+            if reply[0] == protocol.PULL:
+                self.channel.send_file(reply[1], files[reply[1]].data)
+            else:
+                pieces.append(reply[1])
+            reply = self.channel.receive()
+        return reply, pieces
 
     def _on_cpu_limit(self, signum: int, frame_: object) -> None:
         state = self.state

@@ -104,8 +104,8 @@ FILE_KEYS: Final = {"max_upload_mb": 50, "max_download_mb": 20}
 @dataclass(frozen=True, slots=True)
 class FileLimits:
     """How large a file a bot's scripts may upload (``Api.sendDocument(document=File(...))``)
-    or download (``Api.downloadFile``), in bytes. A script's own file is also held to
-    ``sandbox.files.MAX_FILE_BYTES`` (756 KiB): it crosses the worker boundary in one call."""
+    or download (``Api.downloadFile``), in bytes. ``max_upload_bytes`` is also the most file
+    content one run may send to the host (``WorkerPool.run(file_bytes=...)``)."""
 
     max_upload_bytes: int = 50 * MIB
     max_download_bytes: int = 20 * MIB

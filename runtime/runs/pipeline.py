@@ -33,6 +33,7 @@ from sandbox import (
     JSON,
     CallRequest,
     CapabilityError,
+    FileReply,
     Handler,
     Response,
     RunInPlace,
@@ -183,7 +184,7 @@ def _holding(handler: Handler, tx: Transaction, held: list[tuple[Handler, CallRe
     """A deferred capability (``res.*``) that, once the run has read properties, is held back
     until the reads are known to be current; a run that read nothing applies it at once."""
 
-    async def hold(call: CallRequest) -> JSON | RunInPlace | Response:
+    async def hold(call: CallRequest) -> JSON | RunInPlace | Response | FileReply:
         if not tx.reads:
             return await handler(call)
         held.append((handler, call))
@@ -445,6 +446,7 @@ class Runner:
             exceptions=("ApiError", "HTTPError"),
             limits=bot.definition.config.limits,
             deferred=extras.deferred,
+            file_bytes=bot.definition.config.files.max_upload_bytes,
             modules={**bot.modules, keyboard.MODULE: keyboard.script()},
             module_globals=MODULE_GLOBALS,
             bind={keyboard.GLOBAL: keyboard.MODULE},

@@ -48,7 +48,8 @@ from runtime.telegram.markup import markup_problem
 from runtime.telegram.text import split_text, too_long
 from runtime.telegram.update import reply_route
 from sandbox import JSON, CallRequest, CapabilityError, Handler, WorkerPool
-from sandbox.capability import Response, RunInPlace, wait_budget
+from sandbox.capability import FileReply, Response, RunInPlace, wait_budget
+from sandbox.errors import FileRefused as SandboxFileRefused
 from sandbox.errors import WaitExhausted
 from sandbox.jsontypes import is_int, is_number
 
@@ -361,7 +362,7 @@ class Session:
         }
 
     # -- Telegram --
-    async def api(self, call: CallRequest) -> JSON:
+    async def api(self, call: CallRequest) -> JSON | FileReply:
         """``Api.<method>(**params)``, ``Api.<method>({...})`` or ``Api.call(name, {...})``."""
         method, args = call.method, list(call.args)
         if method == "downloadFile":
@@ -378,7 +379,7 @@ class Session:
             method = first
             args = args[1:]
             if method == "downloadFile":
-                return await self.download_file(CallRequest(call.name, tuple(args), call.kwargs))
+                return await self.download_file(replace(call, args=tuple(args)))
         single = args[0] if len(args) == 1 else None
         if args and (not isinstance(single, dict) or call.kwargs):
             raise api_error(method, 400, f"Api.{method} takes keyword arguments or one dict")
@@ -402,7 +403,7 @@ class Session:
             for name, value in self.context.route.items():
                 if name in spec.fields:
                     params.setdefault(name, value)
-        params, multipart = self._uploads(method, params)
+        params, multipart = await self._uploads(method, params, call)
         self.tx.external = True
         if method == "answerCallbackQuery":
             # Even a refused answer counts: Telegram takes one answer per query.
@@ -411,24 +412,38 @@ class Session:
             self.services, self.context.bot, method, params, multipart=multipart
         )
 
-    def _uploads(self, method: str, params: dict[str, Any]) -> tuple[dict[str, Any], bool]:
-        """The call's ``File`` values as uploads (checked against the caps), and whether any."""
+    async def _uploads(
+        self, method: str, params: dict[str, Any], call: CallRequest
+    ) -> tuple[dict[str, Any], bool]:
+        """The call's ``File`` values as uploads (checked against the caps by their declared
+        sizes, then pulled from the worker through the file channel), and whether any."""
         spec = self.services.telegram.spec.methods.get(method)
         file_fields = frozenset(
             name
             for name, field_spec in (spec.fields.items() if spec is not None else ())
             if "InputFile" in field_spec.types
         )
+        channel = call.files
         try:
-            return files.take_uploads(
+            params, multipart = files.take_uploads(
                 params,
                 file_fields,
                 max_bytes=self.context.bot.definition.config.files.max_upload_bytes,
+                size_of=None if channel is None else channel.size,
             )
-        except FileRefused as exc:
-            raise api_error(method, exc.status, str(exc)) from None
+            pending = files.refs_of(params)
+            if pending and channel is not None:
+                blobs = {
+                    upload.ref: await channel.receive(upload.ref)
+                    for upload in pending
+                    if upload.ref is not None
+                }
+                params = files.with_blobs(params, blobs)
+        except (FileRefused, SandboxFileRefused) as exc:
+            raise api_error(method, exc.status, _text(exc)) from None
+        return params, multipart
 
-    async def download_file(self, call: CallRequest) -> JSON:
+    async def download_file(self, call: CallRequest) -> JSON | FileReply:
         """``Api.downloadFile(file_id)``: ``getFile``, then the file's content through the host,
         up to the bot's ``files.max_download_mb`` (and Telegram's 20 MB); a ``File`` back."""
         given: Mapping[str, Any] = call.kwargs
@@ -447,19 +462,27 @@ class Session:
         bot = self.context.bot
         cap = min(bot.definition.config.files.max_download_bytes, files.TELEGRAM_MAX_DOWNLOAD)
         found = await call_telegram(self.services, bot, "getFile", {"file_id": file_id})
+        # Through the file channel, the content is spooled in the host and streamed to the
+        # worker in chunks; without one (a deferred call), it goes back inline.
+        spool = None if call.files is None else call.files.spool()
         try:
             path, size = files.file_path_of(found)
             if size is not None and size > cap:
                 raise FileRefused(
                     f"the file is {size} bytes; at most {cap} may be downloaded", status=413
                 )
-            data = await self.services.telegram.download(cast(str, bot.token), path, max_bytes=cap)
-        except FileRefused as exc:
-            raise api_error("downloadFile", exc.status, str(exc)) from None
+            data = await self.services.telegram.download(
+                cast(str, bot.token), path, max_bytes=cap, into=spool
+            )
+        except (FileRefused, SandboxFileRefused) as exc:
+            raise api_error("downloadFile", exc.status, _text(exc)) from None
         except ApiError as exc:
             raise api_error("downloadFile", exc.code, exc.description) from None
         except TransportError as exc:
             raise api_error("downloadFile", 502, str(exc)) from None
+        if spool is not None:
+            name, mime = files.downloaded_name(path)
+            return FileReply(name, mime, spool)
         return cast(JSON, files.downloaded(path, data))
 
     async def send_message(self, call: CallRequest) -> JSON:
@@ -526,6 +549,8 @@ class Session:
         sticker, animation) to the current chat; the one-dict form works too."""
         method, field_name = MEDIA_SHORTCUTS[call.name]
         single = call.args[0] if len(call.args) == 1 and not call.kwargs else None
+        if files.is_file(single):
+            single = None  # Bot.sendDocument(File(...)): the file, not the one-dict form
         params: dict[str, Any] = dict(single) if type(single) is dict else dict(call.kwargs)
         if type(single) is not dict and call.args:
             if len(call.args) > 1 or field_name in params:
@@ -544,8 +569,11 @@ class Session:
             params["chat_id"] = self.context.chat_id
             for name, value in self.context.route.items():
                 params.setdefault(name, value)
+        params, multipart = await self._uploads(method, params, call)
         self.tx.external = True
-        return await call_telegram(self.services, self.context.bot, method, params)
+        return await call_telegram(
+            self.services, self.context.bot, method, params, multipart=multipart
+        )
 
     async def _send_parts(self, parts: list[str], params: dict[str, Any]) -> JSON:
         """Send a long text as several messages; the reply markup goes with the last one.
@@ -892,6 +920,11 @@ class Session:
             return default
         self.context.delivery.revealed[name] = value
         return value
+
+
+def _text(exc: Exception) -> str:
+    """An error's message (a CapabilityError's ``message``, else its text)."""
+    return exc.message if isinstance(exc, CapabilityError) else str(exc)
 
 
 def _require(bot: LiveBot, name: str) -> Command:

@@ -21,7 +21,7 @@ from runtime import metrics
 from runtime.errors import ApiError, CallRefused, FileRefused, TelegramError, TransportError
 from runtime.telegram.files import multipart_parts
 from runtime.telegram.spec import BotApiSpec, load_spec
-from sandbox import JSON
+from sandbox import JSON, Blob
 
 logger = logging.getLogger(__name__)
 
@@ -137,9 +137,13 @@ class TelegramClient:
         metrics.telegram_call(name, "ok")
         return result
 
-    async def download(self, token: str, file_path: str, *, max_bytes: int) -> bytes:
+    async def download(
+        self, token: str, file_path: str, *, max_bytes: int, into: Blob | None = None
+    ) -> bytes:
         """The content of a file ``getFile`` named, from the Bot API's file URL, read up to
-        ``max_bytes`` (FileRefused past it: the download stops there)."""
+        ``max_bytes`` (FileRefused past it: the download stops there). With ``into``, the
+        content is written there as it arrives (its budget may refuse it: ``sandbox``'s
+        FileRefused) and ``b""`` is returned."""
         url = f"{self.base_url}/file/bot{token}/{quote(file_path, safe='/')}"
         try:
             async with self._http.stream("GET", url) as response:
@@ -161,7 +165,10 @@ class TelegramClient:
                         raise FileRefused(
                             f"the file is over {max_bytes} bytes, the cap here", status=413
                         )
-                    chunks.append(chunk)
+                    if into is None:
+                        chunks.append(chunk)
+                    else:
+                        into.write(chunk)
         except httpx.HTTPError as exc:
             metrics.telegram_call("downloadFile", "transport")
             raise TransportError(

@@ -23,7 +23,7 @@ from typing import Any, Final
 from runtime.errors import ApiError, CallRefused, TelegramError, TransportError
 from runtime.telegram.client import TelegramClient
 from runtime.telegram.spec import BotApiSpec, load_spec
-from sandbox import JSON
+from sandbox import JSON, Blob
 
 EMULATED_TOKEN: Final = "0:emulated"  # noqa: S105 - a placeholder, no secret
 """The token an emulated bot calls with (never a real one)."""
@@ -241,7 +241,9 @@ class EmulatedTelegram(TelegramClient):
         self.emulator = emulator or Emulator(spec)
         self.calls: list[EmulatedCall] = []
 
-    async def download(self, token: str, file_path: str, *, max_bytes: int) -> bytes:
+    async def download(
+        self, token: str, file_path: str, *, max_bytes: int, into: Blob | None = None
+    ) -> bytes:
         """Emulated files have no content: a try never downloads anything."""
         raise TransportError("the emulated Telegram has no file content to download")
 

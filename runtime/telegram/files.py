@@ -7,10 +7,14 @@ a file in a top-level field (``document``, ``photo``...) is a part of that name;
 field (``sendMediaGroup``'s ``media`` items, a ``thumbnail``) becomes ``attach://fileN`` and a
 part named ``fileN``, as the Bot API asks.
 
+A File passed to an immediate call arrives by reference (``{"$file": {..., "ref": i}}``): its
+size is known (the call's file channel, ``size_of``) but its content is pulled only once the
+caps are checked (:func:`refs_of`, then the session pulls and :func:`with_blobs` puts the
+content in); a deferred call's File carries its content inline.
+
 Caps: Telegram takes photos up to 10 MB and other uploads up to 50 MB through the Bot API, and
 ``getFile`` serves downloads up to 20 MB. A bot's ``files:`` settings in ``bot.yaml`` may set
-lower caps. A script's own file is smaller still: it crosses the worker boundary in one call
-(see :data:`sandbox.files.MAX_FILE_BYTES`).
+lower caps.
 """
 
 from __future__ import annotations
@@ -20,11 +24,12 @@ import binascii
 import json
 import mimetypes
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from runtime.errors import FileRefused
+from sandbox.blobs import Blob
 from sandbox.files import FILE_KEY, MIME
 
 MB: Final = 1024 * 1024
@@ -38,14 +43,31 @@ FILE_PATH: Final = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-/]{0,254}")
 
 @dataclass(frozen=True, slots=True)
 class Upload:
-    """A file to upload: its name, media type and bytes."""
+    """A file to upload: its name, media type and content (bytes, or a blob the host pulled
+    from the worker; ``ref`` names the call's File until it is pulled)."""
 
     name: str
     mime: str
-    data: bytes
+    data: bytes | Blob
+    ref: int | None = None
+    size: int = 0
 
     def __repr__(self) -> str:
-        return f"Upload({self.name!r}, {self.mime!r}, <{len(self.data)} bytes>)"
+        return f"Upload({self.name!r}, {self.mime!r}, <{self.length} bytes>)"
+
+    @property
+    def length(self) -> int:
+        """The content's size in bytes."""
+        return self.size if self.ref is not None else len(self.data)  # type: ignore[arg-type]
+
+    def part(self) -> tuple[str, Any, str]:
+        """The multipart part (name, content or a file object, media type), as httpx takes it."""
+        content = self.data
+        return (self.name, content if isinstance(content, bytes) else content.reader(), self.mime)
+
+
+SizeOf = Callable[[object], int]
+"""The declared size of the call's File ``ref`` (the file channel's ``size``)."""
 
 
 def is_file(value: object) -> bool:
@@ -53,7 +75,7 @@ def is_file(value: object) -> bool:
     return type(value) is dict and len(value) == 1 and FILE_KEY in value
 
 
-def upload_of(value: Mapping[str, Any], where: str) -> Upload:
+def upload_of(value: Mapping[str, Any], where: str, size_of: SizeOf | None = None) -> Upload:
     """The :class:`Upload` of a File's plain form; FileRefused if it is malformed."""
     body = value[FILE_KEY]
     if type(body) is not dict:
@@ -63,6 +85,13 @@ def upload_of(value: Mapping[str, Any], where: str) -> Upload:
         raise FileRefused(f"{where}: a File needs a plain name (no /)")
     if mime is not None and (type(mime) is not str or not MIME.fullmatch(mime)):
         raise FileRefused(f"{where}: mime must look like 'text/csv'")
+    guessed = mimetypes.guess_type(name)[0]
+    mime = mime or guessed or "application/octet-stream"
+    if "ref" in body:
+        if size_of is None:
+            raise FileRefused(f"{where}: a File cannot be sent from here")
+        ref = body["ref"]
+        return Upload(name, mime, b"", ref, size_of(ref))  # size_of checks the reference
     if type(body.get("text")) is str:
         data = body["text"].encode("utf-8", "surrogatepass")
     elif type(body.get("base64")) is str:
@@ -72,32 +101,40 @@ def upload_of(value: Mapping[str, Any], where: str) -> Upload:
             raise FileRefused(f"{where}: a File's content is damaged") from None
     else:
         raise FileRefused(f"{where}: a File has text or bytes")
-    guessed = mimetypes.guess_type(name)[0]
-    return Upload(name, mime or guessed or "application/octet-stream", data)
+    return Upload(name, mime, data)
 
 
 def take_uploads(
-    params: Mapping[str, Any], file_fields: frozenset[str], *, max_bytes: int
+    params: Mapping[str, Any],
+    file_fields: frozenset[str],
+    *,
+    max_bytes: int,
+    size_of: SizeOf | None = None,
 ) -> tuple[dict[str, Any], bool]:
     """The call's parameters with every File turned into an :class:`Upload`, and whether any was.
 
     A File may stand for a whole field only when the method's field takes an ``InputFile``
     (``file_fields``); inside a field's value (``media`` items) anywhere. Each file is checked
-    against ``max_bytes`` (the bot's cap) and Telegram's: 10 MB for photos, 50 MB otherwise.
+    against ``max_bytes`` (the bot's cap) and Telegram's: 10 MB for photos, 50 MB otherwise,
+    by its declared size for a File sent by reference (whose content is not pulled yet).
     Raises FileRefused.
     """
     found = [False]
 
     def convert(value: Any, where: str, field_name: str) -> Any:
         if is_file(value):
-            upload = upload_of(value, where)
-            limit = min(
-                max_bytes, TELEGRAM_MAX_PHOTO if field_name in PHOTO_FIELDS else TELEGRAM_MAX_UPLOAD
-            )
-            if len(upload.data) > limit:
+            upload = upload_of(value, where, size_of)
+            telegram = TELEGRAM_MAX_PHOTO if field_name in PHOTO_FIELDS else TELEGRAM_MAX_UPLOAD
+            limit = min(max_bytes, telegram)
+            if upload.length > limit:
+                which = (
+                    "files.max_upload_mb in bot.yaml"
+                    if max_bytes < telegram
+                    else f"Telegram's cap for {field_name}"
+                )
                 raise FileRefused(
-                    f"{where} ({upload.name!r}) is {len(upload.data)} bytes; "
-                    f"at most {limit} may be uploaded here",
+                    f"{where} ({upload.name!r}) is {upload.length} bytes; "
+                    f"at most {limit} may be uploaded here ({which})",
                     status=413,
                 )
             found[0] = True
@@ -118,16 +155,53 @@ def take_uploads(
     return converted, found[0]
 
 
+def refs_of(params: Mapping[str, Any]) -> list[Upload]:
+    """Every Upload in the converted parameters still waiting for its content (by reference)."""
+    found: list[Upload] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, Upload):
+            if value.ref is not None:
+                found.append(value)
+        elif isinstance(value, dict):
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+
+    walk(params)
+    return found
+
+
+def with_blobs(params: Mapping[str, Any], blobs: Mapping[int, Blob]) -> dict[str, Any]:
+    """The converted parameters with each referenced Upload holding its pulled content."""
+
+    def put(value: Any) -> Any:
+        if isinstance(value, Upload):
+            if value.ref is None:
+                return value
+            return replace(value, data=blobs[value.ref], ref=None)
+        if isinstance(value, dict):
+            return {key: put(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [put(item) for item in value]
+        return value
+
+    return {key: put(value) for key, value in params.items()}
+
+
 def multipart_parts(
     params: Mapping[str, Any],
-) -> tuple[dict[str, str], list[tuple[str, tuple[str, bytes, str]]]]:
-    """A call with uploads as multipart/form-data: text fields and file parts (httpx's shape)."""
-    files: list[tuple[str, tuple[str, bytes, str]]] = []
+) -> tuple[dict[str, str], list[tuple[str, tuple[str, Any, str]]]]:
+    """A call with uploads as multipart/form-data: text fields and file parts (httpx's shape;
+    a pulled file is a file object httpx reads in pieces)."""
+    files: list[tuple[str, tuple[str, Any, str]]] = []
 
     def attach(value: Any) -> Any:
         if isinstance(value, Upload):
             part = f"file{len(files)}"
-            files.append((part, (value.name, value.data, value.mime)))
+            files.append((part, value.part()))
             return f"attach://{part}"
         if isinstance(value, dict):
             return {key: attach(item) for key, item in value.items()}
@@ -140,7 +214,7 @@ def multipart_parts(
         if value is None:
             continue
         if isinstance(value, Upload):
-            files.append((key, (value.name, value.data, value.mime)))
+            files.append((key, value.part()))
         elif isinstance(value, str):
             fields[key] = value
         elif isinstance(value, bool):
@@ -162,10 +236,15 @@ def file_path_of(result: object) -> tuple[str, int | None]:
     return path, size if type(size) is int else None
 
 
-def downloaded(path: str, data: bytes) -> dict[str, Any]:
-    """What a script gets back: a File (its name is the path's last part)."""
+def downloaded_name(path: str) -> tuple[str, str | None]:
+    """The name (the path's last part) and guessed media type of a downloaded file."""
     name = path.rsplit("/", 1)[-1] or "file"
-    mime = mimetypes.guess_type(name)[0]
+    return name, mimetypes.guess_type(name)[0]
+
+
+def downloaded(path: str, data: bytes) -> dict[str, Any]:
+    """What a script gets back when no file channel is at hand: a File, inline."""
+    name, mime = downloaded_name(path)
     return {FILE_KEY: {"name": name, "mime": mime, "data": data}}
 
 
@@ -175,9 +254,11 @@ def for_log(value: Any) -> Any:
         body = value[FILE_KEY]
         if type(body) is not dict:
             return value
-        text, encoded = body.get("text"), body.get("base64")
+        text, encoded, declared = body.get("text"), body.get("base64"), body.get("size")
         size = (
-            len(text.encode("utf-8", "surrogatepass"))
+            declared
+            if type(declared) is int
+            else len(text.encode("utf-8", "surrogatepass"))
             if type(text) is str
             else len(encoded) * 3 // 4 - (len(encoded) - len(encoded.rstrip("=")))
             if type(encoded) is str

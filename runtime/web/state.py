@@ -95,6 +95,7 @@ class AppState:
                 settings.sandbox_workers or None,
                 max_workers=settings.sandbox_max_workers or None,
                 queue_size=settings.sandbox_queue or None,
+                file_budget_bytes=settings.file_budget_mb * 1024 * 1024,
             )
             await pool.start()
             opened.push_async_callback(pool.close)

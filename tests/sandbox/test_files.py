@@ -1,4 +1,4 @@
-"""``File``: exact-typed, immutable, plain data at the worker boundary, capped to fit one call."""
+"""``File``: exact-typed, immutable, plain data at the worker boundary (inline or by reference)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from sandbox.files import FILE_KEY, MAX_FILE_BYTES, File, from_host
+from sandbox.files import FILE_KEY, MAX_INLINE_BYTES, File, from_host
 from sandbox.plain import NotPlain, to_plain
 from sandbox.protocol import MAX_CALL_BYTES, Call, encode
 
@@ -41,12 +41,22 @@ def test_a_file_subclass_does_not_pass_as_a_file() -> None:
         to_plain(Fake("a.txt", "x"))
 
 
-def test_the_largest_file_still_fits_one_call() -> None:
-    biggest = File("big.bin", b"\xff" * MAX_FILE_BYTES)
+def test_the_largest_inline_file_still_fits_one_call() -> None:
+    biggest = File("big.bin", b"\xff" * MAX_INLINE_BYTES)
     payload = encode(Call("Api.sendDocument", [], {"document": to_plain(biggest), "chat_id": 1}))
     assert len(payload) <= MAX_CALL_BYTES
-    with pytest.raises(ValueError, match="holds at most"):
-        File("big.bin", b"\xff" * (MAX_FILE_BYTES + 1))
+
+
+def test_a_file_for_the_file_channel_is_a_reference_with_its_size() -> None:
+    collected: list[File] = []
+    big = File("big.bin", b"\xff" * (3 * MAX_CALL_BYTES))  # no cap when it is made
+    text = File("t.txt", "é")
+    plain = to_plain({"a": big, "b": [text]}, files=collected)
+    assert collected == [big, text]
+    assert plain == {
+        "a": {FILE_KEY: {"name": "big.bin", "mime": None, "ref": 0, "size": 3 * MAX_CALL_BYTES}},
+        "b": [{FILE_KEY: {"name": "t.txt", "mime": None, "ref": 1, "size": 2}}],
+    }
 
 
 def test_a_file_from_the_host_is_a_file_and_other_answers_are_untouched() -> None:

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from sandbox import protocol
 from sandbox.protocol import (
     Call,
+    Chunk,
     Deferred,
     Done,
     Failure,
@@ -25,6 +26,8 @@ from sandbox.protocol import (
 EVERY_KIND = [
     Ready({"network": "namespace"}, 1234),
     Call("Api.sendMessage", [1, "x", None], {"text": "hi", "opts": {"a": [True]}}),
+    Call("Api.sendDocument", [], {"document": {"$file": {"ref": 0}}}, (5_000_000,)),
+    Chunk(3, b"\x00\xff" * 10),
     NeedCode(),
     NestedDone(),
     Done(
@@ -59,6 +62,9 @@ def test_every_host_message_names_a_known_kind():
         protocol.stop(None),
         protocol.exec_nested({}),
         protocol.response({"status": 200, "headers": {}, "text": "", "url": "http://x/"}),
+        protocol.pull(0),
+        protocol.file_data(b"x"),
+        protocol.file_reply("a.txt", None),
     ]
     assert {m[0] for m in built} == protocol.HOST_KINDS
 
@@ -110,6 +116,31 @@ def test_every_host_message_names_a_known_kind():
 )
 def test_a_malformed_frame_is_a_protocol_violation(raw, problem):
     """Wrong kinds, wrong types (a bool is not an int) and bad JSON are refused by name."""
+    with pytest.raises(ProtocolViolation, match=problem):
+        decode(raw)
+
+
+@pytest.mark.parametrize(
+    ("raw", "problem"),
+    [
+        (b"\x01\x00\x00\x00\x00", "a file chunk of 5 bytes"),  # empty
+        (b"\x01\x00\x00", "a file chunk of 3 bytes"),  # no whole header
+        (b"\x01\x00\x00\x00\x00" + b"x" * (protocol.MAX_CHUNK + 1), "a file chunk of"),
+        (b'{"t": "call", "name": "a", "args": [], "kwargs": {}, "files": [-1]}', "files"),
+        (b'{"t": "call", "name": "a", "args": [], "kwargs": {}, "files": [true]}', "files"),
+        (b'{"t": "call", "name": "a", "args": [], "kwargs": {}, "files": {}}', "files"),
+        (
+            b'{"t": "call", "name": "a", "args": [], "kwargs": {}, "files": ['
+            + b"1," * 40
+            + b"1]}",
+            "files",
+        ),
+        (b'{"t": "call", "name": "a", "args": [], "kwargs": {}, "files": [4294967296]}', "files"),
+    ],
+    ids=["empty", "short", "too-big", "negative", "bool", "not-list", "too-many", "too-large"],
+)
+def test_a_malformed_chunk_or_file_list_is_a_protocol_violation(raw, problem):
+    """Chunk frames and a call's declared file sizes are checked like every other field."""
     with pytest.raises(ProtocolViolation, match=problem):
         decode(raw)
 

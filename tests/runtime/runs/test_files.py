@@ -40,7 +40,7 @@ TRY = (
     '"""\ncommand: /try\n"""\n'
     "try:\n"
     '    if params == "big":\n'
-    '        File("big.bin", b"x" * 800000)\n'
+    '        Api.sendDocument(document=File("big.bin", b"x" * 800000))\n'
     '    elif params == "field":\n'
     '        Api.sendMessage(text=File("a.txt", "x"))\n'
     '    elif params == "upload":\n'
@@ -166,7 +166,11 @@ async def test_a_user_file_is_downloaded_through_the_host_and_sent_back(lab: Hos
 @pytest.mark.parametrize(
     ("case", "expected"),
     [
-        ("big", "ValueError: File: 'big.bin' holds 800000 bytes; a file a script makes holds"),
+        (
+            "big",
+            "ApiError: sendDocument: document ('big.bin') is 800000 bytes; at most 4194 may be "
+            "uploaded here (files.max_upload_mb in bot.yaml)",
+        ),
         ("field", "ApiError: sendMessage: text does not take a file"),
         ("upload", "ApiError: sendDocument: document ('c.bin') is 5000 bytes; at most 4194 may"),
         ("download", "ApiError: downloadFile: the file is 3000 bytes; at most 2097 may be"),

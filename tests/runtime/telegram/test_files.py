@@ -11,8 +11,11 @@ from runtime.telegram.files import (
     downloaded,
     file_path_of,
     multipart_parts,
+    refs_of,
     take_uploads,
+    with_blobs,
 )
+from sandbox import Blob, FileBudget
 
 
 def plain(name: str, text: str) -> dict[str, object]:
@@ -84,3 +87,43 @@ def test_only_a_plain_file_path_is_downloaded() -> None:
     assert downloaded("photos/file_2.jpg", b"J") == {
         "$file": {"name": "file_2.jpg", "mime": "image/jpeg", "data": b"J"}
     }
+
+
+def ref(name: str, index: int) -> dict[str, object]:
+    return {"$file": {"name": name, "mime": None, "ref": index, "size": 1}}
+
+
+def test_files_by_reference_are_capped_on_declared_size_then_filled_from_blobs() -> None:
+    declared = {0: 3, 1: 20 * 1024 * 1024}
+    params, found = take_uploads(
+        {"chat_id": 1, "document": ref("a.bin", 0)},
+        frozenset({"document"}),
+        max_bytes=1000,
+        size_of=lambda index: declared[index],  # type: ignore[index]
+    )
+    assert found and params["document"].ref == 0 and params["document"].length == 3
+    assert [upload.name for upload in refs_of(params)] == ["a.bin"]
+    blob = Blob(FileBudget(100))
+    blob.write(b"abc")
+    filled = with_blobs(params, {0: blob})
+    _, parts = multipart_parts(filled)
+    ((field, (name, reader, mime)),) = parts
+    assert (field, name, mime, reader.read()) == (
+        "document",
+        "a.bin",
+        "application/octet-stream",
+        b"abc",
+    )
+    with pytest.raises(
+        FileRefused, match=r"at most 10485760 may be uploaded here \(Telegram's cap for photo\)"
+    ):
+        take_uploads(
+            {"photo": ref("p.png", 1)},
+            frozenset({"photo"}),
+            max_bytes=50 * 1024 * 1024,
+            size_of=lambda index: declared[index],  # type: ignore[index]
+        )
+    with pytest.raises(FileRefused, match="cannot be sent from here"):  # no channel: deferred
+        take_uploads({"document": ref("a.bin", 0)}, frozenset({"document"}), max_bytes=1000)
+    blob.close()
+    assert blob.budget.used == 0
