@@ -7,6 +7,7 @@
     ├── BotFolderError         a bot folder with problems (``problems``: file, line, message)
     ├── NotFound               unknown bot or command (HTTP 404)
     ├── LinkError              a webhook link that cannot be minted or is refused (``status``)
+    ├── UploadRefused          an uploaded archive or file refused as such (HTTP 400)
     ├── StoreError             the store failed (``sqlite3.Error`` is translated in the store)
     │   ├── QuotaExceeded      a property value or a bot's data is over its size limit
     │   │   └── PendingRunsExceeded  a commit would queue more runs than ``runs.max_pending``
@@ -143,3 +144,8 @@ class CallRefused(TelegramError):
 
 class TransportError(TelegramError):
     """The Bot API could not be reached, or answered with something that is not its JSON."""
+
+
+class UploadRefused(BotboxError):
+    """An uploaded archive or file was refused before any check of its contents (HTTP 400):
+    too large, a path outside the bot, a link or device, an unknown file type..."""

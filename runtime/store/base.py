@@ -172,6 +172,11 @@ class LiveState:
     refused: JSON = None
     """The refused deploy's problems, as plain data (see ``runtime.bots.versions``)."""
     refused_at: float | None = None
+    disabled: bool = False
+    """Disabled by an admin or author: no process serves it; versions and data stay."""
+    created_at: float | None = None
+    """When it was created through the admin API (it is listed before its first version)."""
+    created_by: str | None = None
 
 
 # -- accounts, API tokens, audit (the admin API, issue 10) --
@@ -500,3 +505,20 @@ class Store(AccountStore, Protocol):
 
     async def version_files(self, bot_id: str, version: int) -> dict[str, str] | None:
         """The files of one version, or None if the bot has no such version."""
+
+    # -- the bots catalog (issue 10): created, disabled, deleted --
+    async def bot_catalog(self) -> list[LiveState]:
+        """Every known bot (live, refused, disabled, or created with no version yet), by id."""
+
+    async def create_bot(
+        self, bot_id: str, *, created_by: str, now: float, reuse: bool = False
+    ) -> Literal["created", "exists", "used"]:
+        """Create a bot with no version. ``exists``: it is known already; ``used``: the id has
+        history (versions or data) and ``reuse`` is False (only admins reuse an id)."""
+
+    async def set_bot_disabled(self, bot_id: str, disabled: bool, *, now: float) -> bool:
+        """Disable (no process serves it) or enable a known bot; False if unknown or unchanged."""
+
+    async def delete_bot(self, bot_id: str, *, now: float) -> bool:
+        """Stop a known bot everywhere, drop it from the catalog, retire its links; its
+        versions, properties and run log stay. False if it was not known."""

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Final
 
-from runtime.store import accounts, bots, counters, instances, pacing, properties, versions
+from runtime.store import accounts, bots, catalog, counters, instances, pacing, properties, versions
 
-SCHEMA_VERSION: Final = 8
+SCHEMA_VERSION: Final = 9
 """The schema this code writes; kept in ``PRAGMA user_version``."""
 
 SYNCHRONOUS_MODES: Final = frozenset({"OFF", "NORMAL", "FULL", "EXTRA"})
@@ -71,6 +71,7 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     versions.MIGRATION,
     pacing.MIGRATION,
     accounts.MIGRATION,
+    catalog.MIGRATION,
 )
 
 CLAIM_SQL: Final = """

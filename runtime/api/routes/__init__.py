@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Final
 
 from runtime.api.operation import Routes
-from runtime.api.routes import accounts, audit, bots, keys, links, properties, runs
+from runtime.api.routes import accounts, audit, bots, keys, links, properties, runs, versions
 
 FAMILIES: Final[tuple[Routes, ...]] = (
     bots.ROUTES,
@@ -19,4 +19,5 @@ FAMILIES: Final[tuple[Routes, ...]] = (
     keys.ROUTES,
     accounts.ROUTES,
     audit.ROUTES,
+    versions.ROUTES,
 )
