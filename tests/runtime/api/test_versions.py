@@ -15,6 +15,7 @@ import pytest
 
 from tests.runtime.api.conftest import create_token
 from tests.support.archives import zipped
+from tests.support.links import cli
 from tests.support.server import BotboxServer
 from tests.support.telegram_standin import TelegramStandIn
 
@@ -243,3 +244,28 @@ def test_health_counts_bots_for_everyone_and_names_them_only_for_an_admin(api: S
         "/health", headers={"Authorization": f"Bearer {api.tokens['root']}"}
     ).json()
     assert "named" in admin["bots"]
+
+
+def test_the_cli_creates_disables_enables_and_deletes_and_the_server_follows(api: Server) -> None:
+    assert cli(api.server.env, "bots", "create", "headless").returncode == 0
+    assert api.call("root", "GET", "/bots/headless").json()["status"] == "new"
+    assert api.upload("root", "headless", zipped(bot("headless"))).status_code == 200
+    api.wait_status("headless", "serving")
+    assert cli(api.server.env, "bots", "disable", "headless").returncode == 0
+    api.wait_status("headless", "disabled")
+    listing = cli(api.server.env, "bots")
+    assert "headless\tdisabled" in listing.stdout
+    assert cli(api.server.env, "bots", "enable", "headless").returncode == 0
+    api.wait_status("headless", "serving")
+    assert cli(api.server.env, "bots", "delete", "headless").returncode == 0
+    deadline = time.monotonic() + 10
+    while api.call("root", "GET", "/bots/headless").status_code != 404:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    missing = cli(api.server.env, "bots", "disable", "headless")
+    assert missing.returncode != 0 and "no bot 'headless'" in missing.stderr
+    actions = [
+        e["action"]
+        for e in api.call("root", "GET", "/audit", params={"bot": "headless"}).json()["entries"]
+    ]
+    assert {"bot.create", "bot.disable", "bot.enable", "bot.delete"} <= set(actions)
