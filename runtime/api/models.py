@@ -412,3 +412,26 @@ class FileQuery(Input):
     """``base``: the live version your change is against (409 if another serves by now)."""
 
     base: Annotated[int, Field(ge=1, lt=2**63)] | None = None
+
+
+# -- telegram --
+class WebhookSet(BaseModel):
+    """The webhook as registered with Telegram."""
+
+    url: str
+    allowed_updates: list[str] = Field(description="the update kinds the bot's commands handle")
+    menu_commands: int = Field(description="commands registered with setMyCommands")
+
+
+class WebhookInfo(BaseModel):
+    """Telegram's ``getWebhookInfo`` result, as Telegram sent it."""
+
+    info: JsonValue
+
+
+class SecretOut(BaseModel):
+    """The bot's webhook secret: Telegram sends it in ``header`` with every update."""
+
+    header: str
+    secret: str
+    url: str

@@ -25,6 +25,7 @@ ERROR_TEXT: Final = {
     409: "a conflict with the current state",
     413: "too large",
     422: "the input does not fit (every problem listed)",
+    502: "Telegram refused the call or could not be reached",
 }
 
 

@@ -9,7 +9,17 @@ from __future__ import annotations
 from typing import Final
 
 from runtime.api.operation import Routes
-from runtime.api.routes import accounts, audit, bots, keys, links, properties, runs, versions
+from runtime.api.routes import (
+    accounts,
+    audit,
+    bots,
+    keys,
+    links,
+    properties,
+    runs,
+    telegram,
+    versions,
+)
 
 FAMILIES: Final[tuple[Routes, ...]] = (
     bots.ROUTES,
@@ -20,4 +30,5 @@ FAMILIES: Final[tuple[Routes, ...]] = (
     accounts.ROUTES,
     audit.ROUTES,
     versions.ROUTES,
+    telegram.ROUTES,
 )

@@ -28,7 +28,7 @@ from runtime.api.operation import Call, Refusal, Routes, whole_number
 from runtime.api.routes.bots import check_problem
 from runtime.bots.archive import check_name, decode, unpack
 from runtime.bots.versions import bot_id_of
-from runtime.errors import UploadRefused
+from runtime.errors import NotFound, UploadRefused
 from runtime.runs import deployments
 from runtime.store import BotVersion
 from runtime.web.responses import HttpError
@@ -175,18 +175,33 @@ async def get_version(call: Call, body: None, query: None) -> VersionFiles:
     return VersionFiles(version=number, files=files)
 
 
-@ROUTES.add("GET", "/bots/{bot_id}/diff", need="read", response=DiffOut, query=DiffQuery)
+@ROUTES.add(
+    "GET", "/bots/{bot_id}/diff", need="read", response=DiffOut, query=DiffQuery, errors=(409,)
+)
 async def diff_versions(call: Call, body: None, query: DiffQuery) -> DiffOut:
     """A unified diff between two versions (``?old=1&new=2``)."""
-    text = await call.state.deployments.diff(call.bot_id, query.old, query.new)
+    try:
+        text = await call.state.deployments.diff(call.bot_id, query.old, query.new)
+    except NotFound as exc:  # the bot exists; the query names a version it lacks (not 404:
+        raise HttpError(409, str(exc), code="conflict") from None  # that says "no such bot")
     return DiffOut(old=query.old, new=query.new, diff=text)
 
 
-@ROUTES.add("POST", "/bots/{bot_id}/rollback", need="write", response=Deployed, body=RollbackIn)
+@ROUTES.add(
+    "POST",
+    "/bots/{bot_id}/rollback",
+    need="write",
+    response=Deployed,
+    body=RollbackIn,
+    errors=(409,),
+)
 async def rollback(call: Call, body: RollbackIn, query: None) -> Deployed:
     """Serve an older version's files again, as a new version."""
     before = await _live(call)
-    outcome = await call.state.deployments.rollback(call.bot_id, body.version)
+    try:
+        outcome = await call.state.deployments.rollback(call.bot_id, body.version)
+    except NotFound as exc:  # the bot exists; the body names a version it lacks
+        raise HttpError(409, str(exc), code="conflict") from None
     return await _outcome(call, outcome, before, "version.rollback", f"v{body.version}")
 
 

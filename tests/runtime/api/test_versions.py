@@ -195,6 +195,9 @@ def test_put_file_makes_a_version_diff_shows_it_rollback_restores_the_old_files(
     listed = api.call("ann", "GET", "/bots/edited/versions").json()
     assert listed["live"] == 3 and [v["version"] for v in listed["versions"]] == [3, 2, 1]
     assert api.call("ann", "GET", "/bots/edited/versions/9").status_code == 404
+    assert api.call("ann", "POST", "/bots/edited/rollback", json={"version": 9}).status_code == 409
+    missing = api.call("ann", "GET", "/bots/edited/diff", params={"old": 1, "new": 9})
+    assert missing.status_code == 409
     audit = api.call("root", "GET", "/audit", params={"bot": "edited"}).json()
     actions = {entry["action"] for entry in audit["entries"]}
     assert {"bot.create", "version.deploy", "version.put_file", "version.rollback"} <= actions
@@ -269,3 +272,31 @@ def test_the_cli_creates_disables_enables_and_deletes_and_the_server_follows(api
         for e in api.call("root", "GET", "/audit", params={"bot": "headless"}).json()["entries"]
     ]
     assert {"bot.create", "bot.disable", "bot.enable", "bot.delete"} <= set(actions)
+
+
+def test_telegram_webhook_is_set_with_the_secret_and_kinds_and_the_secret_read_is_audited(
+    api: Server,
+) -> None:
+    assert api.call("ann", "POST", "/bots", json={"id": "hooked"}).status_code == 201
+    assert api.call("ann", "PUT", "/bots/hooked/telegram/webhook").status_code == 409  # new
+    inline = '"""\ncommand: /inline_query\n"""\nx = 1\n'
+    files = bot("hooked", **{"inline.py": inline})
+    assert api.upload("ann", "hooked", zipped(files)).status_code == 200
+    api.wait_status("hooked", "serving")
+    done = api.call("ann", "PUT", "/bots/hooked/telegram/webhook")
+    assert done.status_code == 200, done.text
+    assert done.json()["url"].endswith("/telegram/hooked")
+    assert "inline_query" in done.json()["allowed_updates"]
+    info = api.call("ann", "GET", "/bots/hooked/telegram/webhook").json()["info"]
+    assert info["url"].endswith("/telegram/hooked")
+    secret = api.call("ann", "GET", "/bots/hooked/telegram/secret")
+    assert secret.status_code == 200 and secret.json()["secret"] == api.server.secret("hooked")
+    assert (
+        api.call("root", "PUT", "/users/vic/grants/hooked", json={"role": "viewer"}).status_code
+        == 200
+    )
+    assert api.call("vic", "GET", "/bots/hooked/telegram/secret").status_code == 403
+    assert api.call("bob", "GET", "/bots/hooked/telegram/secret").status_code == 404
+    entries = api.call("root", "GET", "/audit", params={"bot": "hooked"}).json()["entries"]
+    reads = [e for e in entries if e["action"] == "telegram.secret_read"]
+    assert len(reads) == 1 and reads[0]["actor"] == "ann"
