@@ -506,6 +506,10 @@ class Store(AccountStore, Protocol):
     async def version_files(self, bot_id: str, version: int) -> dict[str, str] | None:
         """The files of one version, or None if the bot has no such version."""
 
+    async def oldest_pending(self, *, now: float) -> dict[str, float]:
+        """Per bot with unfinished queue items due by ``now``: the oldest one's enqueue time
+        (for the queue age metric)."""
+
     # -- the bots catalog (issue 10): created, disabled, deleted --
     async def bot_catalog(self) -> list[LiveState]:
         """Every known bot (live, refused, disabled, or created with no version yet), by id."""

@@ -504,6 +504,10 @@ class SqliteStore:
         text = await self._call(versions.files_of, bot_id, version)
         return None if text is None else cast(dict[str, str], json.loads(text))
 
+    async def oldest_pending(self, *, now: float) -> dict[str, float]:
+        """Per bot: when its oldest unfinished item due by ``now`` was enqueued."""
+        return await self._call(commit.oldest_pending, now)
+
     # -- the bots catalog --
     async def bot_catalog(self) -> list[LiveState]:
         """Every known bot, by id."""

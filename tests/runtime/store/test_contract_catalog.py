@@ -59,3 +59,15 @@ async def test_a_deleted_bot_is_forgotten_its_versions_kept_and_its_id_guarded(
     assert await store.create_bot("shop", created_by="root", now=3.0, reuse=True) == "created"
     # Its links were retired: it gets a new generation when it is loaded again.
     assert (await store.bot_generations(["shop"], now=4.0))["shop"] != before
+
+
+async def test_oldest_pending_is_the_enqueue_time_of_each_bots_oldest_due_item(
+    store: Store,
+) -> None:
+    assert await store.oldest_pending(now=100.0) == {}
+    await store.enqueue("shop", "update", "c:1", {"update_id": 1}, update_id=1)
+    await store.enqueue("shop", "update", "c:2", {"update_id": 2}, update_id=2)
+    await store.enqueue("later", "run", "c:3", {"n": 1}, run_after=10.0**10)
+    found = await store.oldest_pending(now=10.0**9)
+    assert list(found) == ["shop"] and found["shop"] > 0  # "later" is not due yet
+    assert set(await store.oldest_pending(now=10.0**10)) == {"shop", "later"}
