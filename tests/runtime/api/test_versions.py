@@ -3,6 +3,7 @@ every bot here is created and deployed through ``/api/v1``."""
 
 from __future__ import annotations
 
+import socket
 import stat
 import time
 from collections.abc import Iterator
@@ -300,3 +301,19 @@ def test_telegram_webhook_is_set_with_the_secret_and_kinds_and_the_secret_read_i
     entries = api.call("root", "GET", "/audit", params={"bot": "hooked"}).json()["entries"]
     reads = [e for e in entries if e["action"] == "telegram.secret_read"]
     assert len(reads) == 1 and reads[0]["actor"] == "ann"
+
+
+def test_an_unauthorised_upload_is_answered_before_its_body_is_even_sent(api: Server) -> None:
+    """The upload routes stream: token, bot and role are checked first, so a refusal comes
+    while the client has sent only the headers (a buffered route would wait for the body)."""
+    port = int(api.server.url.rsplit(":", 1)[1])
+    for token, expected in ((None, b" 401 "), (api.tokens["vic"], b" 404 ")):
+        auth = f"Authorization: Bearer {token}\r\n" if token else ""
+        head = (
+            f"POST /api/v1/bots/anns/versions HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}"
+            "Content-Type: application/zip\r\nContent-Length: 900000\r\n\r\n"
+        ).encode()
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+            conn.sendall(head + b"PK\x03\x04")  # 4 of 900,000 bytes, then nothing
+            answer = conn.recv(4096)
+        assert answer.startswith(b"HTTP/1.1") and expected in answer.split(b"\r\n")[0], answer
