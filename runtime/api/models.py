@@ -71,6 +71,9 @@ class ErrorBody(BaseModel):
 
 
 # -- bots --
+BotState = Literal["serving", "failed", "stale", "disabled", "new"]
+
+
 class CheckProblem(BaseModel):
     """One problem ``run.py check`` found in a bot's files: where (file, line) and what."""
 
@@ -84,7 +87,7 @@ class BotOut(BaseModel):
     """A bot as the server runs it now."""
 
     id: str
-    status: Literal["serving", "failed", "stale", "disabled", "new"] = Field(
+    status: BotState = Field(
         description="`serving`; `failed`: nothing serves (its deploys were refused); `stale`: "
         "an older version serves (the latest change was refused); `disabled`; `new`: created, "
         "nothing deployed yet"

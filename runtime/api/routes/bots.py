@@ -16,8 +16,10 @@ author is granted the new bot. Ids are one namespace: a 409 says an id is taken,
 
 from __future__ import annotations
 
+from typing import Final
+
 from runtime.api import auth
-from runtime.api.models import BotIn, BotList, BotOut, CheckProblem, Deleted
+from runtime.api.models import BotIn, BotList, BotOut, BotState, CheckProblem, Deleted
 from runtime.api.operation import Call, Routes
 from runtime.errors import Problem
 from runtime.runs.deployments import BotStatus
@@ -25,7 +27,13 @@ from runtime.web.responses import HttpError
 
 ROUTES = Routes("bots", "The bots this server runs, as your token may see them.")
 
-STATUS = {"ok": "serving", "failed": "failed", "stale": "stale", "disabled": "disabled"}
+STATUS: Final[dict[str, BotState]] = {
+    "ok": "serving",
+    "failed": "failed",
+    "stale": "stale",
+    "disabled": "disabled",
+    "new": "new",
+}
 
 
 def check_problem(problem: Problem) -> CheckProblem:
@@ -40,16 +48,20 @@ def bot_out(call: Call, bot_id: str, status: BotStatus | None) -> BotOut:
     access = auth.bot_access(call.principal, bot_id) or "read"
     served = call.state.registry.find(bot_id)
     problems = list(status.problems) if status is not None else []
+    state: BotState
     if status is not None:
-        state = STATUS.get(status.state, "new")
+        state = STATUS[status.state]
     else:  # served without a store row (a bot handed to the registry directly, as tests do)
         state = "serving" if served is not None else "failed"
-        problems = call.state.registry.refused.get(bot_id, [])
-    if state in ("serving", "stale") and served is None:
-        state = "failed" if problems else "serving"  # this process is still loading it
+    if served is None and state in ("serving", "stale"):
+        # The store says it serves, but this process does not: either it is still loading
+        # the new version (within its 0.5 s poll), or the version does not load here.
+        here = call.state.registry.refused.get(bot_id)
+        if here:
+            state, problems = "failed", list(here)
     return BotOut(
         id=bot_id,
-        status=state,  # type: ignore[arg-type]
+        status=state,
         errors=[problem.describe() for problem in problems if not problem.warning],
         problems=[check_problem(problem) for problem in problems],
         version=status.version if status is not None else (served.version if served else None),
