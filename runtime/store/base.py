@@ -524,5 +524,5 @@ class Store(AccountStore, Protocol):
         """Disable (no process serves it) or enable a known bot; False if unknown or unchanged."""
 
     async def delete_bot(self, bot_id: str, *, now: float) -> bool:
-        """Stop a known bot everywhere, drop it from the catalog, retire its links; its
-        versions, properties and run log stay. False if it was not known."""
+        """Stop a known bot everywhere, drop it from the catalog, retire its links, drop the
+        grants on it; its versions, properties and run log stay. False if it was not known."""

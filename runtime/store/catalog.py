@@ -96,7 +96,8 @@ def set_disabled(conn: sqlite3.Connection, bot_id: str, disabled: bool, now: flo
 
 def delete(conn: sqlite3.Connection, bot_id: str, now: float) -> bool:
     """Stop a bot everywhere and forget it in the catalog; retire its links (a bot created again
-    with this id gets a new link generation). Versions, properties and the run log stay."""
+    with this id gets a new link generation) and drop every user's grant on it. Versions,
+    properties and the run log stay."""
     conn.execute("BEGIN IMMEDIATE")
     try:
         cursor = conn.execute(
@@ -112,6 +113,8 @@ def delete(conn: sqlite3.Connection, bot_id: str, now: float) -> bool:
                 "UPDATE bot SET retired_at = ? WHERE bot_id = ? AND retired_at IS NULL",
                 (now, bot_id),
             )
+            # Grants go too: a bot created again with this id starts with no one's access.
+            conn.execute("DELETE FROM account_grant WHERE bot_id = ?", (bot_id,))
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:

@@ -48,12 +48,16 @@ async def test_a_deleted_bot_is_forgotten_its_versions_kept_and_its_id_guarded(
     store: Store,
 ) -> None:
     await store.create_bot("shop", created_by="ann", now=1.0)
+    await store.create_user("ann", "author", now=1.0)
+    await store.set_grant("ann", "shop", "author")
     await store.deploy_version("shop", V1, digest(V1), origin="api", now=1.0)
     before = (await store.bot_generations(["shop"], now=1.0))["shop"]
     assert await store.delete_bot("shop", now=2.0) is True
     assert await store.delete_bot("shop", now=2.0) is False
     assert await store.bot_catalog() == [] and await store.live_states() == []
     assert [v.version for v in await store.bot_versions("shop")] == [1]
+    ann = await store.get_user("ann")
+    assert ann is not None and ann.grants == {}  # nobody keeps access to a deleted bot
     # Only a reuse (an admin's) may create an id that has history.
     assert await store.create_bot("shop", created_by="bob", now=3.0) == "used"
     assert await store.create_bot("shop", created_by="root", now=3.0, reuse=True) == "created"
