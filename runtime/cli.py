@@ -607,10 +607,20 @@ async def run_versions(settings: Settings, args: argparse.Namespace) -> int:
             text = await deployments.diff(args.bot, args.old, args.new)
             sys.stdout.write(text or f"versions {args.old} and {args.new} have the same files\n")
             return 0
+        before = await deployments.find(args.bot)
         if args.command == "rollback":
             outcome = await deployments.rollback(args.bot, args.version)
         else:
             outcome = await deployments.deploy(args.bot, read_files(args.folder), origin="cli")
+        if isinstance(outcome, Deployed) and outcome.created:
+            await admin.audit(
+                store,
+                f"version.{args.command}",
+                str(args.folder) if args.command == "deploy" else f"v{args.version}",
+                before={"version": before.version if before else None},
+                after={"version": outcome.version.version},
+                bot_id=args.bot,
+            )
     finally:
         await store.close()
     return print_outcome(outcome, args.folder if args.command == "deploy" else None)
