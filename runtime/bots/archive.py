@@ -118,6 +118,8 @@ class _Entries:
         parts = [part for part in raw.split("/") if part not in ("", ".")]
         if ".." in parts:
             raise UploadRefused(f"{raw!r}: a path that leaves the bot folder")
+        if not parts and is_dir:  # "./", as `tar czf bot.tgz -C bot .` makes
+            return None
         if not parts:
             raise UploadRefused(f"{raw!r}: an entry with no name")
         if is_dir:

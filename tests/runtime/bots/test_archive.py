@@ -48,6 +48,15 @@ def test_a_tar_and_a_tar_gz_unpack_to_the_bots_files() -> None:
         members.append(member)
         data.update(content)
     assert unpack(tarred(members, data)) == BOT
+    # `tar czf bot.tgz -C shop .`: a "./" folder entry, then "./bot.yaml"...
+    root = tarfile.TarInfo("./")
+    root.type = tarfile.DIRTYPE
+    flat = [root]
+    for name, text in BOT.items():
+        member, content = regular(f"./{name}", text.encode())
+        flat.append(member)
+        data.update(content)
+    assert unpack(tarred(flat, data, gz=True)) == BOT
     assert unpack(tarred(members, data, gz=True)) == BOT
 
 
