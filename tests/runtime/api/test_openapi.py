@@ -107,3 +107,20 @@ def test_schemathesis_finds_no_server_error_and_no_answer_off_the_document(
     assert "Authentication failed" not in done.stdout, done.stdout[-4000:]
     assert elapsed < 60, f"schemathesis took {elapsed:.0f} s"
     assert " 0 passed" not in done.stdout
+
+
+def test_uploads_declare_binary_bodies_and_the_errors_they_answer(api: Api) -> None:
+    """An archive upload and a one-file put take raw bytes (not JSON): the document says so,
+    with 400 (refused upload), 413 (too large) and 422 (the check's problems)."""
+    paths = api.server.client.get("/api/openapi.json").json()["paths"]
+    for path, method in (
+        ("/api/v1/bots/{bot_id}/versions", "post"),
+        ("/api/v1/bots/{bot_id}/files/{name}", "put"),
+    ):
+        operation = paths[path][method]
+        content = operation["requestBody"]["content"]
+        assert content["application/octet-stream"]["schema"] == {
+            "type": "string",
+            "format": "binary",
+        }
+        assert {"400", "401", "403", "404", "413", "422"} <= set(operation["responses"])
