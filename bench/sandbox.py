@@ -37,6 +37,17 @@ What is measured, in order:
    of another tenant keep running ``while True: pass`` into a 1 s CPU limit; the goal is the
    quiet p99 beside the spinner under 3x its p99 alone. The baseline is the old behaviour, one
    shared line without tenants (the quiet run waits behind the spinners).
+8. Outbound HTTP: ``GET /json`` on a local server (another process, on 127.0.0.2), measured in
+   the same run as (a) a direct httpx request with a kept-alive connection, (b) a direct httpx
+   request on a new connection each time (what the broker does), (c) the broker alone
+   (``runtime.outbound.broker``: URL and address checks, a new connection, the size-capped
+   read), and (d) a script's ``r = HTTP.get(url); r.json()`` through the pool (the handler is
+   the broker; the trivial run's p50 is subtracted). ``--http-only`` runs this section alone.
+9. Script modules (a bot's ``lib/``): trivial runs given one module but not importing it, runs
+   importing it (``from lib import quiz``: a constant and three small functions, its body run
+   fresh each run), and runs importing it and using the ``Keyboard`` helpers bound as a global
+   (``runtime.bots.keyboard``, also a module run on first use); p50 difference against the
+   trivial run, the cost of a fresh module per run.
 
 How to read it: the goals table at the end marks each goal PASS or MISS. Latencies are wall
 clock (``time.perf_counter_ns``) seen by the asyncio client, so they include the event loop,
@@ -168,6 +179,7 @@ class Config:
     switches: int
     noisy_seconds: float
     min_quiet_clicks: int
+    http_runs: int = 300
 
 
 FULL = Config(
@@ -197,6 +209,7 @@ QUICK = Config(
     switches=40,
     noisy_seconds=3.0,
     min_quiet_clicks=2,
+    http_runs=50,
 )
 
 
@@ -484,6 +497,55 @@ async def section_capability(config: Config, pool: WorkerPool, trivial: Script) 
     )
 
 
+LIB_QUIZ = """
+PROMPT = "two plus two?"
+ANSWERS = {"4": True}
+
+
+def check(answer):
+    return ANSWERS.get(answer, False)
+
+
+def ask(name):
+    return name + ", " + PROMPT
+
+
+def score(answers):
+    return sum(1 for answer in answers if check(answer))
+"""
+IMPORT_ONE = "from lib import quiz\nx = quiz.check('4')"
+WITH_KEYBOARD = (
+    "from lib import quiz\nx = Keyboard.inline([[('Yes', 'vote yes'), ('No', 'vote no')]])"
+)
+
+
+async def section_modules(config: Config) -> None:
+    """Section 8: a run importing one script module (fresh per run) against a run importing none."""
+    heading("9. script modules (a bot's lib/, fresh in every run)")
+    from runtime.bots import keyboard  # noqa: PLC0415 - the runtime's helpers, as it binds them
+
+    modules = {
+        "lib.quiz": compile_script(LIB_QUIZ, filename="lib/quiz.py"),
+        keyboard.MODULE: keyboard.script(),
+    }
+    options: dict[str, Any] = {"modules": modules, "bind": {keyboard.GLOBAL: keyboard.MODULE}}
+    trivial = compiled(TRIVIAL)
+    importing, with_keyboard = compiled(IMPORT_ONE), compiled(WITH_KEYBOARD)
+    async with WorkerPool(2, max_runs=STEADY_MAX_RUNS) as pool:
+        await sequential(pool, importing, max(config.warmup // 10, 5), **options)
+        await sequential(pool, with_keyboard, max(config.warmup // 10, 5), **options)
+        bare = Latency.of(await sequential(pool, trivial, config.capability_runs))
+        given = Latency.of(await sequential(pool, trivial, config.capability_runs, **options))
+        one = Latency.of(await sequential(pool, importing, config.capability_runs, **options))
+        both = Latency.of(await sequential(pool, with_keyboard, config.capability_runs, **options))
+    row("trivial run, no modules", bare.line())
+    row("trivial run, modules given, none imported", given.line())
+    row("run importing lib.quiz", one.line())
+    row("run importing lib.quiz and using Keyboard", both.line())
+    row("import of one module (p50 - trivial p50)", f"{one.p50 - bare.p50:8.1f} µs")
+    row("lib.quiz + Keyboard (p50 - trivial p50)", f"{both.p50 - bare.p50:8.1f} µs")
+
+
 async def section_start(config: Config) -> None:
     """Section 5: pool start, a CPU-limit breach, and the replacement of a killed worker."""
     heading("5. cold start and worker replacement")
@@ -593,6 +655,104 @@ async def section_noisy(config: Config, figures: dict[str, float]) -> None:
     figures["shared_p99_ms"] = old.p99 / 1000
 
 
+ORIGIN = """
+import sys
+from tests.support.origin import Origin
+server = Origin("127.0.0.2")
+print(server.port, flush=True)
+server.server.serve_forever()
+"""
+
+
+async def interleaved(calls: dict[str, Callable[[], Any]], runs: int) -> dict[str, Latency]:
+    """Await each call in turn, ``runs`` rounds (after a few warm-up rounds), so load from
+    elsewhere on the machine falls on all of them alike; return each one's latencies."""
+    for _ in range(min(10, runs)):
+        for call in calls.values():
+            await call()
+    durations: dict[str, list[int]] = {name: [] for name in calls}
+    clock = time.perf_counter_ns
+    for _ in range(runs):
+        for name, call in calls.items():
+            started = clock()
+            await call()
+            durations[name].append(clock() - started)
+    return {name: Latency.of(values) for name, values in durations.items()}
+
+
+async def section_http(config: Config, figures: dict[str, float]) -> None:
+    """Section 8: HTTP.get to a local server against a direct httpx request, same run."""
+    import httpx  # noqa: PLC0415 - only this section needs the runtime's HTTP stack
+
+    from runtime.outbound.broker import Broker, Hop  # noqa: PLC0415
+    from runtime.outbound.policy import HttpPolicy, parse_patterns  # noqa: PLC0415
+    from runtime.outbound.request import OutboundRequest  # noqa: PLC0415
+    from sandbox import Response  # noqa: PLC0415
+
+    heading(f"8. outbound HTTP: GET /json on a local server, {config.http_runs} requests each")
+    server = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", ORIGIN, cwd=ROOT, stdout=asyncio.subprocess.PIPE
+    )
+    try:
+        assert server.stdout is not None
+        port = int((await server.stdout.readline()).decode())
+        url = f"http://127.0.0.2:{port}/json"
+        policy = HttpPolicy(allow=parse_patterns(["127.0.0.2"]), ports=frozenset({port}))
+        broker = Broker()
+
+        async def http_get(call: CallRequest) -> Response:
+            hops: list[Hop] = []
+            request = OutboundRequest("GET", str(call.args[0]))
+            answer = await broker.fetch(policy, request, hops=hops)
+            return Response(answer.status, answer.headers, answer.text, answer.url)
+
+        script = compiled(f"r = HTTP.get({url!r})\nr.json()\n")
+        trivial = compiled(TRIVIAL)
+        options: dict[str, Any] = {"capabilities": {"HTTP.get": http_get}}
+        fresh_limits = httpx.Limits(max_keepalive_connections=0)
+        async with (
+            httpx.AsyncClient() as kept,
+            httpx.AsyncClient(limits=fresh_limits) as fresh,
+            WorkerPool(2, max_runs=STEADY_MAX_RUNS) as pool,
+        ):
+            figures_by = await interleaved(
+                {
+                    "direct": lambda: kept.get(url),
+                    "new_conn": lambda: fresh.get(url),
+                    "broker": lambda: broker.fetch(policy, OutboundRequest("GET", url), hops=[]),
+                    "script": lambda: pool.run(script, **options),
+                    "trivial": lambda: pool.run(trivial),
+                },
+                config.http_runs,
+            )
+        await broker.close()
+    finally:
+        server.terminate()
+        await server.wait()
+    direct, new_conn = figures_by["direct"], figures_by["new_conn"]
+    brokered, scripted, base = figures_by["broker"], figures_by["script"], figures_by["trivial"]
+    row("(a) direct httpx, kept-alive connection", direct.line())
+    row("(b) direct httpx, new connection each time", new_conn.line())
+    row("(c) broker.fetch (checks, new connection)", brokered.line())
+    row("(d) script HTTP.get + json() through the pool", scripted.line())
+    row("    trivial run on the same pool", base.line())
+    row(
+        "HTTP.get over direct, kept alive (d - trivial - a)",
+        f"{scripted.p50 - base.p50 - direct.p50:8.1f} µs  "
+        f"({(scripted.p50 - base.p50) / direct.p50:.2f} x)",
+    )
+    row(
+        "HTTP.get over direct, new conn. (d - trivial - b)",
+        f"{scripted.p50 - base.p50 - new_conn.p50:8.1f} µs  "
+        f"({(scripted.p50 - base.p50) / new_conn.p50:.2f} x)",
+    )
+    row(
+        "broker over direct httpx, new connection (c - b)", f"{brokered.p50 - new_conn.p50:8.1f} µs"
+    )
+    figures["http_direct_p50"] = direct.p50
+    figures["http_script_p50"] = scripted.p50 - base.p50
+
+
 async def bench(config: Config) -> dict[str, float]:
     """Run every measurement, print each section, and return the figures the goals need."""
     trivial = compiled(TRIVIAL)
@@ -605,6 +765,8 @@ async def bench(config: Config) -> dict[str, float]:
     await section_start(config)
     await section_switch(config, figures)
     await section_noisy(config, figures)
+    await section_http(config, figures)
+    await section_modules(config)
     return figures
 
 
@@ -646,11 +808,19 @@ def main() -> None:
     """Parse the command line and run the benchmark."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="few iterations, a smoke run")
+    parser.add_argument("--http-only", action="store_true", help="section 8 (outbound HTTP) only")
+    parser.add_argument("--modules", action="store_true", help="only section 9 (script modules)")
     args = parser.parse_args()
     config = QUICK if args.quick else FULL
     started = time.perf_counter()
     machine_facts()
     print(f"  {'mode':<46} {'quick' if args.quick else 'full'}")
+    if args.http_only:
+        asyncio.run(section_http(config, {}))
+        return
+    if args.modules:
+        asyncio.run(section_modules(config))
+        return
     figures = asyncio.run(bench(config))
     goals(figures)
     print(f"\n  (benchmark took {time.perf_counter() - started:.1f} s)")

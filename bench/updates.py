@@ -33,15 +33,16 @@ What is measured:
   figure is the client's limit, and the botbox/bare ratio an upper bound.
 
 The bot has two commands. ``echo.py`` (``command: "*"``) runs ``Bot.sendMessage(message)``. That
-call goes through the bot's flood gate (``runtime/telegram/flood.py``): about 1 message/s per chat
-after a burst of 3, and 30/s per bot (a bot can turn it off with ``telegram: flood_limits: false``
-in bot.yaml, meant for local Bot API servers; the benchmark keeps it on, as a real bot would). So
-the pipeline itself is measured with ``edit.py`` (``command: /edit``), whose script
+call is paced to Telegram's flood limits (``runtime/telegram/flood.py``, slots reserved in the
+store, shared by every process): one message a second per chat and 30 a second per bot, as exact
+sliding windows (a bot can turn it off with ``telegram: flood_limits: false`` in bot.yaml, meant
+for local Bot API servers; the benchmark keeps it on, as a real bot would). So the pipeline
+itself is measured with ``edit.py`` (``command: /edit``), whose script
 ``Api.editMessageText(message_id=1, text=message)`` does the same work (one sandbox run, one
-capability call, one Bot API call carrying the chat id and the text) with a method the gate does
-not space (it only spaces ``send*``, ``forward*`` and ``copy*``). The ``sendMessage`` rows show
-what a bot gets with Telegram's flood limits; their sequential phase uses a new chat for every
-update, so only the per-bot 30/s applies there.
+capability call, one Bot API call carrying the chat id and the text) with a method that is not
+paced (only ``send*``, ``forward*`` and ``copy*`` are). The ``sendMessage`` rows show what a bot
+gets with Telegram's flood limits; their sequential phase uses a new chat for every update, so
+only the per-bot 30/s applies there.
 
 The ungated phases run on a fresh server (and data dir) with the default
 ``BOTBOX_SQLITE_SYNCHRONOUS=FULL`` and on another with ``NORMAL``; in full mode twice, in the
@@ -100,7 +101,7 @@ ECHO_PY: Final = (
     '"""\ncommand: "*"\ndescription: Echoes the message\n"""\nBot.sendMessage(message)\n'
 )
 EDIT_PY: Final = (
-    '"""\ncommand: /edit\ndescription: Same work as echo, by a method the flood gate does not space'
+    '"""\ncommand: /edit\ndescription: Same work as echo, by a method flood pacing does not hold'
     '\n"""\nApi.editMessageText(message_id=1, text=message)\n'
 )
 COUNT_PY: Final = (
@@ -818,7 +819,7 @@ def filesystem_of(path: Path) -> str:
 
 
 def flood_switch() -> str:
-    """How a bot turns the flood gate off (kept on in this benchmark)."""
+    """How a bot turns flood pacing off (kept on in this benchmark)."""
     return "bot.yaml telegram.flood_limits: false (kept on here)"
 
 
@@ -839,7 +840,7 @@ def machine_facts(mode: str, work: Path) -> None:
         ("python", f"{platform.python_implementation()} {platform.python_version()}"),
         ("platform", platform.platform()),
         ("data dir filesystem", filesystem_of(work)),
-        ("flood gate off switch", flood_switch()),
+        ("flood pacing off switch", flood_switch()),
         ("load average at start", load_average()),
     ):
         print(f"  {label:<30} {value}")

@@ -12,7 +12,7 @@ import time
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from runtime import serverlog
 from runtime.api import admin
@@ -25,10 +25,11 @@ from runtime.bots.folder import (
     read_config,
     read_files,
 )
+from runtime.bots.versions import check_version
 from runtime.errors import BotboxError, ConfigError, LinkError, Problem
 from runtime.runs.deployments import BotStatus, Deployed, Deployments, Refused
 from runtime.runs.polling import allowed_updates, set_commands
-from runtime.runs.registry import derive_secret
+from runtime.runs.registry import LiveBot, compile_bot, derive_secret, live_bot
 from runtime.settings import Settings
 from runtime.signing.keys import KeyFile, load_master_key
 from runtime.signing.links import (
@@ -39,7 +40,9 @@ from runtime.signing.links import (
     url_of,
 )
 from runtime.store import BotVersion, RunRecord, SqliteStore
+from runtime.store.broadcasts import Progress
 from runtime.telegram.client import TelegramClient
+from sandbox import JSON, WorkerPool
 
 DEMO_USER = 1
 MAX_OUTPUT_LINES = 20
@@ -114,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("bot")
     add_version_commands(commands)
     add_account_commands(commands)
+    add_try_command(commands)
     return parser
 
 
@@ -413,11 +417,24 @@ def format_record(record: RunRecord) -> str:
     ]
     if isinstance(record.error, dict):
         where = f"line {record.error.get('line')}: " if record.error.get("line") else ""
+        if type(file := record.error.get("file")) is str:  # inside a lib module
+            where = f"{file}:{record.error.get('line')}: "
         lines.append(f"  error: {where}{record.error.get('type')}: {record.error.get('message')}")
+    notes = record.extra.get("notes")
+    for note in notes if isinstance(notes, list) else ():
+        lines.append(f"  note: {note}")
     for call in record.calls:
         if isinstance(call, dict):
             mark = "ok" if call.get("ok") else f"failed: {call.get('error')}"
             lines.append(f"  call {call.get('name')} {mark}")
+    http = record.extra.get("http")
+    for hop in http if isinstance(http, list) else ():
+        if isinstance(hop, dict):
+            end = f"failed: {hop.get('error')}" if hop.get("error") else f"{hop.get('bytes')} B"
+            lines.append(
+                f"  http {hop.get('method')} {hop.get('host')} {hop.get('status')} {end} "
+                f"{hop.get('ms')} ms"
+            )
     output = record.output.rstrip("\n").splitlines()
     lines.extend(f"  | {line}" for line in output[:MAX_OUTPUT_LINES])
     if len(output) > MAX_OUTPUT_LINES:
@@ -441,10 +458,13 @@ async def show_logs(
         records = await store.list_runs(bot, failed_only=failed, limit=limit)
         # A removed bot's runs stay readable; a name nobody ever ran is a typo.
         known = hosted or bool(records) or bool(await store.list_runs(bot, limit=1))
+        broadcasts = [] if as_json else await store.broadcasts(bot, limit=5)
     finally:
         await store.close()
     if not known:
         raise ConfigError(f"no bot {bot!r} on this server, and no runs of it in the store")
+    for progress in broadcasts:
+        print(format_broadcast(progress))
     for record in records:
         if as_json:
             print(
@@ -465,6 +485,8 @@ async def show_logs(
                         "worker_pid": record.extra.get("worker_pid"),
                         "retries": record.extra.get("retries", 0),
                         "version": record.extra.get("version"),
+                        "http": record.extra.get("http", []),
+                        "notes": record.extra.get("notes", []),
                     },
                     ensure_ascii=False,
                 )
@@ -474,6 +496,22 @@ async def show_logs(
     if not records and not as_json:
         print(f"no {'failed ' if failed else ''}runs for bot {bot!r}")
     return 0
+
+
+def format_broadcast(progress: Progress) -> str:
+    """One line on a broadcast: users queued, runs ended by status, running or finished."""
+    ended = sum(progress.runs.values())
+    statuses = ", ".join(f"{n} {status}" for status, n in sorted(progress.runs.items()))
+    state = (
+        "running"
+        if progress.finished_at is None
+        else f"all queued {time.strftime('%H:%M:%S', time.localtime(progress.finished_at))}"
+    )
+    return (
+        f"broadcast {progress.id} of {progress.command}: {progress.queued} of {progress.total} "
+        f"users queued, {ended} ran ({statuses or 'none yet'}), {state}, started "
+        f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(progress.created_at))}"
+    )
 
 
 async def set_webhook(settings: Settings, bot_id: str) -> int:
@@ -744,7 +782,134 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(run_versions(settings, args))
         if args.command in ("tokens", "users", "audit"):
             return run_accounts(settings, args)
+        if args.command == "try":
+            return asyncio.run(run_try(settings, args))
         return serve(settings, poll=getattr(args, "poll", False))
     except BotboxError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 2
+
+
+# -- run.py try: a command against an emulated Telegram (see runtime/web/trial.py) --
+
+
+def add_try_command(commands: Any) -> None:
+    """``try``: the parser of the local emulator."""
+    trial = commands.add_parser(
+        "try",
+        help="run a message, button press or link click through a bot against an emulated "
+        "Telegram (nothing reaches Telegram; a separate data scope unless --real-data)",
+    )
+    trial.add_argument("bot", help="a bot id, or the path of a bot folder (with a /: mybot/)")
+    trial.add_argument("text", nargs="?", help='the message the user sends, e.g. "/start ref_1"')
+    trial.add_argument("--user", type=int, default=111, help="the user's id (default 111)")
+    trial.add_argument(
+        "--chat", type=int, help="a group's id, negative (default: the user's private chat)"
+    )
+    trial.add_argument("--callback", metavar="DATA", help="press an inline button with this data")
+    trial.add_argument("--click", metavar="COMMAND", help="open a signed link to this command")
+    trial.add_argument("--params", nargs="*", default=[], metavar="K=V", help="the link's params")
+    trial.add_argument("--options", help="JSON options the clicked command sees as `options`")
+    trial.add_argument("--json", action="store_true", help="print one JSON document")
+    trial.add_argument(
+        "--real-data",
+        action="store_true",
+        help="read and write the bot's real properties (default: the try store, try.sqlite3)",
+    )
+
+
+async def run_try(settings: Settings, args: argparse.Namespace) -> int:
+    """Try one trigger; exit 0 if every run ended well, 1 if one failed (2: cannot try)."""
+    from runtime.web.trial import (  # noqa: PLC0415
+        TrialRequest,
+        open_try_store,
+        print_trial,
+        run_trial,
+        try_database,
+    )
+
+    request = TrialRequest(
+        text=args.text,
+        callback=args.callback,
+        click=args.click,
+        user_id=args.user,
+        chat_id=args.chat,
+        params=pairs_of(args.params),
+        options=None if args.options is None else cast(JSON, read_options(args.options)),
+        real_data=args.real_data,
+    )
+    request.check()
+    real = SqliteStore(settings.database, synchronous=settings.sqlite_synchronous)
+    await real.open()
+    pool = WorkerPool(1, max_workers=2)
+    try:
+        bot, source = await bot_for_try(settings, real, args.bot, pool)
+        generations = await real.bot_generations([bot.id], now=time.time())
+        keys = KeyFile(settings.keys_file, generations=generations)
+        keys.load()
+        store = real
+        if not args.real_data:
+            store = await open_try_store(
+                try_database(settings.data_dir), synchronous=settings.sqlite_synchronous
+            )
+        try:
+            await pool.start()
+            trial = await run_trial(
+                bot,
+                request,
+                pool=pool,
+                store=store,
+                keys=keys,
+                base_url=settings.base_url,
+                source=source,
+            )
+        finally:
+            if store is not real:
+                await store.close()
+    finally:
+        await pool.close()
+        await real.close()
+    if args.json:
+        print(json.dumps(trial.as_json(), ensure_ascii=False, indent=2))
+    else:
+        print_trial(trial)
+    return 0 if trial.ok else 1
+
+
+def pairs_of(pairs: Sequence[str]) -> dict[str, str]:
+    """``--params NAME=VALUE ...`` as a dict; ConfigError for a pair without ``=``."""
+    params: dict[str, str] = {}
+    for pair in pairs:
+        name, equals, value = pair.partition("=")
+        if not equals:
+            raise ConfigError(f"--params takes NAME=VALUE pairs, not {pair!r}")
+        params[name] = value
+    return params
+
+
+async def bot_for_try(
+    settings: Settings, store: SqliteStore, bot_id: str, pool: WorkerPool
+) -> tuple[LiveBot, str]:
+    """The bot to try: a folder path (``mybot/``), the folder of that id (the demo or under
+    BOTBOX_BOTS_DIR) as it is on disk now, else the store's live version. ConfigError with
+    every problem if it does not load."""
+    # The token is never read (the emulator has its own) and the webhook secret is unused.
+    unused_key = b"\0" * 16
+    given = Path(bot_id)
+    folder = given if "/" in bot_id and is_bot_folder(given) else locate_bot(settings, bot_id)
+    if folder is not None:
+        definition = load_bot(folder)
+        scripts = compile_bot(definition, pool.cache)
+        return live_bot(definition, scripts, env={}, master_key=unused_key), f"folder {folder}"
+    state = next((s for s in await store.live_states() if s.bot_id == bot_id), None)
+    if state is None or state.version is None:
+        raise ConfigError(
+            f"no bot {bot_id!r}: no folder of that id and no live version in the store"
+        )
+    files = await store.version_files(bot_id, state.version)
+    stored, problems, _ = check_version(bot_id, files or {})
+    if stored is None:
+        raise ConfigError([problem for problem in problems if not problem.warning])
+    scripts = compile_bot(stored, pool.cache)
+    bot = live_bot(stored, scripts, env={}, master_key=unused_key, version=state.version)
+    return bot, f"store version {state.version}"

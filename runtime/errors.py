@@ -13,10 +13,11 @@
     │   │   └── PendingRunsExceeded  a commit would queue more runs than ``runs.max_pending``
     │   ├── ConflictError      a property a run read changed before the run committed
     │   └── NotANumber         ``incProperty`` on a property whose value is not a number
-    └── TelegramError          talking to the Bot API failed
-        ├── ApiError           Telegram refused a call (``code``, ``description``, ``retry_after``)
-        ├── CallRefused        a call failed the spec check before it was sent
-        └── TransportError     the network failed (``httpx.HTTPError`` is translated in the client)
+    ├── TelegramError          talking to the Bot API failed
+    │   ├── ApiError           Telegram refused a call (``code``, ``description``, ``retry_after``)
+    │   ├── CallRefused        a call failed the spec check before it was sent
+    │   └── TransportError     the network failed (``httpx.HTTPError`` is translated in the client)
+    └── OutboundError          a script's HTTP request was refused or failed (``reason``, ``host``)
 """
 
 from __future__ import annotations
@@ -144,6 +145,22 @@ class CallRefused(TelegramError):
 
 class TransportError(TelegramError):
     """The Bot API could not be reached, or answered with something that is not its JSON."""
+
+
+class OutboundError(BotboxError):
+    """A script's outbound HTTP request was refused or failed.
+
+    ``reason`` is one of ``refused`` (the SSRF rules or the bot's allow/deny lists), ``limit``
+    (requests per run or per minute), ``timeout``, ``too_large``, ``redirects``,
+    ``unreachable`` or ``bad_request``. ``host`` is the host concerned, when there is one.
+    Messages name the host, never the path or query (they may carry secrets).
+    """
+
+    def __init__(self, message: str, *, reason: str, host: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.reason = reason
+        self.host = host
 
 
 class UploadRefused(BotboxError):

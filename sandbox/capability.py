@@ -49,8 +49,33 @@ class RunInPlace:
     exceptions: tuple[str, ...] = ()
 
 
-Handler = Callable[[CallRequest], Awaitable["JSON | RunInPlace"]]
-"""An async function serving a capability: returns JSON data, or :class:`RunInPlace`."""
+@dataclass(frozen=True, slots=True)
+class Response:
+    """A handler's answer the script sees as a read-only response object, not as a dict.
+
+    The script gets ``status``, ``ok`` (200 to 299), ``headers`` (a dict of lower-case names),
+    ``text`` and ``url`` as attributes, and ``json()``, which parses ``text`` in the worker,
+    under the run's limits. Only this plain data crosses to the worker: never a host object.
+    """
+
+    status: int
+    headers: dict[str, str]
+    text: str
+    url: str
+
+    def fields(self) -> dict[str, JSON]:
+        """The response as the plain data sent to the worker."""
+        return {
+            "status": self.status,
+            "headers": dict(self.headers),
+            "text": self.text,
+            "url": self.url,
+        }
+
+
+Handler = Callable[[CallRequest], Awaitable["JSON | RunInPlace | Response"]]
+"""An async function serving a capability: returns JSON data, :class:`RunInPlace` or
+:class:`Response`."""
 
 Capabilities = Mapping[str, Handler]
 """The capabilities offered to one run, by name."""

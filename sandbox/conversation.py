@@ -22,6 +22,7 @@ from sandbox.capability import (
     CallRequest,
     Capabilities,
     Handler,
+    Response,
     RunInPlace,
     WaitBudget,
     find_handler,
@@ -59,6 +60,7 @@ class Conversation:
         capabilities: Capabilities,
         limits: Limits,
         on_handler_failure: HandlerFailed,
+        modules: Mapping[str, Script] | None = None,
     ) -> None:
         self.worker = worker
         self.script = script
@@ -68,6 +70,9 @@ class Conversation:
         self.calls: list[CapabilityCall] = []
         self.stack = [capabilities]
         self.scripts = {script.filename: script}
+        self.modules = dict(modules or {})
+        for module in self.modules.values():
+            self.scripts.setdefault(module.filename, module)
         self.started = 0.0
         self.call_bytes = 0
         self.budget: WaitBudget | None = None
@@ -81,6 +86,7 @@ class Conversation:
             if len(worker.known) >= KNOWN_SCRIPTS:
                 worker.known.clear()  # the worker evicts too; a miss costs one NeedCode
             worker.known.add(script.key)
+        self._module_code(every=False)
         self.started = time.perf_counter()
         try:
             worker.send(protocol.run(request))
@@ -102,6 +108,7 @@ class Conversation:
                         return await self._run_deferred(self._checked(message), message)
                     elif type(message) is protocol.NeedCode:
                         request["code"] = script.code
+                        self._module_code(every=True)
                         worker.send(protocol.run(request))
                     else:
                         raise ProtocolViolation(f"unexpected {type(message).__name__}")
@@ -111,6 +118,18 @@ class Conversation:
             if isinstance(exc, ProtocolViolation):
                 logger.warning("worker %s broke the protocol: %s", worker.pid, exc)
             return await self._kill(None)
+
+    def _module_code(self, *, every: bool) -> None:
+        """Put the code of this run's modules the worker may not hold into the request."""
+        codes = {
+            module.key: module.code
+            for module in self.modules.values()
+            if module.code is not None and (every or module.key not in self.worker.known)
+        }
+        self.request.pop("module_code", None)
+        if codes:
+            self.request["module_code"] = codes
+            self.worker.known.update(codes)
 
     @property
     def waited(self) -> float:
@@ -186,15 +205,7 @@ class Conversation:
         token = serving(self.budget)
         try:
             value = await handler(request)
-            if isinstance(value, RunInPlace):
-                reply = self._nested(value)
-                if reply[0] == protocol.ERR:
-                    error = str(reply[2])
-                else:
-                    self.stack.append(value.capabilities)
-                    self.scripts.setdefault(value.script.filename, value.script)
-            else:
-                reply = protocol.ret(value)
+            reply, error = self._reply(value)
         except CapabilityError as exc:
             error = exc.message
             reply = protocol.err(exc.kind, exc.message, exc.data)
@@ -210,6 +221,21 @@ class Conversation:
         finally:
             served(token)
         return reply, error
+
+    def _reply(
+        self, value: JSON | RunInPlace | Response
+    ) -> tuple[protocol.HostMessage, str | None]:
+        """The message answering a handler's value, and the error to record (if any)."""
+        if isinstance(value, RunInPlace):
+            reply = self._nested(value)
+            if reply[0] == protocol.ERR:
+                return reply, str(reply[2])
+            self.stack.append(value.capabilities)
+            self.scripts.setdefault(value.script.filename, value.script)
+            return reply, None
+        if isinstance(value, Response):
+            return protocol.response(value.fields()), None
+        return protocol.ret(value), None
 
     async def _run_deferred(self, result: RunResult, done: protocol.Done) -> RunResult:
         """Run the handlers of deferred calls, in order; the first refusal fails the run."""
@@ -248,6 +274,7 @@ class Conversation:
                     error is None,
                     time.perf_counter() - started,
                     error,
+                    item.line,
                 )
             )
             if breach is not None:
@@ -317,7 +344,19 @@ class Conversation:
             source = self.scripts.get(filename)
             text = source.line_text(line) if source is not None else ""
             frames.append(Frame(line, function, text, filename))
-        return ScriptFailure(failure.type, failure.message, failure.line, None, tuple(frames))
+        # A failure inside a script module names its file (lib/quiz.py:3).
+        where = frames[-1].file if frames and frames[-1].line == failure.line else ""
+        file = where if where and where != self.script.filename else None
+        return ScriptFailure(failure.type, failure.message, failure.line, None, tuple(frames), file)
+
+
+def module_entry(module: Script) -> list[Any]:
+    """A script module as the worker's run request carries it: key, filename, and the compile
+    error a worker raises as ImportError when it cannot be imported."""
+    failure = module.failure()
+    if failure is None:
+        return [module.key, module.filename, ""]
+    return [None, module.filename, f"{module.filename}: {failure.describe()}"]
 
 
 def check_globals(values: Mapping[str, JSON], capabilities: Capabilities) -> list[str]:

@@ -102,6 +102,7 @@ SAFE_EXCEPTION_NAMES: Final = frozenset(
         "EOFError",
         "Exception",
         "FloatingPointError",
+        "ImportError",
         "IndexError",
         "KeyError",
         "LookupError",

@@ -12,9 +12,9 @@ from __future__ import annotations
 import importlib
 import random
 import types
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 RANDOM_NAMES: Final = (
     "random",
@@ -338,10 +338,62 @@ def random_facade() -> ModuleFacade:
     return make_facade("random", {m: getattr(generator, m) for m in RANDOM_NAMES})
 
 
+class ScriptModuleLoader(Protocol):
+    """The script modules of one run (the worker's :class:`sandbox.worker.ScriptModules`)."""
+
+    def find(self, name: str) -> ModuleFacade | None:
+        """The module or package ``name`` (imported now if need be), or None if not one."""
+
+    def names(self) -> list[str]:
+        """Every importable script module name."""
+
+    def is_package(self, name: str) -> bool:
+        """True if ``name`` is a package of script modules (``lib``)."""
+
+
+def check_module_names(names: Iterable[str]) -> None:
+    """Refuse script module names a script could not import, or that would shadow something.
+
+    A name is dotted identifiers, none starting with ``_``; it may not be (or sit under) an
+    allowed standard module, nor be the package of another script module (``lib`` and
+    ``lib.quiz`` together), so every package is a plain namespace.
+    """
+    chosen = frozenset(names)
+    if chosen in _CHECKED_NAMES:
+        return
+    if len(chosen) > MAX_SCRIPT_MODULES:
+        raise ValueError(f"a run may have at most {MAX_SCRIPT_MODULES} script modules")
+    tops = _ALLOWED_TOPS
+    for name in chosen:
+        parts = name.split(".") if type(name) is str else [""]
+        if not all(part.isidentifier() and not part.startswith("_") for part in parts):
+            raise ValueError(f"script module name {name!r} must be dotted identifiers, no _")
+        if parts[0] in tops:
+            raise ValueError(f"script module {name!r} would shadow the module {parts[0]!r}")
+        for end in range(1, len(parts)):
+            if ".".join(parts[:end]) in chosen:
+                raise ValueError(f"script module {name!r} sits under another script module")
+    if len(_CHECKED_NAMES) >= MAX_CHECKED_NAMES:
+        _CHECKED_NAMES.clear()
+    _CHECKED_NAMES.add(chosen)
+
+
+MAX_SCRIPT_MODULES: Final = 256
+"""Script modules one run may have (a worker caches 512 code objects: the script and its
+modules must fit at once)."""
+_ALLOWED_TOPS: Final = frozenset(name.partition(".")[0] for name in ALLOWED_MODULES)
+MAX_CHECKED_NAMES: Final = 1024
+_CHECKED_NAMES: set[frozenset[str]] = set()
+"""Tables of module names already found good (a bot's runs pass the same one each time)."""
+
+
 def make_import(
-    facades: Mapping[str, ModuleFacade], per_run: Mapping[str, Callable[[], ModuleFacade]]
+    facades: Mapping[str, ModuleFacade],
+    per_run: Mapping[str, Callable[[], ModuleFacade]],
+    scripts: ScriptModuleLoader | None = None,
 ) -> Callable[..., ModuleFacade]:
-    """Return the ``__import__`` a script sees: facades only, a clear error for anything else."""
+    """Return the ``__import__`` a script sees: facades and this run's script modules only, a
+    clear error for anything else."""
     cache: dict[str, ModuleFacade] = {}
     allowed = ", ".join(sorted(ALLOWED_MODULES))
 
@@ -350,6 +402,10 @@ def make_import(
             # C code of an allowed module importing its helper (datetime.strptime needs
             # _strptime); a script cannot ask for it: `_` names do not compile.
             return INTERNAL_IMPORTS[name]()  # type: ignore[return-value]
+        if scripts is not None:
+            found = scripts.find(name)
+            if found is not None:
+                return found
         if name in per_run:
             if name not in cache:
                 cache[name] = per_run[name]()
@@ -357,8 +413,10 @@ def make_import(
         try:
             return facades[name]
         except KeyError:
+            own = "" if scripts is None else ", ".join(scripts.names())
+            extra = f"; this run's own modules: {own}" if own else ""
             raise ImportError(
-                f"import of {name!r} is not allowed in scripts; allowed modules: {allowed}"
+                f"import of {name!r} is not allowed in scripts; allowed modules: {allowed}{extra}"
             ) from None
 
     def guarded_import(
@@ -374,6 +432,15 @@ def make_import(
             raise ImportError("module name must be a str")
         target = lookup(name)
         if fromlist:
+            if scripts is not None and type(fromlist) is tuple:
+                for item in fromlist:  # `from lib import quiz` imports the module lib.quiz
+                    if type(item) is not str or item == "*":
+                        continue
+                    if scripts.find(f"{name}.{item}") is None and scripts.is_package(name):
+                        raise ImportError(
+                            f"there is no module {name}.{item}; this run's own modules: "
+                            + ", ".join(scripts.names())
+                        )
             return target
         return lookup(name.partition(".")[0])
 

@@ -25,12 +25,13 @@ from typing import Any, Final
 
 from sandbox.capability import Capabilities
 from sandbox.compiler import Script, ScriptCache
-from sandbox.conversation import Conversation, check_globals
+from sandbox.conversation import Conversation, check_globals, module_entry
 from sandbox.errors import Overloaded, PoolClosed, WorkerStartError
 from sandbox.fairness import FairShare
 from sandbox.forkserver import ForkServer
 from sandbox.jsontypes import JSON
 from sandbox.limits import MIB, Limits
+from sandbox.modules import check_module_names
 from sandbox.process import WorkerProcess, log_isolation
 from sandbox.result import RunResult, Status
 
@@ -186,6 +187,9 @@ class WorkerPool:
         exceptions: Iterable[str] = (),
         limits: Limits | None = None,
         deferred: Mapping[str, bool] | None = None,
+        modules: Mapping[str, Script] | None = None,
+        module_globals: Iterable[str] = (),
+        bind: Mapping[str, str] | None = None,
         escape: str | None = None,
     ) -> RunResult:
         """Run one script in a worker of ``tenant`` and return how it went.
@@ -203,6 +207,14 @@ class WorkerPool:
         True also ends the script (``res.json``). A deferred handler's CapabilityError fails
         the run, naming the script line that made the call.
 
+        ``modules`` are this run's *script modules*: name (``lib.quiz``) to compiled script.
+        The script imports them (``import lib.quiz``, ``from lib import quiz``) under the same
+        policy; each module's body runs at its first import in a run, fresh for every run, and
+        may not call capabilities (see :class:`sandbox.worker.ScriptModules`). A module sees the
+        capabilities, the exception classes, the globals named in ``module_globals`` and the
+        ``bind`` globals: each binds a global name to a module, imported on first use.
+        Modules whose filename starts with ``<`` stay out of tracebacks (the platform's own).
+
         ``escape`` is for tests of the second wall only: unrestricted code the worker runs
         before the script, as if the script had escaped the policy (pools made with
         ``test_hooks=True``).
@@ -215,7 +227,13 @@ class WorkerPool:
             return RunResult(Status.COMPILE_ERROR, error=script.failure())
         limits = limits or self.limits
         names = check_globals(globals or {}, capabilities or {})
-        request = {
+        module_table = dict(modules or {})
+        check_module_names(module_table)
+        bound = dict(bind or {})
+        for name, module in bound.items():
+            if not name.isidentifier() or name.startswith("_") or module not in module_table:
+                raise ValueError(f"bind {name!r}: an identifier naming one of the modules")
+        request: dict[str, Any] = {
             "key": script.key,
             "code": None,
             "filename": script.filename,
@@ -226,6 +244,12 @@ class WorkerPool:
             "deferred": dict(deferred or {}),
             "lock_memory": tenant is not None,
         }
+        if module_table:
+            request["modules"] = {
+                name: module_entry(module) for name, module in module_table.items()
+            }
+            request["module_globals"] = [str(name) for name in module_globals]
+            request["bind"] = bound
         if escape is not None and self.test_hooks:
             request["escape"] = escape
         owner = tenant or ""
@@ -241,7 +265,13 @@ class WorkerPool:
         self._busy.add(worker)
         try:
             result = await Conversation(
-                worker, script, request, capabilities or {}, limits, self._log_handler_failure
+                worker,
+                script,
+                request,
+                capabilities or {},
+                limits,
+                self._log_handler_failure,
+                module_table,
             ).run()
             return result
         except asyncio.CancelledError:

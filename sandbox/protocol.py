@@ -65,9 +65,10 @@ ERR: Final = "err"
 LIMIT: Final = "limit"
 STOP: Final = "stop"
 EXEC: Final = "exec"
-HOST_KINDS: Final = frozenset({RUN, EXIT, RET, ERR, LIMIT, STOP, EXEC})
+RESP: Final = "resp"
+HOST_KINDS: Final = frozenset({RUN, EXIT, RET, ERR, LIMIT, STOP, EXEC, RESP})
 """run a script; exit; a capability's answer: its value, an error, a broken limit, the end of
-the script, or a script to run in place (``exec``)."""
+the script, a script to run in place (``exec``), or a response object (``resp``)."""
 
 HostMessage = tuple[Any, ...]
 
@@ -86,6 +87,12 @@ def exit_worker() -> HostMessage:
 def ret(value: JSON) -> HostMessage:
     """A capability call's value."""
     return (RET, value)
+
+
+def response(fields: Mapping[str, JSON]) -> HostMessage:
+    """A capability call's value, seen by the script as a response object: ``status``,
+    ``headers``, ``text``, ``url`` (see :class:`sandbox.capability.Response`)."""
+    return (RESP, dict(fields))
 
 
 def err(kind: str, message: str, data: Mapping[str, JSON]) -> HostMessage:

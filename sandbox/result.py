@@ -37,6 +37,8 @@ class ScriptFailure:
     line: int | None = None
     column: int | None = None
     traceback: tuple[Frame, ...] = ()
+    file: str | None = None
+    """The file of ``line`` when it is not the script run (a script module: ``lib/quiz.py``)."""
 
     def as_dict(self) -> dict[str, JSON]:
         """The failure as JSON-compatible data (the CLI's --json and the run log)."""
@@ -45,6 +47,7 @@ class ScriptFailure:
             "message": self.message,
             "line": self.line,
             "column": self.column,
+            "file": self.file,
             "traceback": [
                 {"file": f.file, "line": f.line, "function": f.function, "text": f.text}
                 for f in self.traceback
@@ -54,6 +57,8 @@ class ScriptFailure:
     def describe(self) -> str:
         """Return ``'line 3: ZeroDivisionError: division by zero'`` style text."""
         where = f"line {self.line}: " if self.line is not None else ""
+        if self.file is not None:
+            where = f"{self.file}:{self.line}: " if self.line is not None else f"{self.file}: "
         return f"{where}{self.type}: {self.message}"
 
 
@@ -79,6 +84,8 @@ class CapabilityCall:
     ok: bool
     seconds: float
     error: str | None = None
+    line: int | None = None
+    """The script line that made a deferred call (answered after the script), if known."""
 
 
 @dataclass(frozen=True, slots=True)

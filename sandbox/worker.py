@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import decimal
 import gc
+import json
 import marshal
 import resource
 import signal
@@ -21,13 +22,14 @@ import socket
 import sys
 import time
 import traceback
+import types
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from sandbox import isolation, protocol
 from sandbox.guards import LimitExceeded, RunState, ScriptReturn, base_builtins, make_guards
-from sandbox.modules import load_facades, make_import, random_facade
+from sandbox.modules import ModuleFacade, load_facades, make_import, random_facade
 from sandbox.plain import NotPlain, to_plain
 from sandbox.protocol import HEADER, frame
 
@@ -94,6 +96,52 @@ class Capability:
         return f"<capability {self._cap_name}>"
 
 
+class Response:
+    """A response a capability answered with (``HTTP.get``...): read-only attributes ``status``,
+    ``ok``, ``headers``, ``text``, ``url``, and ``json()``. Built here from plain data; the
+    script gets copies of the containers, so changing them changes nothing else."""
+
+    __slots__ = ("_headers", "_status", "_text", "_url")
+
+    def __init__(self, fields: Mapping[str, Any]) -> None:
+        self._status = fields["status"]
+        self._headers = dict(fields["headers"])
+        self._text = fields["text"]
+        self._url = fields["url"]
+
+    @property
+    def status(self) -> int:
+        """The HTTP status code."""
+        return self._status  # type: ignore[no-any-return]
+
+    @property
+    def ok(self) -> bool:
+        """True for a status from 200 to 299."""
+        return 200 <= self._status <= 299  # type: ignore[no-any-return]
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The response headers, by lower-case name (a fresh copy each time)."""
+        return dict(self._headers)
+
+    @property
+    def text(self) -> str:
+        """The body, decoded as text."""
+        return self._text  # type: ignore[no-any-return]
+
+    @property
+    def url(self) -> str:
+        """The URL that answered (after redirects)."""
+        return self._url  # type: ignore[no-any-return]
+
+    def json(self) -> Any:
+        """The body parsed as JSON (``json.JSONDecodeError``, a ``ValueError``, if it is not)."""
+        return json.loads(self._text)
+
+    def __repr__(self) -> str:
+        return f"<Response {self._status}>"
+
+
 class Namespace:
     """A group of capabilities (``Api``, ``User``...): attributes are capabilities."""
 
@@ -119,6 +167,129 @@ class Namespace:
 
     def __repr__(self) -> str:
         return f"<{self._ns_name}>"
+
+
+class LazyModule:
+    """A global bound to a script module (``bind``): imported on its first attribute read.
+
+    Scripts that never use it pay nothing; those that do get the run's fresh module.
+    """
+
+    __slots__ = ("_lazy_modules", "_lazy_name")
+
+    def __init__(self, modules: ScriptModules, name: str) -> None:
+        self._lazy_modules = modules
+        self._lazy_name = name
+
+    def __getattr__(self, attr: str) -> Any:
+        module = self._lazy_modules.find(self._lazy_name)
+        return getattr(module, attr)
+
+    def __repr__(self) -> str:
+        return f"<module {self._lazy_name}>"
+
+
+class ScriptModules:
+    """The script modules of one run (``modules`` in the run request): policy-compiled code the
+    host sent, imported on first use and fresh for every run, so no run sees another's state.
+
+    Packages (``lib`` for ``lib.quiz``) are plain namespaces made here. A module sees the
+    builtins, the capabilities and exception classes of the run, the JSON globals the host
+    named in ``module_globals`` and the ``bind`` globals, never the run's other data. While a
+    module's body runs, capability calls are refused (an import has no side effects), a
+    circular import is an ImportError naming the cycle, and a top-level ``return`` is refused.
+    """
+
+    def __init__(self, worker: Worker, state: RunState, request: dict[str, Any]) -> None:
+        self.worker = worker
+        self.state = state
+        self.request = request
+        self.table: dict[str, Any] = request.get("modules") or {}
+        self._packages: dict[str, ModuleFacade] | None = None
+        self._globals: dict[str, Any] | None = None
+        self.loaded: dict[str, ModuleFacade] = {}
+        self.importing: list[str] = []
+        self.bound = {
+            name: LazyModule(self, module) for name, module in (request.get("bind") or {}).items()
+        }
+
+    @property
+    def packages(self) -> dict[str, ModuleFacade]:
+        """The packages of this run's modules (made at the first import: most runs import none)."""
+        if self._packages is None:
+            self._packages = {}
+            for name in self.table:
+                parts = name.split(".")
+                for end in range(1, len(parts)):
+                    package = ".".join(parts[:end])
+                    if package not in self._packages:
+                        self._packages[package] = _package(package)
+        return self._packages
+
+    def names(self) -> list[str]:
+        """Every module of this run, sorted."""
+        return sorted(self.table)
+
+    def is_package(self, name: str) -> bool:
+        """True if ``name`` is a package (``lib`` for ``lib.quiz``)."""
+        return name in self.packages
+
+    def find(self, name: str) -> ModuleFacade | None:
+        """The package or module ``name`` (its body run now, once per run), or None."""
+        package = self.packages.get(name)
+        if package is not None:
+            return package
+        module = self.loaded.get(name)
+        if module is not None:
+            return module
+        entry = self.table.get(name)
+        if entry is None:
+            return None
+        if name in self.importing:
+            chain = " -> ".join([*self.importing[self.importing.index(name) :], name])
+            raise ImportError(
+                f"circular import: {chain}; move what both need into a module of its own"
+            )
+        key, filename, error = entry
+        if key is None:
+            raise ImportError(error)
+        module = types.ModuleType(f"<script module {name}>")
+        namespace = module.__dict__
+        if self._globals is None:  # built once per run, copied into each module
+            self._globals = self.worker.module_globals(self.state, self.request, self)
+        namespace.update(self._globals)
+        namespace["__name__"] = name
+        self.importing.append(name)
+        try:
+            exec(self.worker.codes[key], namespace)  # noqa: S102 - policy-compiled, as a script
+        except ScriptReturn:
+            raise ImportError(f"{filename}: a module cannot end with a top-level return") from None
+        finally:
+            self.importing.pop()
+        self.loaded[name] = module
+        parent, _, leaf = name.rpartition(".")
+        if parent:
+            self.packages[parent].__dict__[leaf] = module
+        return module
+
+    def clear(self) -> None:
+        """Empty every module of the run (their finalizers run now, within the run)."""
+        for module in (*self.loaded.values(), *(self._packages or {}).values()):
+            module.__dict__.clear()
+        self.loaded.clear()
+        self.bound.clear()
+        if self._globals is not None:
+            self._globals.clear()
+
+
+def _package(name: str) -> ModuleFacade:
+    package = types.ModuleType(f"<script package {name}>")
+
+    def missing(attr: str) -> Any:
+        raise AttributeError(f"{name}.{attr} is not imported: write `import {name}.{attr}`")
+
+    package.__dict__["__getattr__"] = missing
+    return package
 
 
 class Worker:
@@ -150,6 +321,7 @@ class Worker:
         self.nesting = 0
         self.filenames: set[str] = set()
         self.request: dict[str, Any] = {}
+        self.modules: ScriptModules | None = None
         signal.signal(signal.SIGPROF, self._on_cpu_limit)
 
     def serve(self) -> None:
@@ -166,13 +338,21 @@ class Worker:
         key = request["key"]
         if request.get("code") is not None:
             self.codes[key] = marshal.loads(request["code"])  # noqa: S302 - from the host
-            if len(self.codes) > CODE_CACHE_SIZE:
-                self.codes.popitem(last=False)
+        for module_key, module_code in (request.get("module_code") or {}).items():
+            self.codes[module_key] = marshal.loads(module_code)  # noqa: S302 - from the host
+        while len(self.codes) > CODE_CACHE_SIZE:
+            self.codes.popitem(last=False)
         code = self.codes.get(key)
-        if code is None:
+        modules = request.get("modules") or {}
+        if code is None or any(
+            entry[0] is not None and entry[0] not in self.codes for entry in modules.values()
+        ):
             self.channel.send(protocol.NeedCode())
             return
         self.codes.move_to_end(key)
+        for entry in modules.values():
+            if entry[0] is not None:
+                self.codes.move_to_end(entry[0])
         if self.test_hooks and request.get("escape"):
             # Tests only (the fork server was started with --test-hooks): unrestricted code,
             # standing in for a script that found a way out of the language policy.
@@ -182,11 +362,16 @@ class Worker:
         self.state = state
         self.request = request
         self.filenames = {request["filename"]}
+        self.filenames.update(
+            entry[1] for entry in modules.values() if not entry[1].startswith("<")
+        )
+        self.modules = ScriptModules(self, state, request) if modules else None
         run_globals = self._globals(state, request)
         self.depth = self.depth or _stack_depth()
         started_cpu, started = time.process_time(), time.perf_counter()
         failure, returned, value = self._execute(code, run_globals, state, limits)
         self.state = None
+        self.modules = None
         usage = resource.getrusage(resource.RUSAGE_SELF)
         self.channel.send(
             protocol.Done(
@@ -243,6 +428,8 @@ class Worker:
                 # Finalizers of what the script left (a suspended generator's `finally`) run
                 # now, inside this run's limits, rather than during a later run of another bot.
                 run_globals.clear()
+                if self.modules is not None:
+                    self.modules.clear()
                 gc.collect()
             finally:
                 state.closed = True
@@ -256,7 +443,24 @@ class Worker:
         return failure, returned, value
 
     def _globals(self, state: RunState, request: dict[str, Any]) -> dict[str, Any]:
-        run_globals = script_globals(state, self.builtins, self.facades)
+        run_globals = self._capability_globals(state, request)
+        run_globals.update(request.get("globals", {}))
+        return run_globals
+
+    def module_globals(
+        self, state: RunState, request: dict[str, Any], modules: ScriptModules
+    ) -> dict[str, Any]:
+        """Fresh globals for a script module: capabilities, exception classes, ``bind``
+        globals and the JSON globals named in ``module_globals``."""
+        module_globals = self._capability_globals(state, request)
+        data = request.get("globals", {})
+        for name in request.get("module_globals", ()):
+            if name in data:
+                module_globals[name] = data[name]
+        return module_globals
+
+    def _capability_globals(self, state: RunState, request: dict[str, Any]) -> dict[str, Any]:
+        run_globals = script_globals(state, self.builtins, self.facades, self.modules)
         invoke = self._invoker(
             state, request["limits"]["capability_calls"], request.get("deferred", {})
         )
@@ -273,7 +477,8 @@ class Worker:
             )
         for kind in request.get("exceptions", ()):
             run_globals[kind] = self._error_class(kind)
-        run_globals.update(request.get("globals", {}))
+        if self.modules is not None:
+            run_globals.update(self.modules.bound)
         return run_globals
 
     def _answer(self, state: RunState, reply: Any) -> Any:
@@ -282,6 +487,8 @@ class Worker:
             raise SystemExit(0)
         if reply[0] == protocol.RET:
             return reply[1]
+        if reply[0] == protocol.RESP:
+            return Response(reply[1])
         if reply[0] == protocol.LIMIT:
             state.exceed(reply[1])
         if reply[0] == protocol.STOP:
@@ -326,6 +533,12 @@ class Worker:
         def invoke(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
             if state.closed:
                 raise RuntimeError("this run has ended; its capabilities are gone")
+            if self.modules is not None and self.modules.importing:
+                raise ImportError(
+                    f"{name}() was called while {self.modules.importing[-1]} was being "
+                    "imported: a module may not use capabilities at import time; "
+                    "call them from a function"
+                )
             if state.calls >= max_calls:
                 state.exceed("capability_calls")
             state.calls += 1
@@ -375,14 +588,17 @@ class Worker:
 
 
 def script_globals(
-    state: RunState, builtins: Mapping[str, Any], facades: Mapping[str, Any]
+    state: RunState,
+    builtins: Mapping[str, Any],
+    facades: Mapping[str, Any],
+    modules: ScriptModules | None = None,
 ) -> dict[str, Any]:
     """Fresh globals for one script: its own builtins, guards bound to ``state``, imports."""
     guards = make_guards(state)
     run_builtins = dict(builtins)
     for name in ("getattr", "hasattr", "setattr"):
         run_builtins[name] = guards.pop(name)
-    run_builtins["__import__"] = make_import(facades, {"random": random_facade})
+    run_builtins["__import__"] = make_import(facades, {"random": random_facade}, modules)
     run_globals: dict[str, Any] = {"__builtins__": run_builtins, "__name__": "script"}
     run_globals.update(guards)
     return run_globals

@@ -1,4 +1,5 @@
-"""Start botbox from an installed wheel and click the quick-start link (CI's packaging check).
+"""Start botbox from an installed wheel and click the quick-start link (CI's packaging check);
+first, ``botbox try demo /start`` must answer from the emulated Telegram.
 
 Usage: ``python scripts/smoke_wheel.py VENV`` where VENV has the wheel installed (its ``botbox``
 console script is used). The server runs in a new temporary directory, so nothing of the source
@@ -35,9 +36,31 @@ def fetch(url: str) -> tuple[int, str]:
         return response.status, response.read().decode()
 
 
+def try_demo(botbox: Path) -> str | None:
+    """``botbox try demo /start`` in an empty directory: None if it answered, else why not."""
+    with tempfile.TemporaryDirectory() as work:
+        env = {"PATH": os.environ.get("PATH", "")}
+        done = subprocess.run(
+            [str(botbox), "try", "demo", "/start"],
+            cwd=work,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=DEADLINE,
+            check=False,
+        )
+    if done.returncode != 0 or "Hello, User 111!" not in done.stdout:
+        return f"botbox try exited with {done.returncode}:\n{done.stdout}{done.stderr}"
+    return None
+
+
 def main() -> int:
     """Run the check; return the exit status."""
     botbox = Path(sys.argv[1]) / "bin" / "botbox"
+    problem = try_demo(botbox)
+    if problem is not None:
+        print(problem)
+        return 1
     port = free_port()
     with tempfile.TemporaryDirectory() as work:
         log = Path(work) / "server.log"

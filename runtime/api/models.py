@@ -8,7 +8,18 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue, StrictBool
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    JsonValue,
+    RootModel,
+    StrictBool,
+)
+
+from runtime.signing.links import MAX_PARAMS, MAX_VALUE, PARAM_NAME, RESERVED
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.@-]{1,64}$", description="a user name")]
 BotRole = Literal["author", "viewer"]
@@ -49,6 +60,36 @@ def _json_number(value: object) -> object:
 TelegramId = Annotated[int, Field(ge=-(2**63), lt=2**63), BeforeValidator(_json_number)]
 Version = Annotated[int, Field(ge=0, lt=2**63), BeforeValidator(_json_number)]
 Seconds = Annotated[float, Field(gt=0, le=10 * 365 * 86400), BeforeValidator(_json_number)]
+LinkSeconds = Annotated[
+    float, Field(gt=0, le=366 * 24 * 3600), BeforeValidator(_json_number)
+]  # a link lives at most 366 days (signing.links.MAX_EXPIRY)
+
+
+def _link_params(value: dict[str, str]) -> dict[str, str]:
+    """Refuse the param names a link cannot carry (the schema says the same)."""
+    for name in value:
+        if not PARAM_NAME.fullmatch(name) or name in RESERVED:
+            raise ValueError(
+                f"param name {name!r} must be 1-64 letters, digits or _.~- "
+                f"and none of {', '.join(sorted(RESERVED))}"
+            )
+    return value
+
+
+LinkParams = Annotated[
+    dict[str, Annotated[str, Field(max_length=MAX_VALUE)]],
+    Field(
+        max_length=MAX_PARAMS,
+        json_schema_extra={
+            "propertyNames": {
+                "pattern": f"^{PARAM_NAME.pattern}$",
+                "not": {"enum": sorted(RESERVED)},
+            }
+        },
+    ),
+    AfterValidator(_link_params),
+]
+"""A link's params, as :func:`runtime.signing.links.check_params` takes them."""
 Days = Annotated[float, Field(gt=0, le=3650), BeforeValidator(_json_number)]
 
 
@@ -226,11 +267,11 @@ class LinkIn(Body):
         default=None, description="the user the link runs for; null for a global link"
     )
     options: JsonValue = None
-    params: dict[str, str] = {}
+    params: LinkParams = {}
     redirect: Annotated[
         str | None, Field(max_length=2048, pattern=r"^https?://[A-Za-z0-9.-]+(:[0-9]+)?(/\S*)?$")
     ] = None
-    expires_in: Seconds | None = None
+    expires_in: LinkSeconds | None = None
     once: StrictBool = False
 
 
@@ -438,3 +479,123 @@ class SecretOut(BaseModel):
     header: str
     secret: str
     url: str
+
+
+# -- try (the emulator) --
+TryUserId = Annotated[
+    int,
+    Field(ge=1, le=2**52 - 1, description="the user's id"),
+    BeforeValidator(_json_number),
+]
+TryChatId = Annotated[
+    int,
+    Field(
+        ge=-(2**52 - 1),
+        le=-1,
+        description="a group's id (negative); leave it out for the user's private chat",
+    ),
+    BeforeValidator(_json_number),
+]
+
+
+class TryBase(Body):
+    """Who tries, and with which data."""
+
+    user_id: TryUserId = 111
+    real_data: StrictBool = Field(
+        default=False,
+        description="read and write the bot's real properties (default: the separate try store)",
+    )
+
+
+class TryMessage(TryBase):
+    """The user sends a message (a command, or the reply a ``need_reply`` command waits for)."""
+
+    kind: Literal["message"]
+    text: Annotated[str, Field(min_length=1, max_length=4096)]
+    chat_id: TryChatId | None = None
+
+
+class TryCallback(TryBase):
+    """The user presses an inline button with this callback data."""
+
+    kind: Literal["callback"]
+    data: Annotated[str, Field(min_length=1, max_length=64)]
+    chat_id: TryChatId | None = None
+
+
+class TryClick(TryBase):
+    """The user opens a signed link to a command (minted with the server's real keys)."""
+
+    kind: Literal["click"]
+    command: Annotated[str, Field(min_length=1, max_length=256)]
+    params: LinkParams = {}
+    options: JsonValue = None
+
+
+class TryIn(RootModel[Annotated[TryMessage | TryCallback | TryClick, Field(discriminator="kind")]]):
+    """What to try: a message, a button press or a link click."""
+
+
+class TryCall(BaseModel):
+    """One Bot API call the bot made, and what the emulated Telegram answered."""
+
+    method: str
+    params: dict[str, JsonValue]
+    ok: bool
+    result: JsonValue
+    error: str | None = Field(description="why the call was refused (the spec or Telegram)")
+
+
+class TryRun(BaseModel):
+    """One run, as the run log would record it; ``error`` has ``file`` and ``line``."""
+
+    command: str
+    status: str
+    output: str
+    error: JsonValue
+    calls: list[JsonValue]
+    cpu_seconds: float
+    wall_seconds: float
+    retries: JsonValue
+    trigger: str
+
+
+class TryChange(BaseModel):
+    """A property the try changed (``null``: not set)."""
+
+    scope: str
+    name: str
+    before: JsonValue
+    after: JsonValue
+
+
+class TryResponse(BaseModel):
+    """What the browser got from a click."""
+
+    status: int
+    content_type: str | None
+    headers: dict[str, str]
+    body: str | None
+    location: str | None
+
+
+class TryOut(BaseModel):
+    """What a try did."""
+
+    ok: bool = Field(description="false when a run failed (or a click got a 5xx)")
+    bot: str
+    version: int = Field(description="the version tried (the live one)")
+    source: str
+    data: Literal["try", "real"]
+    trigger: dict[str, JsonValue] = Field(description="the update sent, or the link clicked")
+    matched: bool = Field(description="whether a command (or a waiting reply) took the update")
+    calls: list[TryCall]
+    runs: list[TryRun]
+    properties: list[TryChange]
+    scheduled: list[dict[str, JsonValue]] = Field(
+        description="runs Bot.run asked for: reported, never queued by a try"
+    )
+    waiting: str | None = Field(description="the need_reply command the next message answers")
+    replied: str | None = Field(description="the need_reply command this message answered")
+    response: TryResponse | None

@@ -8,8 +8,8 @@ naming the entry, anything that is not a plain bot folder:
   entry is read with a cap whatever its header claims), more than :data:`MAX_ENTRIES` entries,
   a file over its size limit (``bot.yaml`` 64 KiB, a command file 512 KiB);
 - a path that leaves the bot: absolute, ``..``, a drive letter, a backslash, a NUL or control
-  character; anything but ``bot.yaml`` and ``*.py`` command files at the top (one enclosing
-  folder, as ``zip -r bot.zip shop/`` makes, is allowed and stripped);
+  character; anything but ``bot.yaml`` and ``*.py`` command files at the top and ``lib/*.py``
+  modules (one enclosing folder, as ``zip -r bot.zip shop/`` makes, is allowed and stripped);
 - symbolic and hard links, devices, FIFOs, encrypted zip entries, a name given twice, text
   that is not UTF-8.
 
@@ -27,7 +27,12 @@ import zlib
 from typing import Final
 
 from runtime.bots.config import CONFIG_FILE
-from runtime.bots.folder import MAX_COMMAND_FILE_BYTES, MAX_CONFIG_BYTES, is_bot_file
+from runtime.bots.folder import (
+    LIB_FOLDER,
+    MAX_COMMAND_FILE_BYTES,
+    MAX_CONFIG_BYTES,
+    is_bot_file,
+)
 from runtime.bots.versions import MAX_FILES
 from runtime.errors import UploadRefused
 
@@ -36,8 +41,12 @@ MAX_ARCHIVE_BYTES: Final = 1024 * KIB
 """The largest upload (also the server's request size limit)."""
 MAX_TOTAL_BYTES: Final = 4 * 1024 * KIB
 """The most an archive may expand to (every file, and for a tar its headers)."""
-MAX_ENTRIES: Final = MAX_FILES + 1
-"""Files, plus the one enclosing folder."""
+MAX_ENTRIES: Final = MAX_FILES + 3
+"""Files, plus the folder entries: the enclosing one, ``lib/`` and ``./``."""
+NESTED: Final = (
+    "not a file of a bot (a bot is bot.yaml and *.py command files at its top, and lib/*.py "
+    "modules; no other folders)"
+)
 ZIP_METHODS: Final = frozenset({zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED})
 
 
@@ -100,12 +109,12 @@ class _Entries:
     """Collects entries: names checked, one enclosing folder stripped, totals capped."""
 
     def __init__(self) -> None:
-        self.files: dict[str, bytes] = {}
+        self.files: dict[tuple[str, ...], bytes] = {}
         self.count = 0
         self.total = 0
 
-    def name(self, raw: str, *, is_dir: bool) -> str | None:
-        """The bot file an entry is (None for the enclosing folder itself)."""
+    def name(self, raw: str, *, is_dir: bool) -> tuple[str, ...] | None:
+        """The path parts of a file entry (None for a folder entry, checked and skipped)."""
         self.count += 1
         if self.count > MAX_ENTRIES:
             raise UploadRefused(f"the archive has more than {MAX_ENTRIES} entries")
@@ -115,43 +124,47 @@ class _Entries:
             raise UploadRefused(f"{raw!r}: a backslash in a path")
         if raw.startswith("/") or (len(raw) > 1 and raw[1] == ":"):
             raise UploadRefused(f"{raw!r}: an absolute path")
-        parts = [part for part in raw.split("/") if part not in ("", ".")]
+        parts = tuple(part for part in raw.split("/") if part not in ("", "."))
         if ".." in parts:
             raise UploadRefused(f"{raw!r}: a path that leaves the bot folder")
-        if not parts and is_dir:  # "./", as `tar czf bot.tgz -C bot .` makes
+        if is_dir:  # "./", "shop/", "lib/", "shop/lib/": anything deeper is refused
+            if len(parts) > 2 or (len(parts) == 2 and parts[1] != LIB_FOLDER):
+                raise UploadRefused(f"{raw}: {NESTED}")
             return None
         if not parts:
             raise UploadRefused(f"{raw!r}: an entry with no name")
-        if is_dir:
-            if len(parts) > 1:
-                raise UploadRefused(f"{raw}: a folder inside the bot (a bot's files are flat)")
-            return None
-        if len(parts) > 2:
-            raise UploadRefused(f"{raw}: a folder inside the bot (a bot's files are flat)")
-        return "/".join(parts)
+        if len(parts) > 3:
+            raise UploadRefused(f"{raw}: {NESTED}")
+        return parts
 
-    def add(self, name: str, data: bytes) -> None:
+    def add(self, parts: tuple[str, ...], data: bytes) -> None:
         self.total += len(data)
         if self.total > MAX_TOTAL_BYTES:
             raise UploadRefused(f"the archive expands to more than {MAX_TOTAL_BYTES} bytes")
-        if name in self.files:
-            raise UploadRefused(f"{name}: given twice")
-        self.files[name] = data
+        if parts in self.files:
+            raise UploadRefused(f"{'/'.join(parts)}: given twice")
+        self.files[parts] = data
 
     def result(self) -> dict[str, str]:
-        """The files, the one enclosing folder (if every file is in it) stripped, decoded."""
-        tops = {name.split("/")[0] for name in self.files if "/" in name}
-        flat = [name for name in self.files if "/" not in name]
-        if len(tops) > 1 or (tops and flat):
-            raise UploadRefused(
-                "the archive must hold the bot's files, or one folder with them, not both"
-            )
-        files: dict[str, str] = {}
-        for name, data in sorted(self.files.items()):
-            base = check_name(name.rsplit("/", 1)[-1])
-            files[base] = decode(base, data)
-        if not files:
+        """The files by their name in the bot (the one enclosing folder, if every file is in
+        it and ``bot.yaml`` is not at the top, stripped), decoded."""
+        if not self.files:
             raise UploadRefused("the archive holds no files")
+        tops = {parts[0] for parts in self.files}
+        strip = (
+            (CONFIG_FILE,) not in self.files
+            and len(tops) == 1
+            and all(len(parts) > 1 for parts in self.files)
+        )
+        files: dict[str, str] = {}
+        for parts, data in sorted(self.files.items()):
+            inner = parts[1:] if strip else parts
+            name = "/".join(inner)
+            if len(inner) == 1:
+                check_name(name)
+            elif len(inner) != 2 or inner[0] != LIB_FOLDER or not is_bot_file(name):
+                raise UploadRefused(f"{'/'.join(parts)}: {NESTED}")
+            files[name] = decode(name, data)
         return files
 
 
@@ -175,7 +188,7 @@ def _unzip(data: bytes) -> dict[str, str]:
             raise UploadRefused(f"{info.filename}: encrypted")
         if info.compress_type not in ZIP_METHODS:
             raise UploadRefused(f"{info.filename}: compressed with an unsupported method")
-        limit = limit_of(name.rsplit("/", 1)[-1])
+        limit = limit_of(name[-1])
         if info.file_size > limit:
             raise UploadRefused(f"{info.filename}: larger than {limit} bytes")
         try:
@@ -211,7 +224,7 @@ def _untar(data: bytes) -> dict[str, str]:
                 name = entries.name(member.name, is_dir=member.isdir())
                 if name is None:
                     continue
-                limit = limit_of(name.rsplit("/", 1)[-1])
+                limit = limit_of(name[-1])
                 if member.size > limit:
                     raise UploadRefused(f"{member.name}: larger than {limit} bytes")
                 stream = archive.extractfile(member)

@@ -15,6 +15,7 @@ from typing import Final, TypeGuard
 
 from runtime.bots.command import YamlDocument, load_yaml, suggest
 from runtime.errors import LinkError, Problem
+from runtime.outbound.policy import HttpPolicy, parse_patterns
 from runtime.signing.links import ClickRate, WebhookSettings
 from sandbox import JSON, Limits
 from sandbox.jsontypes import is_int
@@ -32,6 +33,7 @@ CONFIG_KEYS: Final = (
     "webhook",
     "telegram",
     "settings",
+    "http",
 )
 MAX_JSON_NODES: Final = 10_000
 BOT_ID: Final = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
@@ -63,6 +65,15 @@ PROPERTY_KEYS: Final = ("max_value_bytes", "max_bot_bytes")
 RUN_KEYS: Final = ("max_pending", "max_generations")
 RATE_KEYS: Final = ("per_link", "per_user", "per_bot")
 WEBHOOK_KEYS: Final = (*RATE_KEYS, "allow_http_redirects")
+HTTP_NUMBERS: Final[Mapping[str, tuple[str, float, float, bool]]] = {
+    # bot.yaml key: (HttpPolicy field, lowest, highest, whole number)
+    "timeout_seconds": ("timeout", 0.1, 120, False),
+    "max_kb": ("max_bytes", 1, 16384, True),
+    "per_run": ("per_run", 1, 1000, True),
+    "per_minute": ("per_minute", 1, 100_000, True),
+    "max_redirects": ("max_redirects", 0, 20, True),
+}
+HTTP_KEYS: Final = ("allow", "deny", "ports", *HTTP_NUMBERS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +106,7 @@ class BotConfig:
     webhook: WebhookSettings = field(default_factory=WebhookSettings)
     telegram: dict[str, JSON] = field(default_factory=dict)
     settings: dict[str, JSON] = field(default_factory=dict)
+    http: HttpPolicy = field(default_factory=HttpPolicy)
 
 
 def parse_config(text: str, folder_name: str) -> tuple[BotConfig | None, list[Problem]]:
@@ -132,6 +144,7 @@ def parse_config(text: str, folder_name: str) -> tuple[BotConfig | None, list[Pr
     properties = _whole_numbers(raw.get("properties"), "properties", PROPERTY_KEYS, check)
     runs = _whole_numbers(raw.get("runs"), "runs", RUN_KEYS, check)
     webhook = _webhook(raw, check)
+    http = _http(raw, check)
     telegram = check.json_mapping(raw, "telegram")
     if set(telegram) - {"flood_limits"} or not isinstance(telegram.get("flood_limits", True), bool):
         check.problem("telegram takes only flood_limits: true or false", "telegram")
@@ -144,6 +157,7 @@ def parse_config(text: str, folder_name: str) -> tuple[BotConfig | None, list[Pr
         or properties is None
         or runs is None
         or webhook is None
+        or http is None
     ):
         return None, problems
     config = BotConfig(
@@ -157,6 +171,7 @@ def parse_config(text: str, folder_name: str) -> tuple[BotConfig | None, list[Pr
         webhook=webhook,
         telegram=telegram,
         settings=settings,
+        http=http,
     )
     return config, []
 
@@ -288,6 +303,49 @@ def _webhook(raw: Mapping[object, object], check: _Checker) -> WebhookSettings |
     if len(check.problems) > before:
         return None
     return WebhookSettings(**values)  # type: ignore[arg-type]  # keys and types checked above
+
+
+def _http(raw: Mapping[object, object], check: _Checker) -> HttpPolicy | None:
+    """``http``: allow and deny lists of host patterns, extra ports, and request limits."""
+    before = len(check.problems)
+    values: dict[str, object] = {}
+    for key, value in check.mapping(raw, "http").items():
+        name = str(key)
+        if name in ("allow", "deny"):
+            items = value if isinstance(value, list) else None
+            if items is None:
+                check.problem(f"http.{name} must be a list of host patterns", "http", name)
+                continue
+            try:
+                values[name] = parse_patterns(items)
+            except ValueError as exc:
+                check.problem(f"http.{name}: {exc}", "http", name)
+        elif name == "ports":
+            if not isinstance(value, list) or not all(
+                is_int(port) and 1 <= port <= 65535 for port in value
+            ):
+                check.problem(
+                    "http.ports must be a list of port numbers (1 to 65535)", "http", name
+                )
+                continue
+            values["ports"] = frozenset({80, 443, *value})
+        elif name in HTTP_NUMBERS:
+            target, low, high, whole = HTTP_NUMBERS[name]
+            if not _is_number(value, whole=whole) or not low <= value <= high:
+                want = "a whole number" if whole else "a number"
+                check.problem(
+                    f"http.{name} must be {want} from {low:g} to {high:g}, not {value!r}",
+                    "http",
+                    name,
+                )
+                continue
+            values[target] = value * 1024 if name == "max_kb" else value
+        else:
+            hint = suggest(name, HTTP_KEYS)
+            check.problem(f'unknown http setting "{name}"{hint}', "http", name)
+    if len(check.problems) > before:
+        return None
+    return HttpPolicy(**values)  # type: ignore[arg-type]  # keys and types checked above
 
 
 def _is_number(value: object, *, whole: bool) -> TypeGuard[int | float]:

@@ -1,4 +1,5 @@
-"""A bot folder: ``bot.yaml`` plus one ``*.py`` command file per command; folders of bots.
+"""A bot folder: ``bot.yaml``, one ``*.py`` command file per command, and shared modules in
+``lib/*.py`` (imported by commands as ``lib.<name>``); folders of bots.
 
 :func:`check_bot` lists every problem of a folder; :func:`check_folders` does it for several
 folders, located by path, and adds the ids two folders share (``python run.py check`` and
@@ -24,24 +25,40 @@ from sandbox.limits import KIB
 
 MAX_CONFIG_BYTES: Final = 64 * KIB
 MAX_COMMAND_FILE_BYTES: Final = 512 * KIB
+LIB_FOLDER: Final = "lib"
+"""The folder of a bot's shared modules: ``lib/quiz.py`` is ``lib.quiz`` in its commands."""
+
+
+@dataclass(frozen=True, slots=True)
+class LibModule:
+    """One shared module of a bot: ``lib.quiz`` from ``lib/quiz.py``."""
+
+    name: str
+    path: str
+    source: str
 
 
 @dataclass(frozen=True, slots=True)
 class BotDefinition:
-    """A loaded bot: its configuration, its command table, and the folder it came from."""
+    """A loaded bot: its configuration, its command table, the folder it came from, and its
+    shared modules (``lib/``)."""
 
     config: BotConfig
     commands: CommandTable
     folder: Path
+    modules: tuple[LibModule, ...] = ()
 
 
 def load_bot(folder: Path) -> BotDefinition:
     """Load a bot folder; raise :class:`BotFolderError` listing every problem."""
-    config, commands, problems = _inspect(folder)
+    if not folder.is_dir():
+        raise BotFolderError([Problem(f"{folder} is not a directory")])
+    files = read_files(folder)
+    config, commands, problems = inspect_files(files, folder.name)
     errors = [problem for problem in problems if not problem.warning]
     if errors or config is None:
         raise BotFolderError(errors or [Problem("the bot folder cannot be loaded")])
-    return BotDefinition(config, CommandTable.build(commands), folder)
+    return BotDefinition(config, CommandTable.build(commands), folder, lib_modules(files))
 
 
 def check_bot(folder: Path) -> list[Problem]:
@@ -104,16 +121,37 @@ BotFiles = Mapping[str, str | Problem]
 
 
 def is_bot_file(name: str) -> bool:
-    """True for the files a bot is made of: ``bot.yaml`` and ``*.py`` not ``_private``/hidden."""
+    """True for the files a bot is made of: ``bot.yaml``, ``*.py`` commands and ``lib/*.py``
+    modules, none ``_private`` or hidden."""
     if name == CONFIG_FILE:
         return True
+    folder, slash, base = name.rpartition("/")
+    if slash and folder != LIB_FOLDER:
+        return False
     return (
-        name.endswith(".py")
-        and not name.startswith(("_", "."))
-        and "/" not in name
-        and "\\" not in name
-        and "\x00" not in name
+        base.endswith(".py")
+        and not base.startswith(("_", "."))
+        and "\\" not in base
+        and "\x00" not in base
     )
+
+
+def lib_module_name(name: str) -> str | None:
+    """``lib.quiz`` for the file ``lib/quiz.py``; None for any other name."""
+    folder, slash, base = name.rpartition("/")
+    if folder != LIB_FOLDER or not slash or not is_bot_file(name):
+        return None
+    return f"{LIB_FOLDER}.{base.removesuffix('.py')}"
+
+
+def lib_modules(files: BotFiles) -> tuple[LibModule, ...]:
+    """The readable shared modules among a bot's files, by name."""
+    found: list[LibModule] = []
+    for name in sorted(files):
+        module, text = lib_module_name(name), files[name]
+        if module is not None and type(text) is str:
+            found.append(LibModule(module, name, text))
+    return tuple(found)
 
 
 def read_files(folder: Path) -> dict[str, str | Problem]:
@@ -129,7 +167,20 @@ def read_files(folder: Path) -> dict[str, str | Problem]:
     if folder.is_dir():
         for path in _command_files(folder):
             files[path.name] = _read_one(path, path.name, MAX_COMMAND_FILE_BYTES)
+        lib = folder / LIB_FOLDER
+        if lib.is_dir():
+            for path in sorted(lib.iterdir()):
+                if path.name.startswith(("_", ".")):
+                    continue
+                relative = f"{LIB_FOLDER}/{path.name}"
+                if path.is_dir():
+                    files[relative + "/"] = Problem(NESTED_LIB, relative)
+                elif path.suffix == ".py" and path.is_file():
+                    files[relative] = _read_one(path, relative, MAX_COMMAND_FILE_BYTES)
     return files
+
+
+NESTED_LIB: Final = "lib/ holds plain modules (lib/NAME.py); folders inside it are not supported"
 
 
 def inspect_files(
@@ -154,18 +205,13 @@ def inspect_files(
     owners: NameOwners[str] = NameOwners()
     for relative in sorted(name for name in files if name != CONFIG_FILE):
         text = files[relative]
-        if not is_bot_file(relative):
-            problems.append(
-                Problem("not a bot file (a bot is bot.yaml and *.py command files)", relative)
-            )
+        unusable = _unusable(relative, text)
+        if unusable is not None or isinstance(text, Problem):
+            problems.append(unusable or Problem("the file cannot be read", relative))
             continue
-        if isinstance(text, Problem):
-            problems.append(text)
-            continue
-        if len(text.encode("utf-8", "surrogatepass")) > MAX_COMMAND_FILE_BYTES:
-            problems.append(
-                Problem(f"the file is larger than {MAX_COMMAND_FILE_BYTES} bytes", relative)
-            )
+        module = lib_module_name(relative)
+        if module is not None:
+            problems.extend(_by_line(_module_problems(module, text, relative)))
             continue
         command, file_problems = parse_command_file(text, relative)
         if command is None:
@@ -180,6 +226,22 @@ def inspect_files(
             commands.append(command)
         problems.extend(_by_line(file_problems))
     return config, commands, problems
+
+
+def _unusable(relative: str, text: str | Problem) -> Problem | None:
+    """Why a file cannot be checked as a command or a module (None when it can)."""
+    if isinstance(text, Problem) and text.message == NESTED_LIB:
+        return text
+    if not is_bot_file(relative):
+        return Problem(
+            "not a bot file (a bot is bot.yaml, *.py command files and lib/*.py modules)",
+            relative,
+        )
+    if isinstance(text, Problem):
+        return text
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_COMMAND_FILE_BYTES:
+        return Problem(f"the file is larger than {MAX_COMMAND_FILE_BYTES} bytes", relative)
+    return None
 
 
 def _checked_config(text: str, folder_name: str) -> tuple[BotConfig | None, list[Problem]]:
@@ -215,6 +277,20 @@ def _command_files(folder: Path) -> list[Path]:
         for path in folder.iterdir()
         if path.suffix == ".py" and not path.name.startswith(("_", ".")) and path.is_file()
     )
+
+
+def _module_problems(module: str, source: str, relative: str) -> list[Problem]:
+    """A shared module's problems: a name scripts could not import, its compile errors."""
+    leaf = relative.rpartition("/")[2].removesuffix(".py")
+    if not leaf.isidentifier() or not module.isascii():
+        return [
+            Problem(
+                f"{relative} cannot be imported: a module's name must be a Python identifier "
+                "(ASCII letters, digits and _, not starting with a digit)",
+                relative,
+            )
+        ]
+    return _compile_problems(source, relative, 1)
 
 
 def _compile_problems(source: str, relative: str, first_line: int) -> list[Problem]:

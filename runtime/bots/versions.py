@@ -17,7 +17,7 @@ from typing import Final
 
 from runtime.bots.config import CONFIG_FILE, parse_config
 from runtime.bots.dispatch import CommandTable
-from runtime.bots.folder import BotDefinition, BotFiles, inspect_files
+from runtime.bots.folder import BotDefinition, BotFiles, inspect_files, lib_modules
 from runtime.errors import Problem
 from sandbox import JSON
 
@@ -69,7 +69,10 @@ def check_version(
     texts = {name: text for name, text in files.items() if type(text) is str}
     if config is None or any(not problem.warning for problem in problems):
         return None, problems, texts
-    return BotDefinition(config, CommandTable.build(commands), Path(bot_id)), problems, texts
+    definition = BotDefinition(
+        config, CommandTable.build(commands), Path(bot_id), lib_modules(files)
+    )
+    return definition, problems, texts
 
 
 def unified_diff(

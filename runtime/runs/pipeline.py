@@ -9,9 +9,10 @@ import logging
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from types import MappingProxyType
 from typing import Any, Final
 
-from runtime.bots import dispatch
+from runtime.bots import dispatch, keyboard
 from runtime.bots.command import Command
 from runtime.errors import ConflictError, NotANumber, QuotaExceeded
 from runtime.runs.registry import LiveBot
@@ -31,6 +32,7 @@ from sandbox import (
     CallRequest,
     CapabilityError,
     Handler,
+    Response,
     RunInPlace,
     RunResult,
     ScriptFailure,
@@ -42,9 +44,31 @@ logger = logging.getLogger(__name__)
 
 MAX_LOGGED_ARGS: Final = 1000
 REPLY_KINDS: Final = frozenset({"message", "business_message"})
+BROADCAST_CHUNK: Final = 30
+BROADCAST_PERIOD: Final = 1.0
+"""A broadcast queues 30 runs a second: Telegram's limit for one bot."""
+BROADCAST_BACKLOG: Final = 90
+"""A broadcast waits while its bot has more unfinished runs than this (or runs.max_pending/2)."""
 """Update kinds that answer a ``need_reply`` wait (a button press or an edit does not)."""
 MAX_ATTEMPTS: Final = 10
 """How many times a run whose reads went stale is tried in all before it fails."""
+RES_DEFERRED: Final = MappingProxyType(
+    {
+        "res.json": True,
+        "res.text": True,
+        "res.html": True,
+        "res.redirect": True,
+        "res.status": False,
+        "res.set": False,
+    }
+)
+"""``res`` answers nothing a script needs, so its calls skip the round trip to the server and
+are applied when the script ends (a body or a redirect ends it); a bad one fails the run."""
+RES_IGNORED: Final = MappingProxyType(dict.fromkeys(RES_DEFERRED, False))
+"""``res`` in a run not started by a link click: every call does nothing (and ends nothing),
+so one command serves chat and links; the run log notes each call."""
+MODULE_GLOBALS: Final = ("settings",)
+"""The JSON globals a bot's ``lib/`` modules see (besides capabilities and ``Keyboard``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +81,8 @@ class Extras:
 
     handlers: Mapping[str, Handler]
     deferred: Mapping[str, bool] = field(default_factory=dict)
+    on_error: Extras | None = None
+    """What the ``!`` command gets instead (a click's error page: a ``res`` of its own)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +106,7 @@ def error_global(command: Command, result: RunResult) -> dict[str, JSON]:
         "type": failure.type if failure else "LimitExceeded",
         "message": failure.message if failure else result.describe(),
         "line": failure.line if failure else None,
+        "file": failure.file if failure else None,
     }
 
 
@@ -89,16 +116,44 @@ def _calls_for_log(result: RunResult) -> list[JSON]:
         params = json.dumps(
             {"args": list(call.args), "kwargs": call.kwargs}, ensure_ascii=False, default=str
         )
-        logged.append(
-            {
-                "name": call.name,
-                "ok": call.ok,
-                "error": call.error,
-                "seconds": round(call.seconds, 6),
-                "params": params[:MAX_LOGGED_ARGS],
-            }
-        )
+        if call.name.startswith("HTTP."):
+            # URLs, headers and bodies may carry secrets: extra.http has the metadata.
+            params = '"(not logged: see extra.http)"'
+        entry: dict[str, JSON] = {
+            "name": call.name,
+            "ok": call.ok,
+            "error": call.error,
+            "seconds": round(call.seconds, 6),
+            "params": params[:MAX_LOGGED_ARGS],
+        }
+        if call.line is not None:
+            entry["line"] = call.line
+        logged.append(entry)
     return logged
+
+
+def res_notes(context: Context, result: RunResult) -> list[str]:
+    """What the run log says about ``res``: calls ignored outside a click, and the line where
+    a ``res`` call ended the script."""
+    notes: list[str] = []
+    clicked = context.update_type == "webhook"
+    for call in result.calls:
+        if call.name not in RES_DEFERRED:
+            continue
+        where = f" at line {call.line}" if call.line is not None else ""
+        if not clicked:
+            notes.append(f"{call.name}{where} ignored: this run was not started by a link")
+        elif RES_DEFERRED[call.name] and call.ok:
+            notes.append(f"{call.name}{where} ended the script")
+    return notes
+
+
+async def _ignore(call: CallRequest) -> JSON:
+    """A ``res`` call in a run not started by a link: nothing to answer."""
+    return None
+
+
+IGNORED_RES: Final = Extras(dict.fromkeys(RES_DEFERRED, _ignore), RES_IGNORED)
 
 
 def _error_for_log(failure: ScriptFailure | None, result: RunResult) -> JSON:
@@ -123,7 +178,7 @@ def _holding(handler: Handler, tx: Transaction, held: list[tuple[Handler, CallRe
     """A deferred capability (``res.*``) that, once the run has read properties, is held back
     until the reads are known to be current; a run that read nothing applies it at once."""
 
-    async def hold(call: CallRequest) -> JSON | RunInPlace:
+    async def hold(call: CallRequest) -> JSON | RunInPlace | Response:
         if not tx.reads:
             return await handler(call)
         held.append((handler, call))
@@ -183,6 +238,9 @@ class Runner:
             )
             return
         payload = item.payload if isinstance(item.payload, dict) else {}
+        if "broadcast" in payload or "broadcast_id" in payload:
+            await self.drive_broadcast(bot, item, payload)
+            return
         name = payload.get("command")
         command = dispatch.find(bot.definition.commands, name) if isinstance(name, str) else None
         if command is None:
@@ -190,10 +248,11 @@ class Runner:
             return
         user, chat = payload.get("user"), payload.get("chat")
         generation = payload.get("generation")
+        source = payload.get("from_broadcast")
         context = Context(
             bot,
             command,
-            f"run:{item.seq}",
+            f"broadcast:{source}" if type(source) is int else f"run:{item.seq}",
             user=user if isinstance(user, dict) else None,
             chat=chat if isinstance(chat, dict) else None,
             options=payload.get("options"),
@@ -201,6 +260,26 @@ class Runner:
             generation=generation if type(generation) is int and generation > 0 else 0,
         )
         await self.run_pipeline(context)
+
+    async def drive_broadcast(
+        self, bot: LiveBot, item: QueuedItem, payload: dict[str, JSON]
+    ) -> None:
+        """One step of a broadcast: queue the runs of its next users (see
+        :mod:`runtime.store.broadcasts`), paced to Telegram's 30 messages a second."""
+        limits = bot.definition.config.runs
+        step = await self.services.store.drive_broadcast(
+            bot.id,
+            item.seq,
+            payload,
+            now=self.services.clock(),
+            chunk=BROADCAST_CHUNK,
+            period=BROADCAST_PERIOD,
+            max_backlog=max(1, min(BROADCAST_BACKLOG, limits.max_pending // 2)),
+        )
+        if step.queued:
+            logger.debug(
+                "bot %s: broadcast %d queued %d runs", bot.id, step.broadcast_id, step.queued
+            )
 
     async def handle_update(
         self,
@@ -258,27 +337,28 @@ class Runner:
         ``replying`` marks, without sending the answer or waiting again.
         """
         table = context.bot.definition.commands
+        error_extras = None if extras is None else extras.on_error
         if table.before is not None:
             before = await self.run_one(context.for_command(table.before), extras)
             if not before.ok:
-                await self.on_error(context.for_command(table.before), before)
+                await self.on_error(context.for_command(table.before), before, error_extras)
                 return Outcome(before)
             if before.returned:
                 return Outcome(None)  # `@` returned: the command does not run
         # A failed answer fails the command (logged, ``!`` has run): no script, no wait.
-        result = None if replying else await self._answer(context)
+        result = None if replying else await self._answer(context, error_extras)
         question = None if replying else _question(context)
         if result is None and question is not None:
             await self.services.store.set_waiting(question)
         elif result is None and context.command.has_code:
             result = await self.run_one(context, extras)
             if not result.ok:
-                await self.on_error(context, result)
+                await self.on_error(context, result, error_extras)
         if table.after is not None:
             await self.run_one(context.for_command(table.after), extras)
         return Outcome(result)
 
-    async def _answer(self, context: Context) -> RunResult | None:
+    async def _answer(self, context: Context, error_extras: Extras | None) -> RunResult | None:
         """Send the command's answer; if it fails, log the command as failed and run ``!``."""
         started = self.services.clock()
         try:
@@ -286,17 +366,20 @@ class Runner:
         except CapabilityError as exc:
             result = RunResult(Status.SCRIPT_ERROR, error=ScriptFailure(exc.kind, exc.message))
             await self.record(context, result, started)
-            await self.on_error(context, result)
+            await self.on_error(context, result, error_extras)
             return result
         return None
 
-    async def on_error(self, context: Context, result: RunResult) -> None:
-        """Run the bot's ``!`` command with the ``error`` global, if it has one."""
+    async def on_error(
+        self, context: Context, result: RunResult, extras: Extras | None = None
+    ) -> None:
+        """Run the bot's ``!`` command with the ``error`` global, if it has one (with
+        ``extras``: a click's ``!`` answers the browser with a ``res`` of its own)."""
         handler = context.bot.definition.commands.on_error
         if handler is None or context.command is handler:
             return
         await self.run_one(
-            context.for_command(handler, error=error_global(context.command, result))
+            context.for_command(handler, error=error_global(context.command, result)), extras
         )
 
     async def run_one(self, context: Context, extras: Extras | None = None) -> RunResult:
@@ -321,7 +404,7 @@ class Runner:
             retries += 1
             # Jitter, so runs that collided do not collide again in lockstep (not a secret).
             await self.services.sleep(random.uniform(0, 0.002 * 2 ** min(retries, 6)))  # noqa: S311
-        await self.record(context, result, started, retries)
+        await self.record(context, result, started, retries, http=tx.http)
         return result
 
     async def _attempt(
@@ -332,7 +415,10 @@ class Runner:
         session = Session(self.services, context, tx)
         capabilities = session.capabilities()
         held: list[tuple[Handler, CallRequest]] = []
-        if extras is not None:
+        if extras is None:
+            extras = IGNORED_RES
+            capabilities.update(extras.handlers)
+        else:
             capabilities.update(extras.handlers)
             for name in extras.deferred:
                 if name in extras.handlers:
@@ -342,9 +428,12 @@ class Runner:
             tenant=bot.tenant,
             globals=context.globals(),
             capabilities=capabilities,
-            exceptions=("ApiError",),
+            exceptions=("ApiError", "HTTPError"),
             limits=bot.definition.config.limits,
-            deferred=None if extras is None else extras.deferred,
+            deferred=extras.deferred,
+            modules={**bot.modules, keyboard.MODULE: keyboard.script()},
+            module_globals=MODULE_GLOBALS,
+            bind={keyboard.GLOBAL: keyboard.MODULE},
         )
         tx.result = result
         if not result.ok:
@@ -369,7 +458,13 @@ class Runner:
         return result
 
     async def record(
-        self, context: Context, result: RunResult, started: float, retries: int = 0
+        self,
+        context: Context,
+        result: RunResult,
+        started: float,
+        retries: int = 0,
+        *,
+        http: list[JSON] | None = None,
     ) -> None:
         """Append a run to the run log (written behind, in batches)."""
         self.services.runlog.add(
@@ -393,9 +488,15 @@ class Runner:
                     "generation": context.generation,
                     "retries": retries,
                     "version": context.bot.version,
+                    **({"http": http} if http else {}),
+                    **_notes(res_notes(context, result)),
                 },
             )
         )
 
 
-__all__ = ["Extras", "Outcome", "Runner", "error_global"]
+def _notes(notes: list[str]) -> dict[str, JSON]:
+    return {"notes": list(notes)} if notes else {}
+
+
+__all__ = ["RES_DEFERRED", "Extras", "Outcome", "Runner", "error_global", "res_notes"]

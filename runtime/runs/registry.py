@@ -35,6 +35,8 @@ class LiveBot:
     paced: bool = True
     version: int = 0
     """The stored version this is (0: loaded straight from a folder, as tests do)."""
+    modules: Mapping[str, Script] = field(default_factory=dict)
+    """The bot's shared modules (``lib/*.py``), compiled, by module name (``lib.quiz``)."""
 
     @property
     def id(self) -> str:
@@ -71,6 +73,20 @@ def compile_bot(definition: BotDefinition, cache: ScriptCache) -> dict[str, Scri
     return scripts
 
 
+def compile_modules(definition: BotDefinition, cache: ScriptCache) -> dict[str, Script]:
+    """Compile a bot's shared modules (``lib/*.py``); raise BotFolderError listing every error."""
+    modules: dict[str, Script] = {}
+    problems: list[Problem] = []
+    for module in definition.modules:
+        script = cache.compile(module.source, filename=module.path)
+        for issue in script.issues:
+            problems.append(Problem(f"{issue.kind}: {issue.message}", module.path, issue.line))
+        modules[module.name] = script
+    if problems:
+        raise BotFolderError(problems)
+    return modules
+
+
 def live_bot(
     definition: BotDefinition,
     scripts: Mapping[str, Script],
@@ -78,6 +94,7 @@ def live_bot(
     env: Mapping[str, str],
     master_key: bytes,
     version: int = 0,
+    modules: Mapping[str, Script] | None = None,
 ) -> LiveBot:
     """A loaded bot with its token (from ``env``) and derived webhook secret."""
     bot_id = definition.config.id
@@ -89,6 +106,7 @@ def live_bot(
         definition.config.webhook,
         definition.config.telegram.get("flood_limits", True) is True,
         version,
+        dict(modules or {}),
     )
 
 
@@ -124,6 +142,7 @@ class Registry:
             try:
                 definition = load_bot(folder)
                 scripts = compile_bot(definition, cache)
+                modules = compile_modules(definition, cache)
             except ConfigError as exc:
                 problems.extend(exc.problems)
                 continue
@@ -133,7 +152,7 @@ class Registry:
                 message = f"bot id {bot_id!r} is already used by {first}"
                 problems.append(Problem(message, str(folder / "bot.yaml")))
                 continue
-            bot = live_bot(definition, scripts, env=env, master_key=master_key)
+            bot = live_bot(definition, scripts, env=env, master_key=master_key, modules=modules)
             if bot.token is None:
                 logger.warning(
                     "bot %s has no token: set %s to let it talk to Telegram",
@@ -188,4 +207,12 @@ class Registry:
 
 
 # bot_folders lives in runtime.bots.folder; named here too for the web layer's import.
-__all__ = ["LiveBot", "Registry", "bot_folders", "compile_bot", "derive_secret", "live_bot"]
+__all__ = [
+    "LiveBot",
+    "Registry",
+    "bot_folders",
+    "compile_bot",
+    "compile_modules",
+    "derive_secret",
+    "live_bot",
+]

@@ -32,7 +32,14 @@ from runtime.bots.versions import bot_id_of, check_version, digest, problems_fro
 from runtime.errors import BotboxError, ConfigError, Problem
 from runtime.runs.deployments import Deployments
 from runtime.runs.processor import backoff
-from runtime.runs.registry import LiveBot, Registry, compile_bot, derive_secret, live_bot
+from runtime.runs.registry import (
+    LiveBot,
+    Registry,
+    compile_bot,
+    compile_modules,
+    derive_secret,
+    live_bot,
+)
 from runtime.signing.keys import KeyFile
 from runtime.store import LiveState, Store
 from sandbox import ScriptCache
@@ -213,12 +220,18 @@ class LiveSync:
             return [problem for problem in problems if not problem.warning]
         try:
             scripts = compile_bot(definition, self.cache)
+            modules = compile_modules(definition, self.cache)
         except ConfigError as exc:
             return list(exc.problems)
         generations = await self.store.bot_generations([bot_id], now=time.time())
         self.keys.set_generation(bot_id, generations[bot_id])
         bot = live_bot(
-            definition, scripts, env=self.env, master_key=self.master_key, version=version
+            definition,
+            scripts,
+            env=self.env,
+            master_key=self.master_key,
+            version=version,
+            modules=modules,
         )
         if bot.token is None:
             logger.warning(

@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from runtime.bots import dispatch
 from runtime.bots.answer import render_answer, reply_keyboard
@@ -25,22 +25,26 @@ from runtime.errors import (
     ApiError,
     CallRefused,
     LinkError,
+    OutboundError,
     TelegramError,
     TransportError,
 )
+from runtime.outbound.broker import Broker, Hop
+from runtime.outbound.request import OutboundRequest, build_request
 from runtime.runs.properties import Properties
 from runtime.runs.registry import LiveBot
 from runtime.runs.runlog import RunLog
-from runtime.runs.transaction import ScheduledRun, Transaction
+from runtime.runs.transaction import BroadcastRun, ScheduledRun, Transaction
 from runtime.signing.keys import KeyFile
 from runtime.signing.links import Link, make_link, signature, url_of
-from runtime.store import Store, Window
+from runtime.store import RateHit, Store, Window
 from runtime.telegram import flood
 from runtime.telegram.client import TelegramClient
+from runtime.telegram.markup import markup_problem
 from runtime.telegram.text import split_text, too_long
 from runtime.telegram.update import reply_route
 from sandbox import JSON, CallRequest, CapabilityError, Handler, WorkerPool
-from sandbox.capability import RunInPlace, wait_budget
+from sandbox.capability import Response, RunInPlace, wait_budget
 from sandbox.errors import WaitExhausted
 from sandbox.jsontypes import is_int, is_number
 
@@ -50,10 +54,24 @@ MAX_RUN_COMMAND_DEPTH: Final = 6
 MAX_RETRY_AFTER: Final = 5.0
 """Longest 429 pause an unpaced bot (``flood_limits: false``) waits out before one retry."""
 MAX_ATTEMPTS: Final = 3
+MAX_BROADCAST_USERS: Final = 10_000
+"""Most user ids one ``Bot.broadcast(user_ids=...)`` takes (every known user: no limit)."""
+MAX_USER_ID: Final = 2**53
 MAX_UNBUDGETED_WAIT: Final = 120.0
 """Longest flood wait for a call made outside a run (a command's ``answer``, a callback's
 automatic answer)."""
 MAX_SCHEDULED: Final = 20
+MEDIA_SHORTCUTS: Final = {
+    "Bot.sendPhoto": ("sendPhoto", "photo"),
+    "Bot.sendDocument": ("sendDocument", "document"),
+    "Bot.sendVideo": ("sendVideo", "video"),
+    "Bot.sendAudio": ("sendAudio", "audio"),
+    "Bot.sendVoice": ("sendVoice", "voice"),
+    "Bot.sendSticker": ("sendSticker", "sticker"),
+    "Bot.sendAnimation": ("sendAnimation", "animation"),
+}
+"""``Bot.sendPhoto(file_id_or_url, **params)`` and the like: the Bot API method and the field
+the first argument fills, sent to the current chat."""
 
 
 @dataclass(slots=True)
@@ -112,6 +130,8 @@ class Context:
             "params": self.params,
             "options": self.options,
             "error": self.error,
+            # bot.yaml's settings: a copy in every run, so a change stays in its run.
+            "settings": self.bot.definition.config.settings,
         }
 
     def for_command(self, command: Command, **changes: Any) -> Context:
@@ -131,6 +151,8 @@ class Services:
     runlog: RunLog
     clock: Callable[[], float] = time.time
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    outbound: Broker = field(default_factory=Broker)
+    """Makes scripts' HTTP requests (``HTTP.*``); its owner closes it."""
 
     def mint(self, bot: LiveBot, link: Link) -> str:
         """Sign a link for a bot with the active key; return its URL."""
@@ -299,9 +321,15 @@ class Session:
             "Bot.inspect": self.inspect,
             "Bot.runCommand": self.run_command,
             "Bot.run": self.schedule,
+            "Bot.broadcast": self.broadcast,
             "Webhook.getUrl": self.get_url,
             "Webhook.getUrlFor": self.get_url_for,
             "Webhook.getGlobalUrl": self.get_global_url,
+            "HTTP.get": self.http,
+            "HTTP.post": self.http,
+            "HTTP.request": self.http,
+            "Bot.sendKeyboard": self.send_keyboard,
+            **dict.fromkeys(MEDIA_SHORTCUTS, self.send_media),
             **Properties(
                 self.services.store,
                 self.context.bot,
@@ -331,6 +359,9 @@ class Session:
             raise api_error(method, 400, f"Api.{method} takes keyword arguments or one dict")
         params: dict[str, Any] = dict(single) if isinstance(single, dict) else dict(call.kwargs)
         text = params.get("text")
+        problem = markup_problem(params.get("reply_markup"))
+        if problem is not None:
+            raise api_error(method, 400, problem)
         if method == "sendMessage" and type(text) is str and params.get("parse_mode") is None:
             reason = too_long(text)
             if reason is not None:
@@ -353,12 +384,23 @@ class Session:
         return await call_telegram(self.services, self.context.bot, method, params)
 
     async def send_message(self, call: CallRequest) -> JSON:
-        """``Bot.sendMessage(text, **params)`` to the current chat."""
+        """``Bot.sendMessage(text, **params)`` or ``Bot.sendMessage({...})`` to the current
+        chat."""
+        single = call.args[0] if len(call.args) == 1 and not call.kwargs else None
+        if type(single) is dict:
+            call = CallRequest(call.name, (), single)
         if not call.args and "text" not in call.kwargs:
             raise api_error("sendMessage", 400, "Bot.sendMessage needs the text to send")
+        if len(call.args) > 1:
+            raise api_error(
+                "sendMessage", 400, "Bot.sendMessage takes the text, then keyword arguments"
+            )
         params = dict(call.kwargs)
         if call.args:
             params["text"] = call.args[0]
+        problem = markup_problem(params.get("reply_markup"))
+        if problem is not None:
+            raise api_error("sendMessage", 400, problem)
         if "chat_id" not in params:
             if self.context.chat_id is None:
                 raise api_error("sendMessage", 400, "this run has no chat; pass chat_id")
@@ -372,6 +414,59 @@ class Session:
         if params.get("entities") is not None:
             raise api_error("sendMessage", 400, f"{too_long(text)}, but not with entities")
         return await self._send_parts(split_text(text), params)
+
+    async def send_keyboard(self, call: CallRequest) -> JSON:
+        """``Bot.sendKeyboard(text, keyboard, **params)``: a message with a keyboard, to the
+        current chat. ``keyboard`` is reply markup (``Keyboard.inline(...)``...) or the TBL
+        notation ``"A,B\\nC"`` (a reply keyboard)."""
+        args = list(call.args)
+        params = dict(call.kwargs)
+        single = args[0] if len(args) == 1 and not params else None
+        if isinstance(single, dict):  # the one-dict form
+            params, args = dict(single), []
+        for name in ("text", "keyboard"):
+            if args and name not in params:
+                params[name] = args.pop(0)
+        if args or "text" not in params or "keyboard" not in params:
+            raise api_error("sendMessage", 400, "Bot.sendKeyboard takes a text and a keyboard")
+        keyboard = params.pop("keyboard")
+        if type(keyboard) is str:
+            keyboard = reply_keyboard(keyboard)
+        elif type(keyboard) is not dict:
+            raise api_error(
+                "sendMessage",
+                400,
+                "Bot.sendKeyboard: the keyboard is Keyboard.inline(...), Keyboard.reply(...) "
+                "or 'A,B\\nC' text",
+            )
+        params["reply_markup"] = keyboard
+        return await self.send_message(CallRequest("Bot.sendMessage", (), params))
+
+    async def send_media(self, call: CallRequest) -> JSON:
+        """``Bot.sendPhoto(file_id_or_url, **params)`` (and document, video, audio, voice,
+        sticker, animation) to the current chat; the one-dict form works too."""
+        method, field_name = MEDIA_SHORTCUTS[call.name]
+        single = call.args[0] if len(call.args) == 1 and not call.kwargs else None
+        params: dict[str, Any] = dict(single) if type(single) is dict else dict(call.kwargs)
+        if type(single) is not dict and call.args:
+            if len(call.args) > 1 or field_name in params:
+                raise api_error(
+                    method, 400, f"{call.name} takes the {field_name}, then keyword arguments"
+                )
+            params[field_name] = call.args[0]
+        if field_name not in params:
+            raise api_error(method, 400, f"{call.name} needs the {field_name} to send")
+        problem = markup_problem(params.get("reply_markup"))
+        if problem is not None:
+            raise api_error(method, 400, problem)
+        if "chat_id" not in params:
+            if self.context.chat_id is None:
+                raise api_error(method, 400, "this run has no chat; pass chat_id")
+            params["chat_id"] = self.context.chat_id
+            for name, value in self.context.route.items():
+                params.setdefault(name, value)
+        self.tx.external = True
+        return await call_telegram(self.services, self.context.bot, method, params)
 
     async def _send_parts(self, parts: list[str], params: dict[str, Any]) -> JSON:
         """Send a long text as several messages; the reply markup goes with the last one.
@@ -430,7 +525,7 @@ class Session:
             self.context.bot.script_of(command),
             nested.globals(),
             session.capabilities(),
-            ("ApiError",),
+            ("ApiError", "HTTPError"),
         )
 
     async def schedule(self, call: CallRequest) -> JSON:
@@ -462,6 +557,41 @@ class Session:
         )
         return None
 
+    async def broadcast(self, call: CallRequest) -> JSON:
+        """``Bot.broadcast(command=..., user_ids=None, options=None)``: run ``command`` once for
+        each user (every user who wrote to the bot in private when ``user_ids`` is None), paced
+        and resumable, through the queue, once this run commits."""
+        args = dict(call.kwargs)
+        if call.args:
+            args.setdefault("command", call.args[0])
+        unknown = sorted(set(args) - {"command", "user_ids", "options"})
+        if unknown:
+            raise CapabilityError(
+                f"Bot.broadcast takes command, user_ids and options, not {unknown}"
+            )
+        name = args.get("command")
+        if type(name) is not str:
+            raise CapabilityError("Bot.broadcast needs command=...")
+        _require(self.context.bot, name)
+        users = args.get("user_ids")
+        picked: tuple[int, ...] | None = None
+        if users is not None:
+            if type(users) is not list or len(users) > MAX_BROADCAST_USERS:
+                raise CapabilityError(
+                    f"user_ids must be a list of at most {MAX_BROADCAST_USERS} user ids "
+                    "(leave it out to reach every user who wrote to the bot)"
+                )
+            if not all(is_int(u) and 0 < u <= MAX_USER_ID for u in users):
+                raise CapabilityError("user_ids must hold user ids (whole numbers above 0)")
+            picked = tuple(dict.fromkeys(cast(list[int], users)))
+        if len(self.tx.scheduled) >= MAX_SCHEDULED:
+            raise CapabilityError(f"a run may schedule at most {MAX_SCHEDULED} runs")
+        await self._check_run_limits()
+        self.tx.scheduled.append(
+            BroadcastRun(name, picked, args.get("options"), self.context.generation + 1)
+        )
+        return None
+
     async def _check_run_limits(self) -> None:
         """Refuse a ``Bot.run`` past the chain's last generation or the bot's pending cap.
 
@@ -485,6 +615,54 @@ class Session:
                 f"({mine} of them from this run), and runs.max_pending in bot.yaml is "
                 f"{limits.max_pending}",
                 data={"limit": "runs.max_pending", "value": limits.max_pending},
+            )
+
+    # -- outbound HTTP --
+    async def http(self, call: CallRequest) -> Response:
+        """``HTTP.get(url, ...)``, ``HTTP.post(url, json=..., data=...)``,
+        ``HTTP.request(method, url, ...)``: made by the broker under the bot's ``http:`` rules.
+
+        Every hop is counted against ``http.per_run`` and ``http.per_minute`` and logged as
+        metadata (``extra.http`` of the run log). Refusals and failures raise ``HTTPError``.
+        """
+        policy = self.context.bot.definition.config.http
+        hops: list[Hop] = []
+        try:
+            request: OutboundRequest = build_request(call.method, call.args, call.kwargs, policy)
+            self.tx.external = True
+            answer = await self.services.outbound.fetch(
+                policy, request, hops=hops, before_hop=self._count_request
+            )
+        except OutboundError as exc:
+            raise CapabilityError(
+                f"HTTP.{call.method}: {exc.message}",
+                kind="HTTPError",
+                data={"reason": exc.reason, "host": exc.host},
+            ) from None
+        finally:
+            self.tx.http.extend(hop.as_log() for hop in hops)
+        return Response(answer.status, answer.headers, answer.text, answer.url)
+
+    async def _count_request(self, target: object) -> None:
+        """Count one request (hop) against ``http.per_run`` and ``http.per_minute``."""
+        bot = self.context.bot
+        policy = bot.definition.config.http
+        if self.tx.http_requests >= policy.per_run:
+            raise OutboundError(
+                f"a run may make at most {policy.per_run} HTTP requests, redirects included "
+                "(http.per_run in bot.yaml)",
+                reason="limit",
+            )
+        self.tx.http_requests += 1
+        over = await self.services.store.hit_rates(
+            [RateHit(f"http:{bot.id}", policy.per_minute, 60.0, "http")],
+            now=self.services.clock(),
+        )
+        if over is not None:
+            raise OutboundError(
+                f"bot {bot.id!r} made more than {policy.per_minute} HTTP requests this minute "
+                "(http.per_minute in bot.yaml)",
+                reason="limit",
             )
 
     # -- signed links --

@@ -41,6 +41,27 @@ class ScheduledRun:
         return NewRun(chat_key(self.user, self.chat), payload, self.run_after)
 
 
+@dataclass(frozen=True, slots=True)
+class BroadcastRun:
+    """A ``Bot.broadcast`` request: the queue item that fans ``command`` out to users (every
+    known user when ``users`` is None), enqueued when the run that asked for it commits."""
+
+    command: str
+    users: tuple[int, ...] | None
+    options: JSON
+    generation: int = 1
+
+    def queued(self) -> NewRun:
+        """The first step of the broadcast (see :mod:`runtime.store.broadcasts`)."""
+        spec: dict[str, JSON] = {
+            "command": self.command,
+            "users": None if self.users is None else list(self.users),
+            "options": self.options,
+            "generation": self.generation,
+        }
+        return NewRun("broadcast", {"broadcast": spec})
+
+
 @dataclass(slots=True)
 class Transaction:
     """A run's buffered property writes and scheduled runs (all or nothing), the versions of
@@ -48,12 +69,16 @@ class Transaction:
     """
 
     writes: dict[tuple[str, str], PropertyWrite] = field(default_factory=dict)
-    scheduled: list[ScheduledRun] = field(default_factory=list)
+    scheduled: list[ScheduledRun | BroadcastRun] = field(default_factory=list)
     reads: dict[tuple[str, str], Versioned] = field(default_factory=dict)
     external: bool = False
     """True once the run called Telegram (or had ``res`` applied): it can no longer re-run."""
     result: RunResult | None = None
     """The script's result, once it ended."""
+    http: list[JSON] = field(default_factory=list)
+    """The HTTP requests the run made (``HTTP.*``), one entry per hop: metadata for the log."""
+    http_requests: int = 0
+    """HTTP requests (hops) counted against ``http.per_run``."""
 
     def write(self, change: PropertyWrite) -> None:
         """Buffer a write: a later set or delete replaces an earlier one, adds combine."""
@@ -106,4 +131,4 @@ def _plus(value: object, change: PropertyWrite) -> JSON:
     return total
 
 
-__all__ = ["ScheduledRun", "Transaction"]
+__all__ = ["BroadcastRun", "ScheduledRun", "Transaction"]

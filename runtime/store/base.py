@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Final, Literal, Protocol
 
 from runtime.errors import StoreError
+from runtime.store.broadcasts import Progress, Step
 from runtime.store.pacing import Window
 from sandbox import JSON
 
@@ -456,6 +457,25 @@ class Store(AccountStore, Protocol):
 
     async def pause_sends(self, bot_id: str, key: str, *, until: float, now: float) -> None:
         """Hold every send under ``key`` until ``until`` (Telegram answered 429)."""
+
+    # -- broadcasts (see runtime.store.broadcasts) --
+    async def drive_broadcast(
+        self,
+        bot_id: str,
+        seq: int,
+        payload: dict[str, JSON],
+        *,
+        now: float,
+        chunk: int,
+        period: float,
+        max_backlog: int,
+    ) -> Step:
+        """Do one step of the broadcast queue item ``seq``: queue the runs of the next ``chunk``
+        users (spread over ``period`` seconds) and the next step, atomically, exactly once per
+        step; hold back while the bot has more than ``max_backlog`` unfinished runs."""
+
+    async def broadcasts(self, bot_id: str, *, limit: int = 10) -> list[Progress]:
+        """The bot's newest broadcasts and how far they are."""
 
     async def list_runs(
         self, bot_id: str, *, failed_only: bool = False, limit: int = 50

@@ -16,7 +16,7 @@ import time
 from collections.abc import Sequence
 
 from runtime.errors import ConflictError, NotANumber, PendingRunsExceeded, QuotaExceeded, StoreError
-from runtime.store import properties
+from runtime.store import broadcasts, properties
 from runtime.store.properties import Expectation, PropertyRow
 
 RunRow = tuple[str, str, float]
@@ -33,11 +33,14 @@ def enqueue(
     run_after: float,
 ) -> bool:
     """Insert one item unless its update_id is already known for the bot."""
+    now = time.time()
     cursor = conn.execute(
         "INSERT INTO queue (bot_id, kind, chat_key, payload, update_id, run_after, enqueued_at)"
         " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-        (bot_id, kind, chat_key, payload, update_id, run_after, time.time()),
+        (bot_id, kind, chat_key, payload, update_id, run_after, now),
     )
+    if kind == "update" and cursor.rowcount == 1:
+        broadcasts.remember_user(conn, bot_id, chat_key, now)
     return cursor.rowcount == 1
 
 

@@ -4,9 +4,19 @@ from __future__ import annotations
 
 from typing import Final
 
-from runtime.store import accounts, bots, catalog, counters, instances, pacing, properties, versions
+from runtime.store import (
+    accounts,
+    bots,
+    broadcasts,
+    catalog,
+    counters,
+    instances,
+    pacing,
+    properties,
+    versions,
+)
 
-SCHEMA_VERSION: Final = 9
+SCHEMA_VERSION: Final = 10
 """The schema this code writes; kept in ``PRAGMA user_version``."""
 
 SYNCHRONOUS_MODES: Final = frozenset({"OFF", "NORMAL", "FULL", "EXTRA"})
@@ -71,6 +81,7 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     versions.MIGRATION,
     pacing.MIGRATION,
     accounts.MIGRATION,
+    broadcasts.MIGRATION,
     catalog.MIGRATION,
 )
 

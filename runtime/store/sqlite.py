@@ -20,6 +20,7 @@ in one busy chat, or very many items scheduled far ahead, makes each claim scan 
 from __future__ import annotations
 
 import asyncio
+import errno
 import functools
 import json
 import logging
@@ -37,6 +38,7 @@ from runtime.errors import StoreError
 from runtime.store import (
     accounts,
     bots,
+    broadcasts,
     catalog,
     commit,
     counters,
@@ -71,6 +73,7 @@ from runtime.store.base import (
     _Missing,
 )
 from runtime.store.batch import Batcher
+from runtime.store.broadcasts import Progress, Step
 from runtime.store.commit import CommitArgs, RunRow
 from runtime.store.pacing import Window
 from runtime.store.properties import PropertyRow
@@ -167,8 +170,15 @@ class SqliteStore:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # Create the file ourselves so it is never readable by other users, even briefly;
-            # SQLite gives the -wal and -shm files the same mode.
-            os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))
+            # SQLite gives the -wal and -shm files the same mode. Only when it does not exist:
+            # closing any descriptor of a file drops every POSIX lock this process holds on it,
+            # so opening an existing one would unlock another store's connections to it.
+            if not self.path.exists():
+                os.close(os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600))
+            elif self.path.is_dir():
+                raise IsADirectoryError(errno.EISDIR, "Is a directory")
+        except FileExistsError:
+            pass  # created meanwhile by another store
         except OSError as exc:
             raise StoreError(f"cannot create the store file {str(self.path)!r}: {exc}") from exc
         conn = sqlite3.connect(self.path, isolation_level=None, timeout=5.0)
@@ -200,7 +210,15 @@ class SqliteStore:
             for step in range(version, SCHEMA_VERSION):
                 for statement in MIGRATIONS[step]:
                     conn.execute(statement)
-                log.info("SQLite store %s migrated to schema version %d", self.path, step + 1)
+            if version == 0:
+                log.debug("SQLite store %s created at schema version %d", self.path, SCHEMA_VERSION)
+            elif version < SCHEMA_VERSION:
+                log.info(
+                    "SQLite store %s migrated from schema version %d to %d",
+                    self.path,
+                    version,
+                    SCHEMA_VERSION,
+                )
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def _close_sync(self) -> None:
@@ -443,6 +461,26 @@ class SqliteStore:
     async def pause_sends(self, bot_id: str, key: str, *, until: float, now: float) -> None:
         """See :meth:`Store.pause_sends`."""
         await self._call(pacing.pause, bot_id, key, until, now)
+
+    async def drive_broadcast(
+        self,
+        bot_id: str,
+        seq: int,
+        payload: dict[str, JSON],
+        *,
+        now: float,
+        chunk: int,
+        period: float,
+        max_backlog: int,
+    ) -> Step:
+        """See :meth:`Store.drive_broadcast`."""
+        return await self._call(
+            broadcasts.drive, bot_id, seq, payload, now, chunk, period, max_backlog
+        )
+
+    async def broadcasts(self, bot_id: str, *, limit: int = 10) -> list[Progress]:
+        """See :meth:`Store.broadcasts`."""
+        return await self._call(broadcasts.progress, bot_id, limit)
 
     async def bot_generations(self, bot_ids: Sequence[str], *, now: float) -> dict[str, str]:
         """Return each bot's link generation; a bot never seen, or retired, gets a new one."""

@@ -110,6 +110,7 @@ class AppState:
             )
             await live.refresh()
             services = Services(pool, store, telegram, keys, settings.base_url, runlog)
+            opened.push_async_callback(services.outbound.close)
             runner = Runner(services)
             processor = Processor(
                 registry,

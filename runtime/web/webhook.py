@@ -13,7 +13,6 @@ import asyncio
 import json
 import re
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import Any, Final
 from urllib.parse import urlsplit
 
@@ -25,7 +24,7 @@ from sanic.response import raw, redirect
 from runtime.bots import dispatch
 from runtime.bots.command import Command
 from runtime.errors import LinkError, NotFound
-from runtime.runs.pipeline import Extras
+from runtime.runs.pipeline import RES_DEFERRED, Extras
 from runtime.runs.registry import LiveBot
 from runtime.runs.session import Context
 from runtime.signing.links import Link, verify_link
@@ -37,18 +36,6 @@ from sandbox.jsontypes import is_int
 
 MAX_BODY: Final = 64 * 1024
 NEVER: Final = 1e15
-RES_DEFERRED: Final = MappingProxyType(
-    {
-        "res.json": True,
-        "res.text": True,
-        "res.html": True,
-        "res.redirect": True,
-        "res.status": False,
-        "res.set": False,
-    }
-)
-"""``res`` answers nothing a script needs, so its calls skip the round trip to the server and
-are applied when the script ends (a body or a redirect ends it); a bad one fails the run."""
 MAX_HEADERS: Final = 50
 PREVIEW_AGENTS: Final = (
     "telegrambot (like twitterbot)",
@@ -315,15 +302,23 @@ async def handle_click(request: AppRequest, bot_id: str) -> HTTPResponse:
         params=dict(link.params),
         options=options,
     )
-    reply = Reply()
+    reply, error_reply = Reply(), Reply()
+    extras = Extras(
+        res_capabilities(reply),
+        RES_DEFERRED,
+        on_error=Extras(res_capabilities(error_reply), RES_DEFERRED),
+    )
     # A click runs to its end even if the browser hangs up meanwhile: the command's effects
     # (messages, properties) are all or nothing, never cut off by a closed connection.
     outcome = await asyncio.shield(
-        asyncio.ensure_future(
-            state.runner.run_pipeline(context, extras=Extras(res_capabilities(reply), RES_DEFERRED))
-        )
+        asyncio.ensure_future(state.runner.run_pipeline(context, extras=extras))
     )
     if not outcome.ok:
+        if error_reply.body is not None or error_reply.location is not None:
+            # The bot's `!` command wrote its own error page (500 unless it set a status).
+            if error_reply.location is None and error_reply.status is None:
+                error_reply.status = 500
+            return error_reply.response()
         raise HttpError(500, "the bot's command failed; its author can see why in the run log")
     if reply.body is not None or reply.location is not None or reply.status is not None:
         return reply.response()

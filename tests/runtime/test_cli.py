@@ -230,6 +230,32 @@ def test_a_log_line_names_the_worker_process_that_ran_the_run():
     assert "worker=" not in without
 
 
+def test_a_log_entry_shows_each_http_request_as_metadata():
+    hops = [
+        {
+            "method": "GET",
+            "host": "api.test",
+            "status": 200,
+            "bytes": 512,
+            "ms": 41.2,
+            "error": None,
+        },
+        {
+            "method": "POST",
+            "host": "10.0.0.1",
+            "status": None,
+            "bytes": 0,
+            "ms": 0.1,
+            "error": "refused",
+        },
+    ]
+    shown = format_record(RunRecord(**RECORD_FIELDS, extra={"http": hops})).splitlines()
+    assert shown[1:] == [
+        "  http GET api.test 200 512 B 41.2 ms",
+        "  http POST 10.0.0.1 None failed: refused 0.1 ms",
+    ]
+
+
 def write_bots(root: Path, configs: dict[str, str]) -> Path:
     """A folder of bot folders, one bot.yaml each (no commands), under ``root/bots``."""
     bots = root / "bots"

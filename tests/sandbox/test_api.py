@@ -22,6 +22,7 @@ def test_the_public_api_is_exactly_what_init_names():
             "Limits",
             "Overloaded",
             "PoolClosed",
+            "Response",
             "RunInPlace",
             "RunResult",
             "SandboxError",
@@ -30,9 +31,12 @@ def test_the_public_api_is_exactly_what_init_names():
             "ScriptFailure",
             "Status",
             "StopScript",
+            "WaitBudget",
+            "WaitExhausted",
             "WorkerPool",
             "WorkerStartError",
             "compile_script",
+            "wait_budget",
         ]
     )
     for name in sandbox.__all__:

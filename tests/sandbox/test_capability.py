@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from sandbox import CallRequest, CapabilityError, Limits, RunInPlace, Status, StopScript
+from sandbox import (
+    CallRequest,
+    CapabilityError,
+    Limits,
+    Response,
+    RunInPlace,
+    Status,
+    StopScript,
+)
 from sandbox.capability import wait_budget
 
 
@@ -313,18 +321,18 @@ async def test_paced_waits_do_not_count_against_the_wall_clock_limit(pool):
     async def paced(call: CallRequest) -> str:
         budget = wait_budget()
         assert budget is not None
-        await budget.sleep(0.3)
+        await budget.sleep(0.6)
         return "sent"
 
     result = await pool.run(
         "for i in range(4):\n    Api.send()\nprint('done')",
         capabilities={"Api.send": paced},
-        limits=Limits(wall_seconds=0.5, cpu_seconds=0.5, wait_seconds=5),
+        limits=Limits(wall_seconds=1, cpu_seconds=0.5, wait_seconds=5),
     )
     assert result.ok, result.describe()
     assert result.output == "done\n"
-    assert result.waited_seconds >= 1.2
-    assert result.wall_seconds >= 1.2  # four waits of 0.3 s under a 0.5 s wall limit
+    assert result.waited_seconds >= 2.4
+    assert result.wall_seconds >= 2.4  # four waits of 0.6 s under a 1 s wall limit
 
 
 async def test_a_wait_past_wait_seconds_ends_the_run_without_sleeping(pool):
@@ -357,3 +365,35 @@ async def test_handlers_outside_a_run_have_no_wait_budget():
 
 async def _record(slept: list[float], seconds: float) -> None:
     slept.append(seconds)
+
+
+async def _page(call: CallRequest) -> Response:
+    return Response(200, {"content-type": "application/json"}, '{"n": [1, 2]}', "http://x/")
+
+
+async def test_a_response_answer_is_a_read_only_object_with_json_parsed_in_the_worker(pool):
+    """A handler's Response reaches the script as attributes and json(); changing the headers
+    dict the script got changes nothing else, and the attributes cannot be set."""
+    result = await pool.run(
+        "r = HTTP.get()\n"
+        "h = r.headers\nh['x'] = '1'\n"
+        "print(r.status, r.ok, r.json()['n'][1], sorted(r.headers), r.url, r)\n"
+        "try:\n    r.status = 500\nexcept TypeError:\n    print('TypeError')\n"
+        "try:\n    getattr(r, '_text')\nexcept AttributeError:\n    print('AttributeError')\n",
+        capabilities={"HTTP.get": _page},
+    )
+    assert result.ok, result.error
+    assert result.output == (
+        "200 True 2 ['content-type'] http://x/ <Response 200>\nTypeError\nAttributeError\n"
+    )
+
+
+async def test_a_response_that_is_not_json_raises_a_value_error_the_script_can_catch(pool):
+    async def text(call: CallRequest) -> Response:
+        return Response(404, {}, "<html>", "http://x/")
+
+    result = await pool.run(
+        "r = HTTP.get()\ntry:\n    r.json()\nexcept ValueError:\n    print('no', r.ok)\n",
+        capabilities={"HTTP.get": text},
+    )
+    assert result.output == "no False\n"

@@ -58,6 +58,7 @@ def test_every_host_message_names_a_known_kind():
         protocol.limit("capability_calls"),
         protocol.stop(None),
         protocol.exec_nested({}),
+        protocol.response({"status": 200, "headers": {}, "text": "", "url": "http://x/"}),
     ]
     assert {m[0] for m in built} == protocol.HOST_KINDS
 

@@ -37,6 +37,7 @@ def write_bot(root: Path, bot_id: str, files: Mapping[str, str], *, yaml: str = 
     header = f"id: {bot_id}\ntoken_env: TEST_TOKEN\ntelegram:\n  flood_limits: false\n"
     (folder / "bot.yaml").write_text(header + yaml)
     for name, text in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)  # lib/quiz.py
         (folder / name).write_text(text)
     return folder
 
@@ -110,5 +111,6 @@ async def hosted(
         finally:
             await processor.stop()
             await services.runlog.close()
+            await services.outbound.close()
             await telegram.close()
             await store.close()

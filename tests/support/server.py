@@ -178,6 +178,7 @@ def hosting(
         folder = root / "bots" / name
         folder.mkdir(parents=True)
         for file_name, text in files.items():
+            (folder / file_name).parent.mkdir(parents=True, exist_ok=True)  # lib/quiz.py
             (folder / file_name).write_text(text)
     server = BotboxServer(
         root / "data", telegram_api=telegram_api, bots_dir=root / "bots", demo=False, env=env

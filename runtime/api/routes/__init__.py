@@ -18,6 +18,7 @@ from runtime.api.routes import (
     properties,
     runs,
     telegram,
+    try_,
     versions,
 )
 
@@ -29,6 +30,7 @@ FAMILIES: Final[tuple[Routes, ...]] = (
     keys.ROUTES,
     accounts.ROUTES,
     audit.ROUTES,
+    try_.ROUTES,
     versions.ROUTES,
     telegram.ROUTES,
 )

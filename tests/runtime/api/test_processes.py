@@ -143,3 +143,38 @@ def test_a_bot_created_deployed_and_disabled_through_one_process_is_followed_by_
             assert time.monotonic() < deadline, response.text
             answers.clear()
     assert _fresh(server, token, "GET", "/bots/twin") == 200
+
+
+def test_tries_on_both_processes_share_one_try_store_and_never_the_real_one(
+    pair: tuple[BotboxServer, str],
+) -> None:
+    """Twenty concurrent tries of /start (each on a new connection, so both processes answer):
+    every try that ended well counted its visit in the one try store (a conflicting one
+    failed and wrote nothing), and the real store holds none of them."""
+    server, token = pair
+    headers = {"Authorization": f"Bearer {token}"}
+    body = {"kind": "message", "text": "/start", "user_id": 901}
+
+    def try_once(_: int) -> dict[str, object]:
+        with httpx.Client(base_url=server.url + "/api/v1", headers=headers, timeout=30) as client:
+            response = client.post("/bots/shop/try", json=body)
+            assert response.status_code == 200, response.text
+            trial: dict[str, object] = response.json()
+            return trial
+
+    with ThreadPoolExecutor(20) as threads:
+        trials = list(threads.map(try_once, range(20)))
+    succeeded = [trial for trial in trials if trial["ok"]]
+    assert succeeded
+    failed_types = {
+        run["error"]["type"]  # type: ignore[index]
+        for trial in trials
+        if not trial["ok"]
+        for run in trial["runs"]  # type: ignore[attr-defined]
+    }
+    assert failed_types <= {"ConflictError"}
+    after = sorted(trial["properties"][0]["after"] for trial in succeeded)  # type: ignore[index]
+    assert after == list(range(1, len(succeeded) + 1))
+    last = try_once(0)
+    assert last["properties"][0]["before"] == len(succeeded)  # type: ignore[index]
+    assert _fresh(server, token, "GET", "/bots/shop/properties/user:901/visits") == 404

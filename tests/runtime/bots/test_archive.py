@@ -41,6 +41,13 @@ def test_a_zip_of_the_files_or_of_their_folder_unpacks_to_the_bots_files() -> No
     assert unpack(zipped({f"shop/{name}": text for name, text in BOT.items()})) == BOT
 
 
+def test_lib_modules_come_with_the_bot_with_or_without_an_enclosing_folder() -> None:
+    with_lib = {**BOT, "lib/quiz.py": "QUESTIONS = []\n"}
+    assert unpack(zipped(with_lib)) == with_lib
+    nested = {f"shop/{name}": text for name, text in with_lib.items()}
+    assert unpack(zipped({"shop/": "", "shop/lib/": "", **nested})) == with_lib
+
+
 def test_a_tar_and_a_tar_gz_unpack_to_the_bots_files() -> None:
     members, data = [], {}
     for name, text in BOT.items():
@@ -68,7 +75,11 @@ def test_a_tar_and_a_tar_gz_unpack_to_the_bots_files() -> None:
         ("/etc/evil.py", "absolute path"),
         ("C:/evil.py", "absolute path"),
         ("shop\\evil.py", "backslash"),
-        ("shop/lib/evil.py", "folder inside the bot"),
+        ("shop/evil.py", "not a file of a bot"),
+        ("sub/evil.py", "not a file of a bot"),
+        ("lib/deep/evil.py", "not a file of a bot"),
+        ("lib/notes.txt", "not a file of a bot"),
+        ("lib/_private.py", "not a file of a bot"),
         ("notes.txt", "not a bot file"),
         ("_private.py", "not a bot file"),
         ("evil\x01.py", "control character"),
@@ -137,7 +148,7 @@ def test_text_that_is_not_utf8_is_refused() -> None:
 
 def test_a_name_given_twice_and_two_top_folders_are_refused() -> None:
     assert "given twice" in refused(zipped({"start.py": "a", "./start.py": "b"}))
-    assert "one folder" in refused(zipped({"a/start.py": "", "b/bot.yaml": ""}))
+    assert "not a file of a bot" in refused(zipped({"a/start.py": "", "b/bot.yaml": ""}))
 
 
 def test_an_encrypted_zip_entry_is_refused() -> None:

@@ -176,3 +176,67 @@ def test_every_problem_of_a_bot_yaml_is_listed_not_only_the_first() -> None:
         "  memory_mb: many\n"
     )
     assert sorted(line or 0 for line, _ in config_problems(text)) == [3, 4, 5, 7]
+
+
+def test_http_rules_and_limits_are_read_into_the_bots_policy() -> None:
+    """``http``: allow/deny patterns, extra ports (80 and 443 stay), limits in friendly units."""
+    config, problems = parse_config(
+        GOOD_CONFIG
+        + "http:\n"
+        + '  allow: ["api.example.com", "*.cdn.test", "127.0.0.2", "10.0.0.0/8"]\n'
+        + '  deny: ["bad.example.com"]\n'
+        + "  ports: [8080]\n"
+        + "  timeout_seconds: 2.5\n  max_kb: 64\n  per_run: 5\n  per_minute: 30\n"
+        + "  max_redirects: 0\n",
+        "b",
+    )
+    assert problems == []
+    assert config is not None
+    http = config.http
+    assert [p.text for p in http.allow] == [
+        "api.example.com",
+        "*.cdn.test",
+        "127.0.0.2",
+        "10.0.0.0/8",
+    ]
+    assert [p.text for p in http.deny] == ["bad.example.com"]
+    assert http.ports == frozenset({80, 443, 8080})
+    assert (http.timeout, http.max_bytes, http.per_run, http.per_minute, http.max_redirects) == (
+        2.5,
+        64 * KIB,
+        5,
+        30,
+        0,
+    )
+
+
+def test_without_http_a_bot_gets_the_default_rules() -> None:
+    config, _ = parse_config(GOOD_CONFIG, "b")
+    assert config is not None
+    assert config.http.allow == ()
+    assert config.http.ports == frozenset({80, 443})
+
+
+def test_bad_http_settings_are_problems_at_their_lines() -> None:
+    problems = config_problems(
+        GOOD_CONFIG
+        + "http:\n"
+        + '  allow: ["not a host"]\n'
+        + "  deny: bad.example.com\n"
+        + "  ports: [0, 80]\n"
+        + "  timeout_seconds: 0\n"
+        + "  max_kb: 1.5\n"
+        + "  per_mnute: 3\n"
+    )
+    assert problems == [
+        (
+            3,
+            "http.allow: 'not a host' is not a host pattern: use a name (api.example.com), "
+            "*.example.com, *, an address (127.0.0.2) or a network (10.0.0.0/8)",
+        ),
+        (4, "http.deny must be a list of host patterns"),
+        (5, "http.ports must be a list of port numbers (1 to 65535)"),
+        (6, "http.timeout_seconds must be a number from 0.1 to 120, not 0"),
+        (7, "http.max_kb must be a whole number from 1 to 16384, not 1.5"),
+        (8, 'unknown http setting "per_mnute" (did you mean "per_minute"?)'),
+    ]

@@ -135,3 +135,25 @@ async def test_two_folders_with_one_id_deploy_the_first_and_report_the_second(
     await sync.sync()
     assert await store.live_states() == []
     assert sync.folder_problems() == []
+
+
+async def test_an_api_deploy_carries_lib_modules_to_every_follower(
+    store: SqliteStore, tmp_path: Path
+) -> None:
+    """Files given to a deploy (as the API or the CLI would) with lib/quiz.py: each follower's
+    LiveBot holds the compiled module of its version; a broken module refuses the deploy with
+    its file and line, and the version before keeps serving its own module."""
+    deployments = Deployments(store)
+    first, second = follower(store, tmp_path, "a"), follower(store, tmp_path, "b")
+    await deployments.deploy("shop", {**V1, "lib/quiz.py": "PROMPT = 'one'\n"})
+    refused = await deployments.deploy("shop", {**V1, "lib/quiz.py": "PROMPT = (\n"})
+    assert isinstance(refused, Refused)
+    assert refused.problems[0].describe().startswith("lib/quiz.py:1: SyntaxError")
+    await deployments.deploy("shop", {**V2, "lib/quiz.py": "PROMPT = 'two'\n"})
+    for sync in (first, second):
+        await sync.refresh()
+        bot = sync.registry.get("shop")
+        assert bot.version == 2 and list(bot.modules) == ["lib.quiz"]
+        assert bot.modules["lib.quiz"].filename == "lib/quiz.py"
+        assert bot.modules["lib.quiz"].lines == ("PROMPT = 'two'",)
+    assert "+PROMPT = 'two'" in await deployments.diff("shop", 1, 2)

@@ -163,10 +163,18 @@ SCHEDULE = (
 )
 
 
+CAST = (
+    '"""\ncommand: cast\n"""\nif "many" in options:\n'
+    '    options = {"command": "noop", "user_ids": list(range(1, options["many"] + 1))}\n'
+    'try:\n    Bot.broadcast(**options)\n    res.json({"ok": True})\n'
+    "except Exception as e:\n    res.json({'error': str(e)})\n"
+)
+
+
 @pytest.fixture(scope="module")
 async def web(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Web]:
     """Bots ``caps`` (runs.max_pending 30) and ``many`` with the api and schedule commands."""
-    files = {"api.py": API, "schedule.py": SCHEDULE, "noop.py": NOOP}
+    files = {"api.py": API, "schedule.py": SCHEDULE, "noop.py": NOOP, "cast.py": CAST}
     yaml = {"caps": "runs:\n  max_pending: 30\n"}
     bots = {"caps": files, "many": files}
     async with serve(tmp_path_factory.mktemp("session"), bots, yaml=yaml) as started:
@@ -260,3 +268,39 @@ async def test_bot_run_past_max_pending_raises_naming_the_limit(web: Web) -> Non
     assert isinstance(answered, dict) and answered["queued"] == left
     assert "runs.max_pending in bot.yaml is 30" in answered["error"]
     assert await web.pending("caps") == 30
+
+
+@pytest.mark.parametrize(
+    ("options", "error"),
+    [
+        ({}, "Bot.broadcast needs command=..."),
+        ({"command": "nope"}, "nope"),
+        ({"command": "noop", "users": [1]}, "takes command, user_ids and options, not ['users']"),
+        ({"command": "noop", "user_ids": 5}, "user_ids must be a list of at most 10000"),
+        ({"command": "noop", "user_ids": [1, "2"]}, "user_ids must hold user ids"),
+        ({"command": "noop", "user_ids": [0]}, "user_ids must hold user ids"),
+        ({"command": "noop", "user_ids": [True]}, "user_ids must hold user ids"),
+        ({"many": 10_001}, "at most 10000"),
+    ],
+    ids=["no-command", "unknown-command", "typo", "not-a-list", "text-id", "zero", "bool", "many"],
+)
+async def test_bot_broadcast_refuses_bad_arguments_with_a_clear_error(
+    web: Web, options: dict[str, object], error: str
+) -> None:
+    """Each bad call raises in the script, naming what is wrong; nothing is queued."""
+    before = await web.state.store.pending_count("many", kind="run")
+    answered = await click(web, "cast", options, bot="many")
+    assert isinstance(answered, dict) and error in str(answered.get("error")), answered
+    assert await web.state.store.pending_count("many", kind="run") == before
+
+
+async def test_bot_broadcast_queues_one_step_when_the_run_ends_well(web: Web) -> None:
+    """A good call commits a broadcast with the run; an empty list is done at its first step."""
+    answered = await click(web, "cast", {"command": "noop", "user_ids": []}, bot="many")
+    assert answered == {"ok": True}
+
+    async def finished() -> bool:
+        found = await web.state.store.broadcasts("many")
+        return bool(found) and found[0].finished_at is not None and found[0].total == 0
+
+    await wait_until(finished, timeout=10, what="the broadcast's first step")

@@ -6,6 +6,7 @@ import asyncio
 import json
 import sqlite3
 import stat
+import subprocess
 import sys
 import threading
 import time
@@ -212,6 +213,25 @@ async def test_a_directory_in_place_of_the_file_gives_store_error(path: Path) ->
     path.mkdir(parents=True)
     with pytest.raises(StoreError, match="store file"):
         await SqliteStore(path).open()
+
+
+async def test_a_second_store_on_the_same_file_keeps_the_first_ones_locks(
+    store: SqliteStore, path: Path
+) -> None:
+    """Opening (and closing) another store on a file this process has open drops none of the
+    first store's POSIX locks: otherwise another process that closes its connection believes
+    it is the last one and deletes the WAL under the first store ("file is not a database")."""
+    await commit_writes(store, "b", [PropertyWrite("bot", "k", 1)], max_bot_bytes=1 << 20)
+    second = SqliteStore(path)
+    await second.open()
+    await second.close()
+    reader = (
+        "import sqlite3, sys; c = sqlite3.connect(sys.argv[1], isolation_level=None); "
+        "c.execute('select count(*) from property').fetchone(); c.close()"
+    )
+    subprocess.run([sys.executable, "-c", reader, str(path)], check=True, timeout=30)
+    assert path.with_name(path.name + "-wal").exists()
+    assert (await store.read_property("b", "bot", "k")).value == 1
 
 
 # -- the queue across connections and processes --
