@@ -30,6 +30,7 @@ from runtime.api import auth
 from runtime.api.auth import Need
 from runtime.api.models import CheckProblem, ErrorBody, ProblemOut
 from runtime.errors import NotFound, UploadRefused
+from runtime.runs.registry import LiveBot
 from runtime.store import AuditEntry, Principal
 from runtime.web.responses import HttpError, to_http
 from runtime.web.state import AppRequest, AppState
@@ -57,6 +58,18 @@ class Call:
     def bot_id(self) -> str:
         """The bot in the path (only for operations on a bot)."""
         return self.path["bot_id"]
+
+    def served(self) -> LiveBot:
+        """The path's bot as this process serves it; HttpError 409 if it serves no version
+        (created with nothing deployed, failed, or disabled): it exists, so never 404."""
+        bot = self.state.registry.find(self.bot_id)
+        if bot is None:
+            raise HttpError(
+                409,
+                "the bot serves no version now (new, failed or disabled): see GET /bots/{id}",
+                code="not_serving",
+            )
+        return bot
 
     async def audit(
         self,

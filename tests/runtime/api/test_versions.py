@@ -317,3 +317,21 @@ def test_an_unauthorised_upload_is_answered_before_its_body_is_even_sent(api: Se
             conn.sendall(head + b"PK\x03\x04")  # 4 of 900,000 bytes, then nothing
             answer = conn.recv(4096)
         assert answer.startswith(b"HTTP/1.1") and expected in answer.split(b"\r\n")[0], answer
+
+
+def test_a_bot_that_serves_nothing_answers_409_where_its_live_version_is_needed(
+    api: Server,
+) -> None:
+    """A created bot exists (no 404), but links, tries and webhooks need a served version."""
+    assert api.call("ann", "POST", "/bots", json={"id": "empty"}).status_code == 201
+    for method, path, body in (
+        ("POST", "/bots/empty/links", {"command": "/ping", "user_id": 1}),
+        ("POST", "/bots/empty/try", {"kind": "message", "text": "/ping", "user_id": 1}),
+        ("PUT", "/bots/empty/properties/bot/k", {"value": 1}),
+    ):
+        response = api.call("ann", method, path, json=body)
+        assert response.status_code == 409, (path, response.text)
+        assert response.json()["error"] == "not_serving"
+    assert (
+        api.call("bob", "POST", "/bots/empty/links", json={"command": "/ping"}).status_code == 404
+    )
