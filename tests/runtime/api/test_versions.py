@@ -19,6 +19,7 @@ from tests.support.archives import zipped
 from tests.support.links import cli
 from tests.support.server import BotboxServer
 from tests.support.telegram_standin import TelegramStandIn
+from tests.support.updates import make_update
 
 TOKEN = "555555555:AAToolsBotTokenForTestsOnly_abcdefghijk"
 
@@ -36,6 +37,7 @@ def bot(bot_id: str, **extra: str) -> dict[str, str]:
 class Server:
     server: BotboxServer
     tokens: dict[str, str]
+    telegram: TelegramStandIn
 
     def call(self, who: str | None, method: str, path: str, **kwargs: Any) -> httpx.Response:
         headers = kwargs.pop("headers", {})
@@ -87,7 +89,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
                 "bob": create_token(server, "--name", "bob", "--role", "author"),
                 "vic": create_token(server, "--name", "vic", "--role", "viewer"),
             }
-            yield Server(server, tokens)
+            yield Server(server, tokens, telegram)
         finally:
             server.close()
 
@@ -335,3 +337,18 @@ def test_a_bot_that_serves_nothing_answers_409_where_its_live_version_is_needed(
     assert (
         api.call("bob", "POST", "/bots/empty/links", json={"command": "/ping"}).status_code == 404
     )
+
+
+def test_an_upload_with_a_lib_module_serves_commands_that_import_it(api: Server) -> None:
+    assert api.call("ann", "POST", "/bots", json={"id": "libbed"}).status_code == 201
+    ping = '"""\ncommand: /ping\n"""\nfrom lib import words\nBot.sendMessage(words.WORD)\n'
+    files = {**bot("libbed"), "ping.py": ping, "lib/words.py": "WORD = 'from lib'\n"}
+    uploaded = api.upload("ann", "libbed", zipped({f"libbed/{n}": t for n, t in files.items()}))
+    assert uploaded.status_code == 200, uploaded.text
+    stored = api.call("ann", "GET", "/bots/libbed/versions/1").json()["files"]
+    assert stored["lib/words.py"] == "WORD = 'from lib'\n"
+    before = len(api.telegram.calls_to("sendMessage"))
+    update = make_update(update_id=4242, user_id=77, chat_id=77, text="/ping", bot_token=TOKEN)
+    assert api.server.post_update(update, bot_id="libbed").status_code == 200
+    sent = api.telegram.wait_for_calls(before + 1, method="sendMessage")[-1]
+    assert sent.params["text"] == "from lib"
