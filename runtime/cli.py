@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import json
 import os
 import socket
@@ -39,6 +40,7 @@ from runtime.signing.links import (
     signature,
     url_of,
 )
+from runtime.signing.sealing import MIN_MASKED_CHARS, masked
 from runtime.store import BotVersion, RunRecord, SqliteStore
 from runtime.store.broadcasts import Progress
 from runtime.telegram.client import TelegramClient
@@ -118,7 +120,79 @@ def build_parser() -> argparse.ArgumentParser:
     add_version_commands(commands)
     add_account_commands(commands)
     add_try_command(commands)
+    add_secret_commands(commands)
+    add_schedule_commands(commands)
     return parser
+
+
+def add_secret_commands(commands: Any) -> None:
+    """``secrets set|list|delete``: a bot's secrets (values read from stdin, never printed)."""
+    secrets = commands.add_parser("secrets", help="set, list and delete a bot's secrets")
+    secret_commands = secrets.add_subparsers(dest="action", required=True)
+    put = secret_commands.add_parser(
+        "set", help="store a secret; its value is read from stdin (one trailing newline dropped)"
+    )
+    put.add_argument("bot")
+    put.add_argument("name")
+    listing = secret_commands.add_parser("list", help="show a bot's secrets (names, never values)")
+    listing.add_argument("bot")
+    gone = secret_commands.add_parser("delete", help="delete one of a bot's secrets")
+    gone.add_argument("bot")
+    gone.add_argument("name")
+    rekey = secret_commands.add_parser(
+        "rekey", help="after replacing master.key: seal every secret again with the new key"
+    )
+    rekey.add_argument("old_key_file", type=Path, metavar="OLD_KEY_FILE")
+
+
+def read_secret_value() -> str:
+    """A secret's value from stdin: typed without echo on a terminal, else read to the end with
+    one trailing newline dropped (``printf %s "$KEY" | run.py secrets set ...``)."""
+    if sys.stdin.isatty():
+        return getpass.getpass("value (not shown): ")
+    value = sys.stdin.read()
+    if value.endswith("\r\n"):
+        return value[:-2]
+    return value[:-1] if value.endswith("\n") else value
+
+
+def run_secrets(settings: Settings, args: argparse.Namespace) -> int:
+    """``secrets set``, ``list`` and ``delete``."""
+    if args.action == "set":
+        value = read_secret_value()
+        created, known = asyncio.run(admin.set_secret(settings, args.bot, args.name, value))
+        print(f"secret {args.name} of bot {args.bot} {'stored' if created else 'replaced'}")
+        if not known:
+            sys.stderr.write(
+                f"warning: bot {args.bot} is not in the store yet (a typo?); its secret is kept "
+                "for when it is deployed\n"
+            )
+        if not masked(value):
+            sys.stderr.write(
+                f"warning: the value is shorter than {MIN_MASKED_CHARS} characters, so it is "
+                "not masked in the run log\n"
+            )
+    elif args.action == "rekey":
+        done = asyncio.run(admin.rekey_secrets(settings, args.old_key_file))
+        print(
+            f"{len(done.resealed)} secret(s) sealed again with the current master key; "
+            f"{done.current} already were"
+        )
+        for where in done.unreadable:
+            sys.stderr.write(f"warning: {where} opens with neither key; set it again\n")
+        return 1 if done.unreadable else 0
+    elif args.action == "delete":
+        if not asyncio.run(admin.delete_secret(settings, args.bot, args.name)):
+            sys.stderr.write(f"error: bot {args.bot} has no secret {args.name}\n")
+            return 1
+        print(f"secret {args.name} of bot {args.bot} deleted")
+    else:
+        found = asyncio.run(admin.list_secrets(settings, args.bot))
+        for info in found:
+            print(f"{info.name}\tset {when(info.updated_at)}")
+        if not found:
+            print(f"bot {args.bot} has no secrets")
+    return 0
 
 
 def add_version_commands(commands: Any) -> None:
@@ -784,6 +858,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_accounts(settings, args)
         if args.command == "try":
             return asyncio.run(run_try(settings, args))
+        if args.command == "secrets":
+            return run_secrets(settings, args)
+        if args.command == "schedules":
+            return asyncio.run(show_schedules(settings, args))
         return serve(settings, poll=getattr(args, "poll", False))
     except BotboxError as exc:
         sys.stderr.write(f"error: {exc}\n")
@@ -913,3 +991,42 @@ async def bot_for_try(
     scripts = compile_bot(stored, pool.cache)
     bot = live_bot(stored, scripts, env={}, master_key=unused_key, version=state.version)
     return bot, f"store version {state.version}"
+
+
+# -- schedules (issue 11) --
+def add_schedule_commands(commands: Any) -> None:
+    """``schedules BOT``: recurring schedules and queued runs; ``--cancel LABEL``."""
+    schedules = commands.add_parser(
+        "schedules", help="list a bot's recurring schedules and queued runs (--cancel LABEL)"
+    )
+    schedules.add_argument("bot")
+    schedules.add_argument("--label", help="only queued runs with this label")
+    schedules.add_argument("--cancel", metavar="LABEL", help="cancel the queued runs with LABEL")
+    schedules.add_argument("--limit", type=positive_int, default=100)
+
+
+async def show_schedules(settings: Settings, args: argparse.Namespace) -> int:
+    """Print a bot's recurring schedules (next occurrence) and its queued runs, or cancel."""
+    store = SqliteStore(settings.database, synchronous=settings.sqlite_synchronous)
+    await store.open()
+    try:
+        if args.cancel is not None:
+            count = await store.cancel_runs(args.bot, label=args.cancel)
+            print(f"bot {args.bot}: cancelled {count} queued run(s) labelled {args.cancel!r}")
+            return 0
+        recurring = await store.bot_schedules(args.bot)
+        queued = await store.pending_runs(args.bot, label=args.label, limit=args.limit)
+    finally:
+        await store.close()
+    for schedule in recurring:
+        cron, _, zone = schedule.spec.partition("|")
+        print(
+            f"schedule {schedule.name}\t{cron} ({zone})\t{schedule.command}"
+            f"\tnext {when(schedule.due_at)}\tlast {when(schedule.last_run_at)}"
+        )
+    for run in queued:
+        status = "running" if run.status == "claimed" else "pending"
+        label = f"\tlabel {run.label}" if run.label else ""
+        print(f"run {run.seq}\t{run.command}\tat {when(run.run_after)}\t{status}{label}")
+    print(f"bot {args.bot}: {len(recurring)} schedule(s), {len(queued)} queued run(s)")
+    return 0

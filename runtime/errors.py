@@ -7,6 +7,7 @@
     ├── BotFolderError         a bot folder with problems (``problems``: file, line, message)
     ├── NotFound               unknown bot or command (HTTP 404)
     ├── LinkError              a webhook link that cannot be minted or is refused (``status``)
+    ├── SecretError            a bot secret refused (name, value), or one that does not open
     ├── UploadRefused          an uploaded archive or file refused as such (HTTP 400)
     ├── StoreError             the store failed (``sqlite3.Error`` is translated in the store)
     │   ├── QuotaExceeded      a property value or a bot's data is over its size limit
@@ -16,7 +17,8 @@
     ├── TelegramError          talking to the Bot API failed
     │   ├── ApiError           Telegram refused a call (``code``, ``description``, ``retry_after``)
     │   ├── CallRefused        a call failed the spec check before it was sent
-    │   └── TransportError     the network failed (``httpx.HTTPError`` is translated in the client)
+    │   ├── TransportError     the network failed (``httpx.HTTPError`` is translated in the client)
+    │   └── FileRefused        a file to upload or download is malformed or over a size cap
     └── OutboundError          a script's HTTP request was refused or failed (``reason``, ``host``)
 """
 
@@ -57,6 +59,10 @@ class ConfigError(BotboxError):
             problems = [Problem(problems)]
         self.problems = tuple(problems)
         super().__init__("; ".join(p.describe() for p in self.problems))
+
+
+class SecretError(BotboxError):
+    """A bot secret's name or value is refused, or a sealed secret does not open."""
 
 
 class BotFolderError(ConfigError):
@@ -161,6 +167,15 @@ class OutboundError(BotboxError):
         self.message = message
         self.reason = reason
         self.host = host
+
+
+class FileRefused(TelegramError):
+    """A file to upload or download is refused: malformed (``status`` 400), or over a size cap
+    (413)."""
+
+    def __init__(self, message: str, *, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class UploadRefused(BotboxError):

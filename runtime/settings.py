@@ -113,6 +113,8 @@ class Settings:
     log_level: str = "INFO"
     lease_seconds: float = 120.0
     retention_days: float = 14.0
+    schedule_tick: float = 1.0
+    """Seconds between two looks at the recurring schedules (``BOTBOX_SCHEDULE_TICK``)."""
 
     @property
     def base_url(self) -> str:
@@ -156,6 +158,7 @@ class Settings:
             "log_level": _log_level,
             "lease_seconds": _seconds,
             "retention_days": _days,
+            "schedule_tick": _seconds,
         }
         known = {PREFIX + f.name.upper(): f.name for f in fields(cls)}
         values: dict[str, Any] = {}

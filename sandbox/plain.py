@@ -1,7 +1,8 @@
 """Turn what a script hands out into plain JSON data, without asking the script's objects anything.
 
 Guarantees: :func:`to_plain` returns a value built only of exact ``dict`` (with exact ``str``
-keys), ``list``, ``str``, ``int``, ``float`` (finite), ``bool`` and ``None``. It decides by
+keys), ``list``, ``str``, ``int``, ``float`` (finite), ``bool`` and ``None`` (a
+:class:`~sandbox.files.File`, exactly, becomes its plain ``{"$file": ...}`` form). It decides by
 ``type(x) is ...``, never by ``isinstance``, and reads a subclass of a container or a scalar
 through the *base* type's own slots (``dict.items(x)``, ``str.__str__(x)``), so a method a
 script overrode (``items``, ``keys``, ``get``, ``startswith``...) is never called. It runs in the
@@ -14,6 +15,8 @@ from __future__ import annotations
 
 import math
 from typing import Any, Final
+
+from sandbox.files import File
 
 MAX_VALUE_DEPTH: Final = 32
 """How deep a value that leaves a script may nest (lists and dicts)."""
@@ -97,8 +100,10 @@ def _contents(value: Any, kind: type) -> dict[Any, Any] | list[Any] | tuple[Any,
     return None
 
 
-def _scalar(value: Any, kind: type) -> str | int | float:
-    """A subclass of ``str``, ``int`` or ``float`` as its exact base value."""
+def _scalar(value: Any, kind: type) -> Any:
+    """A subclass of ``str``, ``int`` or ``float`` as its exact base value; a File's plain form."""
+    if kind is File:
+        return value.plain()
     if issubclass(kind, str):
         return str.__str__(value)
     if issubclass(kind, int):

@@ -28,6 +28,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from sandbox import isolation, protocol
+from sandbox.files import File, from_host
 from sandbox.guards import LimitExceeded, RunState, ScriptReturn, base_builtins, make_guards
 from sandbox.modules import ModuleFacade, load_facades, make_import, random_facade
 from sandbox.plain import NotPlain, to_plain
@@ -486,7 +487,7 @@ class Worker:
         if reply is None:
             raise SystemExit(0)
         if reply[0] == protocol.RET:
-            return reply[1]
+            return from_host(reply[1])
         if reply[0] == protocol.RESP:
             return Response(reply[1])
         if reply[0] == protocol.LIMIT:
@@ -600,6 +601,7 @@ def script_globals(
         run_builtins[name] = guards.pop(name)
     run_builtins["__import__"] = make_import(facades, {"random": random_facade}, modules)
     run_globals: dict[str, Any] = {"__builtins__": run_builtins, "__name__": "script"}
+    run_globals["File"] = File
     run_globals.update(guards)
     return run_globals
 

@@ -11,12 +11,17 @@ import re
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Final, cast
 
 from runtime.api import auth
+from runtime.bots.config import BOT_ID
 from runtime.errors import ConfigError
+from runtime.runs.secrets import BotSecrets, Rekeyed
 from runtime.settings import Settings
-from runtime.store import ApiToken, AuditEntry, SqliteStore, Store, User
+from runtime.signing.keys import load_master_key
+from runtime.signing.sealing import SecretBox
+from runtime.store import ApiToken, AuditEntry, SecretInfo, SqliteStore, Store, User
 from runtime.store.base import GrantRole, UserRole
 from sandbox import JSON
 
@@ -190,3 +195,65 @@ async def record(settings: Settings, action: str, target: str, **values: object)
             after=values.get("after"),
             bot_id=cast(str | None, bot_id),
         )
+
+
+# -- bot secrets (``run.py secrets``); the audit log names the secret, never its value --
+@asynccontextmanager
+async def bot_secrets(settings: Settings) -> AsyncIterator[tuple[Store, BotSecrets]]:
+    """The store and the secrets service (the master key read, or made, as the server does)."""
+    box = SecretBox(load_master_key(settings.key_file))
+    async with opened(settings) as store:
+        yield store, BotSecrets(store, box)
+
+
+def check_bot_id(bot_id: str) -> str:
+    """A bot id as ``bot.yaml`` spells it, or ConfigError."""
+    if not BOT_ID.fullmatch(bot_id):
+        raise ConfigError(f"{bot_id!r} is not a bot id (a-z 0-9 _ -, up to 64)")
+    return bot_id
+
+
+async def set_secret(settings: Settings, bot_id: str, name: str, value: str) -> tuple[bool, bool]:
+    """Store a bot's secret; return whether it is new and whether the store knows the bot (a
+    secret may be set before the bot's first deploy; a typo is worth a warning). Audited
+    without the value."""
+    async with bot_secrets(settings) as (store, secrets):
+        known = bool(await store.bot_versions(check_bot_id(bot_id)))
+        created = await secrets.put(bot_id, name, value, now=time.time())
+        await audit(
+            store,
+            "secret.set",
+            name,
+            before=None if created else "set",
+            after="set",
+            bot_id=bot_id,
+        )
+    return created, known
+
+
+async def delete_secret(settings: Settings, bot_id: str, name: str) -> bool:
+    """Delete a bot's secret; False if it had none of that name. Audited."""
+    async with bot_secrets(settings) as (store, secrets):
+        deleted = await secrets.delete(check_bot_id(bot_id), name)
+        if deleted:
+            await audit(store, "secret.delete", name, before="set", bot_id=bot_id)
+    return deleted
+
+
+async def list_secrets(settings: Settings, bot_id: str) -> list[SecretInfo]:
+    """A bot's secrets: names and times, never values."""
+    async with opened(settings) as store:
+        return await store.list_secrets(check_bot_id(bot_id))
+
+
+async def rekey_secrets(settings: Settings, old_key_file: Path) -> Rekeyed:
+    """Seal every secret that opens only with the old master key again with the current one
+    (``run.py secrets rekey OLD_KEY_FILE``, after ``master.key`` was replaced). Audited."""
+    if not old_key_file.is_file():
+        raise ConfigError(f"no old master key file {old_key_file}")
+    old = SecretBox(load_master_key(old_key_file))
+    async with bot_secrets(settings) as (store, secrets):
+        done = await secrets.rekey(old, now=time.time())
+        if done.resealed:
+            await audit(store, "secret.rekey", "master key", after=done.resealed)
+    return done

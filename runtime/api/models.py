@@ -473,7 +473,7 @@ class WebhookInfo(BaseModel):
     info: JsonValue
 
 
-class SecretOut(BaseModel):
+class WebhookSecretOut(BaseModel):
     """The bot's webhook secret: Telegram sends it in ``header`` with every update."""
 
     header: str
@@ -599,3 +599,113 @@ class TryOut(BaseModel):
     waiting: str | None = Field(description="the need_reply command the next message answers")
     replied: str | None = Field(description="the need_reply command this message answered")
     response: TryResponse | None
+
+
+# -- secrets --
+SecretName = Annotated[
+    str,
+    Field(
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$",
+        description="a secret's name: letters, digits and _, not starting with a digit",
+    ),
+]
+
+
+class SecretIn(Body):
+    """A secret's value (stored sealed; never answered back by any endpoint)."""
+
+    value: Annotated[str, Field(min_length=1, max_length=16_384)]
+
+
+class SecretOut(BaseModel):
+    """A secret as listings show it: its name and when it was set, never its value."""
+
+    name: str
+    updated_at: Timestamp
+
+
+class SecretSet(BaseModel):
+    """What storing a secret did."""
+
+    name: str
+    created: bool
+    masked: bool = Field(
+        description="false when the value is too short to be masked in the run log"
+    )
+
+
+class SecretList(BaseModel):
+    """A bot's secrets, by name."""
+
+    secrets: list[SecretOut]
+
+
+class SecretDeleted(BaseModel):
+    """What a delete did."""
+
+    name: str
+    deleted: bool
+
+
+# -- scheduled runs and recurring schedules (issue 11) --
+RunLabel = Annotated[
+    str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$", description="a label given to Bot.run")
+]
+
+
+class ScheduledQuery(Input):
+    """Filters for a bot's scheduled runs; pass ``next_cursor`` back as ``cursor``."""
+
+    label: (
+        Annotated[
+            str,
+            Field(pattern=r"^[A-Za-z0-9_.:-]{0,64}$", description="only runs with this label"),
+        ]
+        | None
+    ) = None
+    command: Annotated[str, Field(max_length=256)] | None = None
+    cursor: Annotated[int, Field(ge=0, lt=2**63)] | None = None
+    limit: Annotated[int, Field(ge=1, le=500)] = 100
+
+
+class CancelQuery(Input):
+    """Which queued runs to cancel: every one with this label."""
+
+    label: RunLabel
+
+
+class ScheduledRunOut(BaseModel):
+    """A queued run not finished yet (``Bot.run``, or an occurrence of a schedule)."""
+
+    id: int
+    command: str
+    run_at: Timestamp
+    label: str | None
+    status: Literal["pending", "running"]
+    attempts: int
+
+
+class RecurringOut(BaseModel):
+    """A recurring schedule of the bot's live version (bot.yaml ``schedules:``)."""
+
+    name: str
+    cron: str
+    timezone: str
+    command: str
+    catch_up: float
+    next_at: Timestamp = Field(description="the next occurrence not yet handled")
+    last_run_at: Timestamp | None = Field(description="the last occurrence queued")
+
+
+class ScheduledPage(BaseModel):
+    """A bot's queued runs (oldest first, paged) and its recurring schedules."""
+
+    runs: list[ScheduledRunOut]
+    next_cursor: int | None
+    schedules: list[RecurringOut]
+
+
+class Cancelled(BaseModel):
+    """How many queued runs were cancelled (runs already started are not)."""
+
+    cancelled: int

@@ -55,6 +55,7 @@ _KEY_LINE: Final = re.compile(r"([A-Za-z_][A-Za-z0-9_-]*)[ \t]*:(?:\s|$)")
 _HEADER_LIKE_CUTOFF: Final = 0.8
 _SUGGEST_CUTOFF: Final = 0.6
 _KEY_LINE_DEPTH: Final = 2
+_MAX_KEY_LINES: Final = 20_000
 
 YamlPath = tuple[str, ...]
 
@@ -244,7 +245,18 @@ def _key_lines(
     problems: list[Problem],
 ) -> None:
     """Record the line of each mapping key down to a fixed depth (aliases cannot blow it up)."""
-    if not isinstance(node, yaml.MappingNode) or len(path) >= _KEY_LINE_DEPTH:
+    # List indices do not count toward the depth (("schedules", "0", "cron") is two deep), and
+    # the number of lines recorded is capped, so aliases cannot blow it up.
+    depth = sum(1 for part in path if not part.isdigit())
+    if depth >= _KEY_LINE_DEPTH or len(path) > _KEY_LINE_DEPTH or len(lines) >= _MAX_KEY_LINES:
+        return
+    if isinstance(node, yaml.SequenceNode):  # list items by index: ("schedules", "0", "cron")
+        for index, item in enumerate(node.value):
+            item_path = (*path, str(index))
+            lines.setdefault(item_path, first_line + item.start_mark.line)
+            _key_lines(item, item_path, first_line, file, lines, problems)
+        return
+    if not isinstance(node, yaml.MappingNode):
         return
     for key_node, value_node in node.value:
         if not isinstance(key_node, yaml.ScalarNode):

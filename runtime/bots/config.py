@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Final, TypeGuard
 
 from runtime.bots.command import YamlDocument, load_yaml, suggest
+from runtime.bots.cron import DEFAULT_CATCH_UP, MAX_CATCH_UP, Cron, CronError, parse_cron
 from runtime.errors import LinkError, Problem
 from runtime.outbound.policy import HttpPolicy, parse_patterns
 from runtime.signing.links import ClickRate, WebhookSettings
@@ -34,8 +35,12 @@ CONFIG_KEYS: Final = (
     "telegram",
     "settings",
     "http",
+    "files",
+    "pages",
+    "schedules",
 )
 MAX_JSON_NODES: Final = 10_000
+MAX_JSON_DEPTH: Final = 64
 BOT_ID: Final = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 ENV_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 USERNAME: Final = re.compile(r"[A-Za-z0-9_]{1,32}")
@@ -92,6 +97,38 @@ class RunLimits:
     max_generations: int = 10
 
 
+FILE_KEYS: Final = {"max_upload_mb": 50, "max_download_mb": 20}
+"""``files`` settings and their highest values (Telegram's: 50 MB uploads, 20 MB ``getFile``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class FileLimits:
+    """How large a file a bot's scripts may upload (``Api.sendDocument(document=File(...))``)
+    or download (``Api.downloadFile``), in bytes. A script's own file is also held to
+    ``sandbox.files.MAX_FILE_BYTES`` (756 KiB): it crosses the worker boundary in one call."""
+
+    max_upload_bytes: int = 50 * MIB
+    max_download_bytes: int = 20 * MIB
+
+
+PAGE_KEYS: Final = {"title": 80, "text": 400, "link": 2048}
+"""``pages`` settings and their longest values (characters)."""
+PAGE_LINK: Final = re.compile(
+    r"https?://[^\s\x00-\x1f\x7f\\\"'<>]+|tg://[^\s\x00-\x1f\x7f\\\"'<>]+"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PageBranding:
+    """How the platform's pages for this bot's links look to end users (``pages:`` in
+    bot.yaml): a title, a short text, and a link back to the bot. Plain text, escaped when
+    shown; ``link`` defaults to ``https://t.me/<username>`` when the bot has a username."""
+
+    title: str = ""
+    text: str = ""
+    link: str | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class BotConfig:
     """A bot's ``bot.yaml``: identity, where its token is, limits and free-form settings."""
@@ -107,6 +144,9 @@ class BotConfig:
     telegram: dict[str, JSON] = field(default_factory=dict)
     settings: dict[str, JSON] = field(default_factory=dict)
     http: HttpPolicy = field(default_factory=HttpPolicy)
+    files: FileLimits = field(default_factory=FileLimits)
+    pages: PageBranding = field(default_factory=PageBranding)
+    schedules: tuple[Schedule, ...] = ()
 
 
 def parse_config(text: str, folder_name: str) -> tuple[BotConfig | None, list[Problem]]:
@@ -149,6 +189,9 @@ def parse_config(text: str, folder_name: str) -> tuple[BotConfig | None, list[Pr
     if set(telegram) - {"flood_limits"} or not isinstance(telegram.get("flood_limits", True), bool):
         check.problem("telegram takes only flood_limits: true or false", "telegram")
     settings = check.json_mapping(raw, "settings")
+    files = _files(raw.get("files"), check)
+    pages = _pages(raw.get("pages"), check)
+    schedules = _schedules(raw.get("schedules"), check)
     name = check.text(raw, "name")
     if (
         problems
@@ -172,6 +215,13 @@ def parse_config(text: str, folder_name: str) -> tuple[BotConfig | None, list[Pr
         telegram=telegram,
         settings=settings,
         http=http,
+        files=files,
+        pages=PageBranding(
+            title=pages.get("title") or name or bot_id,
+            text=pages.get("text", ""),
+            link=pages.get("link") or (f"https://t.me/{username}" if username else None),
+        ),
+        schedules=schedules,
     )
     return config, []
 
@@ -348,6 +398,50 @@ def _http(raw: Mapping[object, object], check: _Checker) -> HttpPolicy | None:
     return HttpPolicy(**values)  # type: ignore[arg-type]  # keys and types checked above
 
 
+def _files(value: object, check: _Checker) -> FileLimits:
+    """``files``: ``max_upload_mb`` (at most 50) and ``max_download_mb`` (at most 20)."""
+    given: dict[str, int] = {}
+    for key, number in check.mapping({"files": value}, "files").items():
+        name = str(key)
+        highest = FILE_KEYS.get(name)
+        if highest is None:
+            hint = suggest(name, list(FILE_KEYS))
+            check.problem(f'unknown files setting "{name}"{hint}', "files", name)
+        elif not _is_number(number, whole=False) or not 0 < number <= highest:
+            check.problem(
+                f'"files.{name}" must be a number above 0 and at most {highest}, not {number!r}',
+                "files",
+                name,
+            )
+        else:
+            given[name.replace("_mb", "_bytes")] = int(number * MIB)
+    return FileLimits(**given)
+
+
+def _pages(value: object, check: _Checker) -> dict[str, str]:
+    """``pages``: ``title``, ``text`` (plain text) and ``link`` (an http(s) or tg:// URL)."""
+    given: dict[str, str] = {}
+    for key, text in check.mapping({"pages": value}, "pages").items():
+        name = str(key)
+        longest = PAGE_KEYS.get(name)
+        if longest is None:
+            hint = suggest(name, list(PAGE_KEYS))
+            check.problem(f'unknown pages setting "{name}"{hint}', "pages", name)
+        elif not isinstance(text, str) or len(text) > longest:
+            check.problem(
+                f'"pages.{name}" must be text of at most {longest} characters', "pages", name
+            )
+        elif name == "link" and not PAGE_LINK.fullmatch(text):
+            check.problem(
+                '"pages.link" must be an http(s):// or tg:// URL without spaces or quotes',
+                "pages",
+                name,
+            )
+        else:
+            given[name] = text
+    return given
+
+
 def _is_number(value: object, *, whole: bool) -> TypeGuard[int | float]:
     """True for a finite int (or float unless ``whole``), never a bool."""
     if isinstance(value, bool):
@@ -381,9 +475,12 @@ def _whole_numbers(
     return given if ok else None
 
 
-def _json_problem(value: object, where: str, budget: list[int]) -> str | None:
-    """Say why ``value`` is not plain JSON (dates, NaN, huge alias trees), or ``None``."""
+def _json_problem(value: object, where: str, budget: list[int], depth: int = 0) -> str | None:
+    """Say why ``value`` is not plain JSON (dates, NaN, huge or self-referencing alias trees),
+    or ``None``."""
     budget[0] -= 1
+    if depth > MAX_JSON_DEPTH:
+        return f'"{where}" is nested more than {MAX_JSON_DEPTH} deep'
     if budget[0] < 0:
         return f'"{where}" is too large (more than {MAX_JSON_NODES} values)'
     if value is None or isinstance(value, bool | int | str):
@@ -392,7 +489,7 @@ def _json_problem(value: object, where: str, budget: list[int]) -> str | None:
         return None if math.isfinite(value) else f'"{where}" holds {value}, which JSON cannot'
     if isinstance(value, list):
         for index, item in enumerate(value):
-            reason = _json_problem(item, f"{where}[{index}]", budget)
+            reason = _json_problem(item, f"{where}[{index}]", budget, depth + 1)
             if reason is not None:
                 return reason
         return None
@@ -400,8 +497,136 @@ def _json_problem(value: object, where: str, budget: list[int]) -> str | None:
         for key, item in value.items():
             if not isinstance(key, str):
                 return f'"{where}" has the key {key!r}, which is not text (quote it)'
-            reason = _json_problem(item, f"{where}.{key}", budget)
+            reason = _json_problem(item, f"{where}.{key}", budget, depth + 1)
             if reason is not None:
                 return reason
         return None
     return f'"{where}" holds a {type(value).__name__}, which is not a JSON value (quote it)'
+
+
+# -- schedules (issue 11) --
+SCHEDULE_KEYS: Final = ("cron", "command", "timezone", "name", "params", "options", "catch_up")
+MAX_SCHEDULES: Final = 50
+SCHEDULE_NAME: Final = re.compile(r"[A-Za-z0-9_./-]{1,64}")
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """One ``schedules:`` entry: run ``command`` at every occurrence of ``cron``.
+
+    ``name`` (default: the command) keys the schedule in the store and in the run log's
+    trigger ``schedule:<name>``; ``catch_up`` is how old (seconds) the latest missed occurrence
+    may be and still run after downtime (see :func:`runtime.bots.cron.plan`).
+    """
+
+    name: str
+    cron: Cron
+    command: str
+    params: str = ""
+    options: JSON = None
+    catch_up: float = DEFAULT_CATCH_UP
+    line: int | None = None
+
+    def spec(self) -> str:
+        """What decides the occurrences: a change of it restarts the schedule from now."""
+        return f"{self.cron.expression}|{self.cron.timezone}"
+
+
+def _schedules(value: object, check: _Checker) -> tuple[Schedule, ...]:
+    """``schedules:``, a list of entries; each problem names the entry (by index) and key."""
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        check.problem(
+            f'"schedules" must be a list of entries, not {type(value).__name__}', "schedules"
+        )
+        return ()
+    if len(value) > MAX_SCHEDULES:
+        check.problem(f"at most {MAX_SCHEDULES} schedules per bot", "schedules")
+        return ()
+    found: list[Schedule] = []
+    names: dict[str, int] = {}
+    for index, entry in enumerate(value):
+        where = ("schedules", str(index))
+        schedule = _schedule(entry, index, where, check)
+        if schedule is None:
+            continue
+        if schedule.name in names:
+            check.problem(
+                f"schedules[{index}]: the name {schedule.name!r} is already used by "
+                f"schedules[{names[schedule.name]}]; give each entry its own name:",
+                *where,
+            )
+            continue
+        names[schedule.name] = index
+        found.append(schedule)
+    return tuple(found)
+
+
+def _schedule(
+    entry: object, index: int, where: tuple[str, str], check: _Checker
+) -> Schedule | None:
+    """One entry, or None (with its problems recorded)."""
+    label = f"schedules[{index}]"
+    if not isinstance(entry, dict):
+        check.problem(f"{label} must be a mapping with cron: and command:", *where)
+        return None
+    before = len(check.problems)
+    for key in entry:
+        if key not in SCHEDULE_KEYS:
+            hint = suggest(str(key), SCHEDULE_KEYS)
+            check.problem(f'{label}: unknown key "{key}"{hint}', *where, str(key))
+    texts = _schedule_texts(entry, label, where, check)
+    cron: Cron | None = None
+    expression, timezone = texts.get("cron"), texts.get("timezone") or "UTC"
+    if expression is not None:
+        try:
+            cron = parse_cron(expression, timezone)
+        except CronError as exc:
+            key = "timezone" if str(exc).startswith("timezone") else "cron"
+            check.problem(f"{label}: {exc}", *where, key)
+    command = texts.get("command")
+    name = texts.get("name") or command or ""
+    if texts.get("name") is not None and not SCHEDULE_NAME.fullmatch(name):
+        check.problem(
+            f"{label}.name {name!r} must be 1 to 64 letters, digits, _ . / -", *where, "name"
+        )
+    catch_up = entry.get("catch_up", DEFAULT_CATCH_UP)
+    if not _is_number(catch_up, whole=False) or not 0 <= catch_up <= MAX_CATCH_UP:
+        check.problem(
+            f"{label}.catch_up must be seconds from 0 to {MAX_CATCH_UP:.0f}, not {catch_up!r}",
+            *where,
+            "catch_up",
+        )
+    options = entry.get("options")
+    reason = _json_problem(options, f"{label}.options", [MAX_JSON_NODES])
+    if reason is not None:
+        check.problem(reason, *where, "options")
+    if len(check.problems) > before or cron is None or command is None:
+        return None
+    return Schedule(
+        name=name,
+        cron=cron,
+        command=command,
+        params=texts.get("params") or "",
+        options=options,
+        catch_up=float(catch_up),
+        line=check.doc.line_of(*where),
+    )
+
+
+def _schedule_texts(
+    entry: Mapping[object, object], label: str, where: tuple[str, str], check: _Checker
+) -> dict[str, str | None]:
+    """The text keys of one entry (cron and command required)."""
+    texts: dict[str, str | None] = {}
+    for key in ("cron", "command", "timezone", "name", "params"):
+        item = entry.get(key)
+        if item is None or isinstance(item, str):
+            texts[key] = item
+        else:
+            check.problem(f"{label}.{key} must be text (quote it), not {item!r}", *where, key)
+    for key in ("cron", "command"):
+        if entry.get(key) is None:
+            check.problem(f"{label}: {key} is required", *where)
+    return texts

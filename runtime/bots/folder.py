@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from runtime.bots.command import Command, has_code, parse_command_file, split_header
+from runtime.bots.command import Command, has_code, parse_command_file, split_header, suggest
 from runtime.bots.config import CONFIG_FILE, BotConfig, parse_config
-from runtime.bots.dispatch import CommandTable, NameOwners
+from runtime.bots.dispatch import CommandTable, NameOwners, find
 from runtime.errors import BotFolderError, ConfigError, Problem
 from sandbox import compile_script
 from sandbox.limits import KIB
@@ -225,6 +225,8 @@ def inspect_files(
             file_problems.extend(_compile_problems(command.source, relative, command.first_line))
             commands.append(command)
         problems.extend(_by_line(file_problems))
+    if config is not None and config.schedules:
+        problems.extend(_schedule_problems(config, commands))
     return config, commands, problems
 
 
@@ -242,6 +244,22 @@ def _unusable(relative: str, text: str | Problem) -> Problem | None:
     if len(text.encode("utf-8", "surrogatepass")) > MAX_COMMAND_FILE_BYTES:
         return Problem(f"the file is larger than {MAX_COMMAND_FILE_BYTES} bytes", relative)
     return None
+
+
+def _schedule_problems(config: BotConfig, commands: list[Command]) -> list[Problem]:
+    """A ``schedules:`` entry naming a command the bot does not have, at the entry's line."""
+    table = CommandTable.build(commands)
+    names = sorted(command.name for command in commands)
+    return [
+        Problem(
+            f"schedule {schedule.name!r} runs command {schedule.command!r}, which the bot does "
+            f"not have{suggest(schedule.command, names)}",
+            CONFIG_FILE,
+            schedule.line,
+        )
+        for schedule in config.schedules
+        if find(table, schedule.command) is None
+    ]
 
 
 def _checked_config(text: str, folder_name: str) -> tuple[BotConfig | None, list[Problem]]:

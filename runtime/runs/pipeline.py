@@ -16,6 +16,7 @@ from runtime.bots import dispatch, keyboard
 from runtime.bots.command import Command
 from runtime.errors import ConflictError, NotANumber, QuotaExceeded
 from runtime.runs.registry import LiveBot
+from runtime.runs.secrets import NO_MASK, Masker
 from runtime.runs.session import (
     Context,
     Services,
@@ -26,6 +27,7 @@ from runtime.runs.session import (
     send_answer,
 )
 from runtime.store import QueuedItem, RunRecord, Waiting
+from runtime.telegram import files
 from runtime.telegram.update import IncomingUpdate, parse_update
 from sandbox import (
     JSON,
@@ -110,19 +112,20 @@ def error_global(command: Command, result: RunResult) -> dict[str, JSON]:
     }
 
 
-def _calls_for_log(result: RunResult) -> list[JSON]:
+def _calls_for_log(result: RunResult, masker: Masker = NO_MASK) -> list[JSON]:
     logged: list[JSON] = []
     for call in result.calls:
-        params = json.dumps(
-            {"args": list(call.args), "kwargs": call.kwargs}, ensure_ascii=False, default=str
-        )
+        given: JSON = {"args": list(call.args), "kwargs": call.kwargs}
+        params = json.dumps(masker.value(given), ensure_ascii=False, default=str)
+        if '"$file"' in params:  # a file's content is not logged: its name, type and size are
+            params = json.dumps(masker.value(files.for_log(given)), ensure_ascii=False, default=str)
         if call.name.startswith("HTTP."):
             # URLs, headers and bodies may carry secrets: extra.http has the metadata.
             params = '"(not logged: see extra.http)"'
         entry: dict[str, JSON] = {
             "name": call.name,
             "ok": call.ok,
-            "error": call.error,
+            "error": None if call.error is None else masker.text(call.error),
             "seconds": round(call.seconds, 6),
             "params": params[:MAX_LOGGED_ARGS],
         }
@@ -156,14 +159,16 @@ async def _ignore(call: CallRequest) -> JSON:
 IGNORED_RES: Final = Extras(dict.fromkeys(RES_DEFERRED, _ignore), RES_IGNORED)
 
 
-def _error_for_log(failure: ScriptFailure | None, result: RunResult) -> JSON:
+def _error_for_log(
+    failure: ScriptFailure | None, result: RunResult, masker: Masker = NO_MASK
+) -> JSON:
     if failure is None:
         return (
             None
             if result.breach is None
             else {"type": "LimitExceeded", "message": result.breach.describe()}
         )
-    return failure.as_dict()
+    return masker.value(failure.as_dict())  # type: ignore[no-any-return]
 
 
 def _failed(result: RunResult | None, exc: Exception) -> RunResult:
@@ -248,14 +253,21 @@ class Runner:
             return
         user, chat = payload.get("user"), payload.get("chat")
         generation = payload.get("generation")
+        trigger, params = payload.get("trigger"), payload.get("params")
         source = payload.get("from_broadcast")
+        if type(source) is int:
+            trigger = f"broadcast:{source}"
+        elif not (type(trigger) is str and trigger.startswith("schedule:")):
+            # A recurring schedule's run says which schedule (runtime/runs/scheduler.py).
+            trigger = f"run:{item.seq}"
         context = Context(
             bot,
             command,
-            f"broadcast:{source}" if type(source) is int else f"run:{item.seq}",
+            str(trigger),
             user=user if isinstance(user, dict) else None,
             chat=chat if isinstance(chat, dict) else None,
             options=payload.get("options"),
+            params=params if type(params) is str else "",
             # Items queued before generations were counted have none: they start a new chain.
             generation=generation if type(generation) is int and generation > 0 else 0,
         )
@@ -378,9 +390,11 @@ class Runner:
         handler = context.bot.definition.commands.on_error
         if handler is None or context.command is handler:
             return
-        await self.run_one(
-            context.for_command(handler, error=error_global(context.command, result)), extras
-        )
+        error = error_global(context.command, result)
+        masker = await self.masker(context)
+        if masker:
+            error["message"] = masker.text(str(error["message"]))
+        await self.run_one(context.for_command(handler, error=error), extras)
 
     async def run_one(self, context: Context, extras: Extras | None = None) -> RunResult:
         """Run one command's script, commit its writes if it succeeded, and log the run.
@@ -457,6 +471,13 @@ class Runner:
             return _failed(result, exc)
         return result
 
+    async def masker(self, context: Context) -> Masker:
+        """What hides the bot's secrets in this run's log and in the ``error`` of ``!``."""
+        secrets = self.services.secrets
+        if secrets is None:
+            return NO_MASK
+        return await secrets.masker(context.bot.id, context.delivery.revealed)
+
     async def record(
         self,
         context: Context,
@@ -466,7 +487,8 @@ class Runner:
         *,
         http: list[JSON] | None = None,
     ) -> None:
-        """Append a run to the run log (written behind, in batches)."""
+        """Append a run to the run log (written behind, in batches), secrets masked."""
+        masker = await self.masker(context)
         self.services.runlog.add(
             RunRecord(
                 bot_id=context.bot.id,
@@ -478,9 +500,9 @@ class Runner:
                 started_at=started,
                 cpu_seconds=result.cpu_seconds,
                 wall_seconds=result.wall_seconds,
-                output=result.output,
-                calls=_calls_for_log(result),
-                error=_error_for_log(result.error, result),
+                output=masker.text(result.output),
+                calls=_calls_for_log(result, masker),
+                error=_error_for_log(result.error, result, masker),
                 extra={
                     "breach": result.breach.limit if result.breach else None,
                     "depth": context.depth,

@@ -21,9 +21,11 @@ from typing import Any, Final, cast
 from runtime.bots import dispatch
 from runtime.bots.answer import render_answer, reply_keyboard
 from runtime.bots.command import Command
+from runtime.bots.cron import label_problem
 from runtime.errors import (
     ApiError,
     CallRefused,
+    FileRefused,
     LinkError,
     OutboundError,
     TelegramError,
@@ -34,11 +36,13 @@ from runtime.outbound.request import OutboundRequest, build_request
 from runtime.runs.properties import Properties
 from runtime.runs.registry import LiveBot
 from runtime.runs.runlog import RunLog
+from runtime.runs.secrets import BotSecrets
 from runtime.runs.transaction import BroadcastRun, ScheduledRun, Transaction
 from runtime.signing.keys import KeyFile
 from runtime.signing.links import Link, make_link, signature, url_of
+from runtime.signing.sealing import NAME_PATTERN
 from runtime.store import RateHit, Store, Window
-from runtime.telegram import flood
+from runtime.telegram import files, flood
 from runtime.telegram.client import TelegramClient
 from runtime.telegram.markup import markup_problem
 from runtime.telegram.text import split_text, too_long
@@ -73,6 +77,9 @@ MEDIA_SHORTCUTS: Final = {
 """``Bot.sendPhoto(file_id_or_url, **params)`` and the like: the Bot API method and the field
 the first argument fills, sent to the current chat."""
 
+MAX_LISTED: Final = 100
+"""Most runs one ``Bot.listRuns`` call returns (page with ``after=``)."""
+
 
 @dataclass(slots=True)
 class Delivery:
@@ -80,6 +87,8 @@ class Delivery:
     ``@``, the command, ``!``, ``@@`` and nested commands)."""
 
     callback_answered: bool = False
+    revealed: dict[str, str] = field(default_factory=dict)
+    """Secrets the runs read (name -> value), masked in their run log records."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +162,8 @@ class Services:
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     outbound: Broker = field(default_factory=Broker)
     """Makes scripts' HTTP requests (``HTTP.*``); its owner closes it."""
+    secrets: BotSecrets | None = None
+    """Bot secrets (``Secrets.get``, run log masking); None: every bot has none."""
 
     def mint(self, bot: LiveBot, link: Link) -> str:
         """Sign a link for a bot with the active key; return its URL."""
@@ -171,7 +182,12 @@ def api_error(
 
 
 async def call_telegram(
-    services: Services, bot: LiveBot, method: str, params: Mapping[str, Any]
+    services: Services,
+    bot: LiveBot,
+    method: str,
+    params: Mapping[str, Any],
+    *,
+    multipart: bool = False,
 ) -> JSON:
     """Make one Bot API call for a bot: paced to Telegram's flood limits, retried after a 429.
 
@@ -190,9 +206,11 @@ async def call_telegram(
         if bot.paced:
             await pace(services, bot, method, chat_id)
         try:
-            return await services.telegram.call(bot.token, method, params)
+            return await services.telegram.call(bot.token, method, params, multipart=multipart)
         except CallRefused as exc:
             raise api_error(method, 400, "; ".join(exc.problems)) from None
+        except FileRefused as exc:
+            raise api_error(method, exc.status, str(exc)) from None
         except ApiError as exc:
             retry_after = exc.retry_after
             if exc.code == 429 and retry_after is not None and attempt < MAX_ATTEMPTS:
@@ -322,6 +340,8 @@ class Session:
             "Bot.runCommand": self.run_command,
             "Bot.run": self.schedule,
             "Bot.broadcast": self.broadcast,
+            "Bot.cancelRuns": self.cancel_runs,
+            "Bot.listRuns": self.list_runs,
             "Webhook.getUrl": self.get_url,
             "Webhook.getUrlFor": self.get_url_for,
             "Webhook.getGlobalUrl": self.get_global_url,
@@ -330,6 +350,7 @@ class Session:
             "HTTP.request": self.http,
             "Bot.sendKeyboard": self.send_keyboard,
             **dict.fromkeys(MEDIA_SHORTCUTS, self.send_media),
+            "Secrets.get": self.get_secret,
             **Properties(
                 self.services.store,
                 self.context.bot,
@@ -343,6 +364,8 @@ class Session:
     async def api(self, call: CallRequest) -> JSON:
         """``Api.<method>(**params)``, ``Api.<method>({...})`` or ``Api.call(name, {...})``."""
         method, args = call.method, list(call.args)
+        if method == "downloadFile":
+            return await self.download_file(call)
         if method == "call":
             first = args[0] if args else None
             if not isinstance(first, str):
@@ -354,6 +377,8 @@ class Session:
                 )
             method = first
             args = args[1:]
+            if method == "downloadFile":
+                return await self.download_file(CallRequest(call.name, tuple(args), call.kwargs))
         single = args[0] if len(args) == 1 else None
         if args and (not isinstance(single, dict) or call.kwargs):
             raise api_error(method, 400, f"Api.{method} takes keyword arguments or one dict")
@@ -377,11 +402,65 @@ class Session:
             for name, value in self.context.route.items():
                 if name in spec.fields:
                     params.setdefault(name, value)
+        params, multipart = self._uploads(method, params)
         self.tx.external = True
         if method == "answerCallbackQuery":
             # Even a refused answer counts: Telegram takes one answer per query.
             self.context.delivery.callback_answered = True
-        return await call_telegram(self.services, self.context.bot, method, params)
+        return await call_telegram(
+            self.services, self.context.bot, method, params, multipart=multipart
+        )
+
+    def _uploads(self, method: str, params: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        """The call's ``File`` values as uploads (checked against the caps), and whether any."""
+        spec = self.services.telegram.spec.methods.get(method)
+        file_fields = frozenset(
+            name
+            for name, field_spec in (spec.fields.items() if spec is not None else ())
+            if "InputFile" in field_spec.types
+        )
+        try:
+            return files.take_uploads(
+                params,
+                file_fields,
+                max_bytes=self.context.bot.definition.config.files.max_upload_bytes,
+            )
+        except FileRefused as exc:
+            raise api_error(method, exc.status, str(exc)) from None
+
+    async def download_file(self, call: CallRequest) -> JSON:
+        """``Api.downloadFile(file_id)``: ``getFile``, then the file's content through the host,
+        up to the bot's ``files.max_download_mb`` (and Telegram's 20 MB); a ``File`` back."""
+        given: Mapping[str, Any] = call.kwargs
+        if len(call.args) == 1 and isinstance(call.args[0], dict) and not call.kwargs:
+            given = call.args[0]  # Api.downloadFile({"file_id": ...}) or through Api.call
+        file_id = (
+            call.args[0] if len(call.args) == 1 and given is call.kwargs else given.get("file_id")
+        )
+        if (
+            type(file_id) is not str
+            or not file_id
+            or set(given) - {"file_id"}
+            or len(call.args) > 1
+        ):
+            raise api_error("downloadFile", 400, "Api.downloadFile needs file_id, as text")
+        bot = self.context.bot
+        cap = min(bot.definition.config.files.max_download_bytes, files.TELEGRAM_MAX_DOWNLOAD)
+        found = await call_telegram(self.services, bot, "getFile", {"file_id": file_id})
+        try:
+            path, size = files.file_path_of(found)
+            if size is not None and size > cap:
+                raise FileRefused(
+                    f"the file is {size} bytes; at most {cap} may be downloaded", status=413
+                )
+            data = await self.services.telegram.download(cast(str, bot.token), path, max_bytes=cap)
+        except FileRefused as exc:
+            raise api_error("downloadFile", exc.status, str(exc)) from None
+        except ApiError as exc:
+            raise api_error("downloadFile", exc.code, exc.description) from None
+        except TransportError as exc:
+            raise api_error("downloadFile", 502, str(exc)) from None
+        return cast(JSON, files.downloaded(path, data))
 
     async def send_message(self, call: CallRequest) -> JSON:
         """``Bot.sendMessage(text, **params)`` or ``Bot.sendMessage({...})`` to the current
@@ -529,7 +608,8 @@ class Session:
         )
 
     async def schedule(self, call: CallRequest) -> JSON:
-        """``Bot.run(command=..., user_id=..., chat_id=..., options=..., run_after=0)``."""
+        """``Bot.run(command=..., user_id=..., chat_id=..., options=..., run_after=0,
+        label=None)``."""
         args = dict(call.kwargs)
         if call.args:
             args.setdefault("command", call.args[0])
@@ -542,6 +622,7 @@ class Session:
         delay = args.get("run_after", 0)
         if not is_number(delay) or delay < 0:
             raise CapabilityError("run_after must be a number of seconds, 0 or more")
+        label = _label(args.get("label"), "Bot.run")
         user = self.context.user if "user_id" not in args else _who(args["user_id"])
         chat = self.context.chat if "chat_id" not in args else _who(args["chat_id"])
         await self._check_run_limits()
@@ -553,6 +634,7 @@ class Session:
                 args.get("options"),
                 self.services.clock() + float(delay),
                 self.context.generation + 1,
+                label,
             )
         )
         return None
@@ -591,6 +673,56 @@ class Session:
             BroadcastRun(name, picked, args.get("options"), self.context.generation + 1)
         )
         return None
+
+    # -- labelled runs (issue 11) --
+    async def cancel_runs(self, call: CallRequest) -> JSON:
+        """``Bot.cancelRuns(label=...)``: cancel this bot's queued runs with that label, not yet
+        started (and those this run queued so far); return how many. Done at once, not at the
+        run's commit."""
+        args = dict(call.kwargs)
+        if call.args:
+            args.setdefault("label", call.args[0])
+        if set(args) != {"label"}:
+            raise CapabilityError("Bot.cancelRuns takes label=... only")
+        label = _label(args["label"], "Bot.cancelRuns")
+        if label is None:
+            raise CapabilityError("Bot.cancelRuns needs label=...")
+        mine = [run for run in self.tx.scheduled if run.label == label]
+        self.tx.scheduled[:] = [run for run in self.tx.scheduled if run.label != label]
+        cancelled = await self.services.store.cancel_runs(self.context.bot.id, label=label)
+        return cancelled + len(mine)
+
+    async def list_runs(self, call: CallRequest) -> JSON:
+        """``Bot.listRuns(label=None, command=None, limit=50, after=0)``: this bot's queued runs
+        not finished yet, oldest first: ``[{"id", "command", "run_at", "label", "status"}]``
+        (``after``: the last ``id`` seen, for the next page; at most :data:`MAX_LISTED`)."""
+        args = dict(call.kwargs)
+        if call.args:
+            args.setdefault("label", call.args[0])
+        unknown = set(args) - {"label", "command", "limit", "after"}
+        if unknown:
+            raise CapabilityError(f"Bot.listRuns: unknown argument(s) {', '.join(sorted(unknown))}")
+        label, command = _label(args.get("label"), "Bot.listRuns"), args.get("command")
+        if command is not None and type(command) is not str:
+            raise CapabilityError("Bot.listRuns: command must be text")
+        limit, after = args.get("limit", 50), args.get("after", 0)
+        if not is_int(limit) or not 1 <= limit <= MAX_LISTED:
+            raise CapabilityError(f"Bot.listRuns: limit must be 1 to {MAX_LISTED}")
+        if not is_int(after) or after < 0:
+            raise CapabilityError("Bot.listRuns: after must be a run id (0 or more)")
+        runs = await self.services.store.pending_runs(
+            self.context.bot.id, label=label, command=command, after=after, limit=limit
+        )
+        return [
+            {
+                "id": run.seq,
+                "command": run.command,
+                "run_at": run.run_after,
+                "label": run.label,
+                "status": "running" if run.status == "claimed" else "pending",
+            }
+            for run in runs
+        ]
 
     async def _check_run_limits(self) -> None:
         """Refuse a ``Bot.run`` past the chain's last generation or the bot's pending cap.
@@ -732,9 +864,44 @@ class Session:
         """``Webhook.getGlobalUrl(command, ...)``: a link with no user (services, cron)."""
         return self._mint(self._link_args(call, with_user=False), None)
 
+    # -- secrets --
+    async def get_secret(self, call: CallRequest) -> JSON:
+        """``Secrets.get(name, default=None)``: one of this bot's secrets, or ``default``."""
+        args = dict(call.kwargs)
+        unknown = set(args) - {"name", "default"}
+        if unknown or len(call.args) > 2:
+            raise CapabilityError("Secrets.get takes the name and, optionally, a default")
+        for key, value in zip(("name", "default"), call.args, strict=False):
+            if key in args:
+                raise CapabilityError(f"Secrets.get: {key} given twice")
+            args[key] = value
+        name, default = args.get("name"), args.get("default")
+        if type(name) is not str or not NAME_PATTERN.fullmatch(name):
+            raise CapabilityError(
+                "Secrets.get needs a secret's name (letters, digits and _), "
+                "as in Secrets.get('STRIPE_KEY')"
+            )
+        if self.services.secrets is None:
+            return default
+        value = await self.services.secrets.get(self.context.bot.id, name)
+        if value is None:
+            return default
+        self.context.delivery.revealed[name] = value
+        return value
+
 
 def _require(bot: LiveBot, name: str) -> Command:
     return dispatch.require(bot.definition.commands, name, bot_id=bot.id)
+
+
+def _label(value: object, where: str) -> str | None:
+    """A run label (None when not given), or a CapabilityError saying why it is refused."""
+    if value is None:
+        return None
+    problem = label_problem(value)
+    if problem is not None or type(value) is not str:
+        raise CapabilityError(f"{where}: {problem}")
+    return value
 
 
 def _who(value: object) -> dict[str, Any] | None:

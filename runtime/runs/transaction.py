@@ -28,6 +28,7 @@ class ScheduledRun:
     options: JSON
     run_after: float
     generation: int = 1
+    label: str | None = None
 
     def queued(self) -> NewRun:
         """The queue item that carries this run (its generation travels in the payload)."""
@@ -38,7 +39,7 @@ class ScheduledRun:
             "options": self.options,
             "generation": self.generation,
         }
-        return NewRun(chat_key(self.user, self.chat), payload, self.run_after)
+        return NewRun(chat_key(self.user, self.chat), payload, self.run_after, self.label)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +51,8 @@ class BroadcastRun:
     users: tuple[int, ...] | None
     options: JSON
     generation: int = 1
+    label: str | None = None
+    """Broadcasts carry no label (``Bot.cancelRuns`` never matches one)."""
 
     def queued(self) -> NewRun:
         """The first step of the broadcast (see :mod:`runtime.store.broadcasts`)."""

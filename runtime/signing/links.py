@@ -326,7 +326,8 @@ def verify_link(ring: KeyRing, bot_id: str, raw_query: str, *, now: float) -> Li
     """Return the Link if its signature is right and it has not expired; else raise LinkError.
 
     400 for a malformed link, 413 for an oversized one, 403 for a missing or bad signature
-    (or a retired key, or a revoked bot epoch), 410 for an expired link.
+    (or a revoked bot epoch), 410 for an expired link, and for a real link whose key was
+    retired (to its user it expired; a forgery naming a retired key is still 403).
     """
     link, key_id, given = read_link(raw_query)
     expected = mac(ring, key_id, bot_id, link.fields())
@@ -334,10 +335,25 @@ def verify_link(ring: KeyRing, bot_id: str, raw_query: str, *, now: float) -> Li
     # last character, letting several spellings of one signature pass (and dodge rate keys).
     expected_text = b"" if expected is None else _b64(expected).encode()
     if expected is None or not hmac.compare_digest(expected_text, given.encode()):
+        if _signed_by_retired_key(ring, key_id, bot_id, link, given):
+            # A real link of ours whose key was retired: to its user, it has expired.
+            raise LinkError("the link has expired (its signing key was retired)", status=410)
         raise LinkError("the link's signature does not match", status=403)
     if link.expires_ms is not None and now * 1000 >= link.expires_ms:
         raise LinkError("the link has expired", status=410)
     return replace(link, signature=f"{key_id}.{given}")
+
+
+def _signed_by_retired_key(ring: KeyRing, key_id: str, bot_id: str, link: Link, given: str) -> bool:
+    """Whether a link's signature is right under a retired key (retired keys keep their secret,
+    so a real old link is told apart from a forgery)."""
+    key = next((k for k in ring.keys if k.id == key_id and k.state == "retired"), None)
+    if key is None:
+        return False
+    digest = hmac.new(
+        ring.bot_key(key, bot_id), canonical(bot_id, link.fields()), hashlib.sha256
+    ).digest()
+    return hmac.compare_digest(_b64(digest).encode(), given.encode())
 
 
 def is_valid_link(ring: KeyRing, bot_id: str, raw_query: str, *, now: float) -> bool:

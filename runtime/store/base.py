@@ -92,6 +92,7 @@ class NewRun:
     chat_key: str
     payload: JSON
     run_after: float = 0.0
+    label: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,6 +254,64 @@ class RunQuery:
     until: float | None = None
     before_id: int | None = None
     limit: int = 50
+
+
+@dataclass(frozen=True, slots=True)
+class SecretInfo:
+    """A bot secret as listings show it: its name and when it was last set, never its value."""
+
+    name: str
+    updated_at: float
+
+
+# -- schedules and labelled runs (issue 11) --
+ScheduleOutcome = Literal["enqueued", "skipped", "full", "taken"]
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleSync:
+    """A recurring schedule as a bot version defines it, for :meth:`Store.sync_schedules`."""
+
+    name: str
+    spec: str
+    """What decides its occurrences (cron and time zone); a change starts it again."""
+    command: str
+    first_at: float
+    """Its next occurrence from now: its ``due_at`` when new or changed."""
+
+
+@dataclass(frozen=True, slots=True)
+class DueSchedule:
+    """A schedule whose occurrence ``due_at`` has come."""
+
+    bot_id: str
+    name: str
+    spec: str
+    command: str
+    due_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleState:
+    """A stored schedule: its next occurrence and the last one enqueued."""
+
+    name: str
+    spec: str
+    command: str
+    due_at: float
+    last_run_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class PendingRun:
+    """A queued run not finished yet (``status`` ``pending``, or ``claimed`` while it runs)."""
+
+    seq: int
+    command: str
+    run_after: float
+    label: str | None
+    status: str
+    attempts: int = 0
 
 
 class AccountStore(Protocol):
@@ -525,6 +584,63 @@ class Store(AccountStore, Protocol):
 
     async def version_files(self, bot_id: str, version: int) -> dict[str, str] | None:
         """The files of one version, or None if the bot has no such version."""
+
+    # -- bot secrets (sealed by the runtime; the store never sees a plaintext value) --
+    async def put_secret(self, bot_id: str, name: str, sealed: bytes, *, now: float) -> bool:
+        """Store a bot's sealed secret (replacing one of that name); True if it is new."""
+
+    async def delete_secret(self, bot_id: str, name: str) -> bool:
+        """Delete a bot's secret; False if it had none of that name."""
+
+    async def list_secrets(self, bot_id: str) -> list[SecretInfo]:
+        """A bot's secrets, by name: names and times, never values."""
+
+    async def sealed_secrets(
+        self, bot_id: str, names: Sequence[str] | None = None
+    ) -> dict[str, bytes]:
+        """A bot's sealed secrets by name (all of them, or only those named that exist)."""
+
+    async def secret_bots(self) -> list[str]:
+        """Every bot id that has at least one secret, sorted (for a master key rotation)."""
+
+    # -- schedules and labelled runs (issue 11) --
+    async def sync_schedules(
+        self, bot_id: str, version: int, entries: Sequence[ScheduleSync]
+    ) -> bool:
+        """Make a bot's recurring schedules those of ``version`` in one transaction: new ones
+        start at ``first_at``, unchanged ones (same name and spec) keep their next occurrence,
+        changed ones start again at ``first_at``, missing ones are deleted. False (and nothing
+        changed) when a newer version already synced."""
+
+    async def due_schedules(self, bot_ids: Sequence[str], *, now: float) -> list[DueSchedule]:
+        """The schedules of these bots whose next occurrence is at or before ``now``."""
+
+    async def advance_schedule(
+        self, due: DueSchedule, *, next_at: float, run: NewRun | None, max_pending: int
+    ) -> ScheduleOutcome:
+        """Move a due schedule to ``next_at`` and enqueue ``run`` (a ``run`` item) in the same
+        transaction, if nobody did it first (``"taken"``: nothing changed). ``"full"``: advanced,
+        but the bot already has ``max_pending`` unfinished runs, so nothing was enqueued."""
+
+    async def bot_schedules(self, bot_id: str) -> list[ScheduleState]:
+        """A bot's stored schedules, by name."""
+
+    async def pending_runs(
+        self,
+        bot_id: str,
+        *,
+        label: str | None = None,
+        command: str | None = None,
+        after: int = 0,
+        limit: int = 50,
+    ) -> list[PendingRun]:
+        """A bot's unfinished queued runs with seq above ``after`` (the cursor), oldest first."""
+
+    async def cancel_runs(
+        self, bot_id: str, *, label: str | None = None, seq: int | None = None
+    ) -> int:
+        """Delete this bot's queued runs not yet claimed, by label and/or seq; how many. A run
+        claimed meanwhile runs and is not counted; one counted never runs."""
 
     async def oldest_pending(self, *, now: float) -> dict[str, float]:
         """Per bot with unfinished queue items due by ``now``: the oldest one's enqueue time

@@ -1,6 +1,6 @@
 """SQL for the bots catalog (created, disabled, deleted), used by :class:`SqliteStore`.
 
-The catalog is ``bot_live`` with two more facts (schema version 10):
+The catalog is ``bot_live`` with two more facts (schema version 12):
 
 - ``created_at`` / ``created_by``: a bot made through the admin API (``POST /api/v1/bots``)
   exists before its first version, so its author can upload one;

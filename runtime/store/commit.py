@@ -19,8 +19,8 @@ from runtime.errors import ConflictError, NotANumber, PendingRunsExceeded, Quota
 from runtime.store import broadcasts, properties
 from runtime.store.properties import Expectation, PropertyRow
 
-RunRow = tuple[str, str, float]
-"""A scheduled run as the store keeps it: chat key, JSON payload text, run_after."""
+RunRow = tuple[str, str, float, str | None]
+"""A scheduled run as the store keeps it: chat key, JSON payload text, run_after, label."""
 
 
 def enqueue(
@@ -31,13 +31,14 @@ def enqueue(
     payload: str,
     update_id: int | None,
     run_after: float,
+    label: str | None = None,
 ) -> bool:
     """Insert one item unless its update_id is already known for the bot."""
     now = time.time()
     cursor = conn.execute(
-        "INSERT INTO queue (bot_id, kind, chat_key, payload, update_id, run_after, enqueued_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-        (bot_id, kind, chat_key, payload, update_id, run_after, now),
+        "INSERT INTO queue (bot_id, kind, chat_key, payload, update_id, run_after, enqueued_at,"
+        " label) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        (bot_id, kind, chat_key, payload, update_id, run_after, now, label),
     )
     if kind == "update" and cursor.rowcount == 1:
         broadcasts.remember_user(conn, bot_id, chat_key, now)
@@ -93,8 +94,8 @@ def commit_one(
             pending = pending_count(conn, bot_id, "run")
             if pending + len(runs) > max_pending_runs:
                 raise PendingRunsExceeded(bot_id, pending, len(runs), max_pending_runs)
-            for chat_key, payload, run_after in runs:
-                enqueue(conn, bot_id, "run", chat_key, payload, None, run_after)
+            for chat_key, payload, run_after, label in runs:
+                enqueue(conn, bot_id, "run", chat_key, payload, None, run_after, label)
     except (QuotaExceeded, ConflictError, NotANumber) as refused:
         conn.execute("ROLLBACK TO run_commit")
         conn.execute("RELEASE run_commit")

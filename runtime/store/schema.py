@@ -13,10 +13,12 @@ from runtime.store import (
     instances,
     pacing,
     properties,
+    schedules,
+    secrets,
     versions,
 )
 
-SCHEMA_VERSION: Final = 10
+SCHEMA_VERSION: Final = 12
 """The schema this code writes; kept in ``PRAGMA user_version``."""
 
 SYNCHRONOUS_MODES: Final = frozenset({"OFF", "NORMAL", "FULL", "EXTRA"})
@@ -82,6 +84,8 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     pacing.MIGRATION,
     accounts.MIGRATION,
     broadcasts.MIGRATION,
+    secrets.MIGRATION,
+    schedules.MIGRATION,
     catalog.MIGRATION,
 )
 

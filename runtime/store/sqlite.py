@@ -46,18 +46,22 @@ from runtime.store import (
     pacing,
     properties,
     runs,
+    schedules,
     versions,
 )
+from runtime.store import secrets as secrets_sql
 from runtime.store.base import (
     MISSING,
     ApiToken,
     AuditEntry,
     BotVersion,
+    DueSchedule,
     GrantRole,
     Instance,
     ItemKind,
     LiveState,
     NewRun,
+    PendingRun,
     Principal,
     PropertyRead,
     PropertyWrite,
@@ -65,7 +69,11 @@ from runtime.store.base import (
     RateHit,
     RunQuery,
     RunRecord,
+    ScheduleOutcome,
+    ScheduleState,
+    ScheduleSync,
     Scope,
+    SecretInfo,
     User,
     UserRole,
     Versioned,
@@ -381,7 +389,7 @@ class SqliteStore:
         """
         rows = tuple(_property_rows(writes))
         queued: tuple[RunRow, ...] = tuple(
-            (run.chat_key, _encode(run.payload, "the scheduled run")[0], run.run_after)
+            (run.chat_key, _encode(run.payload, "the scheduled run")[0], run.run_after, run.label)
             for run in runs
         )
         versions = tuple((read.scope, read.name, read.version) for read in expected)
@@ -637,6 +645,91 @@ class SqliteStore:
         """Return one run of a bot, in full."""
         rows = await self._call(accounts.find_runs, bot_id, RunQuery(limit=1), run_id)
         return runs.run_record(rows[0]) if rows else None
+
+    # -- bot secrets --
+    async def put_secret(self, bot_id: str, name: str, sealed: bytes, *, now: float) -> bool:
+        """Store a bot's sealed secret (replacing one of that name); True if it is new."""
+        return await self._call(_write, secrets_sql.put_secret, bot_id, name, sealed, now)
+
+    async def delete_secret(self, bot_id: str, name: str) -> bool:
+        """Delete a bot's secret; False if it had none of that name."""
+        return await self._call(_write, secrets_sql.delete_secret, bot_id, name)
+
+    async def list_secrets(self, bot_id: str) -> list[SecretInfo]:
+        """A bot's secrets, by name: names and times, never values."""
+        return await self._call(secrets_sql.list_secrets, bot_id)
+
+    async def sealed_secrets(
+        self, bot_id: str, names: Sequence[str] | None = None
+    ) -> dict[str, bytes]:
+        """A bot's sealed secrets by name (all of them, or only those named that exist)."""
+        wanted = None if names is None else tuple(names)
+        return await self._call(secrets_sql.sealed_secrets, bot_id, wanted)
+
+    async def secret_bots(self) -> list[str]:
+        """Every bot id that has at least one secret, sorted (for a master key rotation)."""
+        return await self._call(secrets_sql.secret_bots)
+
+    # -- schedules and labelled runs (issue 11) --
+    async def sync_schedules(
+        self, bot_id: str, version: int, entries: Sequence[ScheduleSync]
+    ) -> bool:
+        """See :meth:`Store.sync_schedules`."""
+        rows = [(s.name, s.spec, s.command, s.first_at) for s in entries]
+        return await self._call(_write, schedules.sync, bot_id, version, rows)
+
+    async def due_schedules(self, bot_ids: Sequence[str], *, now: float) -> list[DueSchedule]:
+        """See :meth:`Store.due_schedules`."""
+        if not bot_ids:
+            return []
+        rows = await self._call(schedules.due, list(bot_ids), now)
+        return [DueSchedule(*row) for row in rows]
+
+    async def advance_schedule(
+        self, due: DueSchedule, *, next_at: float, run: NewRun | None, max_pending: int
+    ) -> ScheduleOutcome:
+        """See :meth:`Store.advance_schedule`."""
+        queued = None
+        if run is not None:
+            text = _encode(run.payload, "the scheduled run")[0]
+            queued = (run.chat_key, text, run.run_after, run.label)
+        outcome = await self._call(
+            _write,
+            schedules.advance,
+            due.bot_id,
+            due.name,
+            due.spec,
+            due.due_at,
+            next_at,
+            queued,
+            max_pending,
+        )
+        return cast(ScheduleOutcome, outcome)
+
+    async def bot_schedules(self, bot_id: str) -> list[ScheduleState]:
+        """See :meth:`Store.bot_schedules`."""
+        return [ScheduleState(*row) for row in await self._call(schedules.listed, bot_id)]
+
+    async def pending_runs(
+        self,
+        bot_id: str,
+        *,
+        label: str | None = None,
+        command: str | None = None,
+        after: int = 0,
+        limit: int = 50,
+    ) -> list[PendingRun]:
+        """See :meth:`Store.pending_runs`."""
+        if limit <= 0:
+            return []
+        rows = await self._call(schedules.pending, bot_id, label, command, after, limit)
+        return [PendingRun(*row) for row in rows]
+
+    async def cancel_runs(
+        self, bot_id: str, *, label: str | None = None, seq: int | None = None
+    ) -> int:
+        """See :meth:`Store.cancel_runs`."""
+        return await self._call(_write, schedules.cancel, bot_id, label, seq)
 
 
 def _property_rows(writes: Sequence[PropertyWrite]) -> list[PropertyRow]:

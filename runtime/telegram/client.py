@@ -13,11 +13,13 @@ import logging
 import re
 from collections.abc import Mapping
 from typing import Any, Final
+from urllib.parse import quote
 
 import httpx
 
 from runtime import metrics
-from runtime.errors import ApiError, CallRefused, TelegramError, TransportError
+from runtime.errors import ApiError, CallRefused, FileRefused, TelegramError, TransportError
+from runtime.telegram.files import multipart_parts
 from runtime.telegram.spec import BotApiSpec, load_spec
 from sandbox import JSON
 
@@ -98,18 +100,29 @@ class TelegramClient:
         return self.spec.canonical_name(method) or method
 
     async def call(
-        self, token: str, method: str, params: Mapping[str, Any], *, timeout: float | None = None
+        self,
+        token: str,
+        method: str,
+        params: Mapping[str, Any],
+        *,
+        timeout: float | None = None,
+        multipart: bool = False,
     ) -> JSON:
-        """Check, send and return Telegram's ``result`` (raises ApiError on a refusal)."""
+        """Check, send and return Telegram's ``result`` (raises ApiError on a refusal).
+
+        With ``multipart``, the parameters hold :class:`~runtime.telegram.files.Upload` values
+        and go as multipart/form-data (files as parts, ``attach://`` inside fields).
+        """
         name = self.check(method, params)
         params = {key: value for key, value in params.items() if value is not None}
         url = f"{self.base_url}/bot{token}/{name}"
+        wait = timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT
         try:
-            response = await self._http.post(
-                url,
-                json=dict(params),
-                timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
-            )
+            if multipart:
+                fields, files = multipart_parts(params)
+                response = await self._http.post(url, data=fields, files=files, timeout=wait)
+            else:
+                response = await self._http.post(url, json=dict(params), timeout=wait)
         except httpx.HTTPError as exc:
             metrics.telegram_call(name, "transport")
             raise TransportError(
@@ -123,6 +136,39 @@ class TelegramClient:
             raise
         metrics.telegram_call(name, "ok")
         return result
+
+    async def download(self, token: str, file_path: str, *, max_bytes: int) -> bytes:
+        """The content of a file ``getFile`` named, from the Bot API's file URL, read up to
+        ``max_bytes`` (FileRefused past it: the download stops there)."""
+        url = f"{self.base_url}/file/bot{token}/{quote(file_path, safe='/')}"
+        try:
+            async with self._http.stream("GET", url) as response:
+                if response.status_code != 200:
+                    metrics.telegram_call("downloadFile", "error")
+                    raise ApiError(
+                        "downloadFile", response.status_code, "the file could not be downloaded"
+                    )
+                declared = response.headers.get("content-length", "")
+                if declared.isdigit() and int(declared) > max_bytes:
+                    raise FileRefused(
+                        f"the file is {declared} bytes; at most {max_bytes} here", status=413
+                    )
+                chunks: list[bytes] = []
+                total = 0
+                async for chunk in response.aiter_bytes():
+                    total += len(chunk)
+                    if total > max_bytes:
+                        raise FileRefused(
+                            f"the file is over {max_bytes} bytes, the cap here", status=413
+                        )
+                    chunks.append(chunk)
+        except httpx.HTTPError as exc:
+            metrics.telegram_call("downloadFile", "transport")
+            raise TransportError(
+                f"downloadFile: cannot reach the Bot API ({type(exc).__name__})"
+            ) from exc
+        metrics.telegram_call("downloadFile", "ok")
+        return b"".join(chunks)
 
     async def close(self) -> None:
         """Close the connection pool."""

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from runtime.errors import ApiError, CallRefused, TelegramError
+from runtime.errors import ApiError, CallRefused, TelegramError, TransportError
 from runtime.telegram.client import TelegramClient
 from runtime.telegram.spec import BotApiSpec, load_spec
 from sandbox import JSON
@@ -241,10 +241,23 @@ class EmulatedTelegram(TelegramClient):
         self.emulator = emulator or Emulator(spec)
         self.calls: list[EmulatedCall] = []
 
+    async def download(self, token: str, file_path: str, *, max_bytes: int) -> bytes:
+        """Emulated files have no content: a try never downloads anything."""
+        raise TransportError("the emulated Telegram has no file content to download")
+
     async def call(
-        self, token: str, method: str, params: Mapping[str, Any], *, timeout: float | None = None
+        self,
+        token: str,
+        method: str,
+        params: Mapping[str, Any],
+        *,
+        timeout: float | None = None,
+        multipart: bool = False,
     ) -> JSON:
-        """Check the call against the spec, then answer it from the emulator (and record it)."""
+        """Check the call against the spec, then answer it from the emulator (and record it).
+
+        A multipart call's file parts are recorded by ``str`` (name, type and size), never sent.
+        """
         # What would go on the wire: JSON, without the parameters that are None.
         sent = json.loads(
             json.dumps(

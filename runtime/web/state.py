@@ -24,10 +24,13 @@ from runtime.runs.processor import Processor
 from runtime.runs.registry import Registry
 from runtime.runs.reload import FolderSync, LiveSync
 from runtime.runs.runlog import RunLog
+from runtime.runs.scheduler import Scheduler
+from runtime.runs.secrets import BotSecrets
 from runtime.runs.session import Services
 from runtime.serverlog import FailureLog
 from runtime.settings import Settings
 from runtime.signing.keys import KeyFile, load_master_key
+from runtime.signing.sealing import SecretBox
 from runtime.store import SqliteStore, Store
 from runtime.telegram.client import TelegramClient
 from sandbox import WorkerPool
@@ -61,10 +64,13 @@ class AppState:
     deployments: Deployments
     live: LiveSync
     folders: FolderSync
+    scheduler: Scheduler | None = None
 
     def problems(self) -> list[str]:
         """Server-wide problems right now (``/health`` answers 503 while there is one)."""
         found = self.processor.problems() + self.live.problems() + self.folders.problems()
+        if self.scheduler is not None:
+            found += self.scheduler.problems()
         if self.poller is not None:
             found += self.poller.problems()
         return found
@@ -109,7 +115,15 @@ class AppState:
                 keys=keys,
             )
             await live.refresh()
-            services = Services(pool, store, telegram, keys, settings.base_url, runlog)
+            services = Services(
+                pool,
+                store,
+                telegram,
+                keys,
+                settings.base_url,
+                runlog,
+                secrets=BotSecrets(store, SecretBox(master_key)),
+            )
             opened.push_async_callback(services.outbound.close)
             runner = Runner(services)
             processor = Processor(
@@ -130,6 +144,15 @@ class AppState:
             opened.push_async_callback(live.stop)
             folders.start(live.refresh)
             opened.push_async_callback(folders.stop)
+            scheduler = Scheduler(
+                registry,
+                store,
+                services.clock,
+                tick=settings.schedule_tick,
+                on_enqueue=processor.wake,
+            )
+            scheduler.start()
+            opened.push_async_callback(scheduler.stop)
             state = cls(
                 store,
                 pool,
@@ -142,6 +165,7 @@ class AppState:
                 deployments,
                 live,
                 folders,
+                scheduler,
             )
         logger.info("botbox serving %d bot(s): %s", len(registry), ", ".join(registry.ids))
         for bot_id in registry.failed:

@@ -29,9 +29,10 @@ from runtime.runs.registry import LiveBot
 from runtime.runs.session import Context
 from runtime.signing.links import Link, verify_link
 from runtime.store import RateHit
-from runtime.web.responses import HttpError, page, wants_html
+from runtime.web import pages
+from runtime.web.responses import HttpError, to_http, wants_html
 from runtime.web.state import AppRequest
-from sandbox import JSON, CallRequest, CapabilityError, Handler, StopScript
+from sandbox import JSON, CallRequest, CapabilityError, Handler, Overloaded, StopScript
 from sandbox.jsontypes import is_int
 
 MAX_BODY: Final = 64 * 1024
@@ -78,13 +79,6 @@ FORBIDDEN_HEADERS: Final = frozenset(
         "date",
         "server",
     }
-)
-PREVIEW_PAGE: Final = page(200, "This is a link for a Telegram bot. Open it to continue.")
-DONE_PAGE: Final = (
-    "<!doctype html><html lang=en><meta charset=utf-8>"
-    "<meta name=viewport content='width=device-width,initial-scale=1'><title>Done</title>"
-    "<body style='font-family:system-ui,sans-serif;max-width:32em;margin:4em auto;"
-    "padding:0 1em'><h1>Done &#10003;</h1><p>You can go back to Telegram now.</p></body></html>"
 )
 
 
@@ -252,7 +246,9 @@ async def authorize(request: AppRequest, bot: LiveBot) -> tuple[Link, Command]:
     try:
         link = verify_link(services.keys.current(), bot.id, request.query_string, now=now)
     except LinkError as exc:
-        raise HttpError(exc.status, exc.message) from None
+        raise HttpError(
+            exc.status, exc.message, code="expired" if exc.status == 410 else None
+        ) from None
     command = dispatch.find(bot.definition.commands, link.command)
     if command is None:
         raise HttpError(404, "this link's command no longer exists")
@@ -267,21 +263,39 @@ async def authorize(request: AppRequest, bot: LiveBot) -> tuple[Link, Command]:
         # A nonce is kept as long as its link could verify: forever for links with no expiry.
         expires = link.expires_ms / 1000 if link.expires_ms else NEVER
         if not await services.store.claim_nonce(bot.id, link.once, expires_at=expires, now=now):
-            raise HttpError(410, "this one-time link was already used")
+            raise HttpError(410, "this one-time link was already used", code="used")
     return link, command
 
 
 async def handle_click(request: AppRequest, bot_id: str) -> HTTPResponse:
-    """GET/POST/HEAD/OPTIONS on a signed link."""
+    """GET/POST/HEAD/OPTIONS on a signed link; a browser gets the bot's branded pages."""
     state = request.app.ctx.running
     try:
         bot: LiveBot = state.registry.get(bot_id)
     except NotFound:
         raise HttpError(404, "unknown bot") from None
+    branding = bot.definition.config.pages
     if request.method == "OPTIONS":
         return HTTPResponse(status=204, headers={"Allow": "GET, POST, HEAD, OPTIONS"})
     if request.method == "HEAD" or is_link_preview(request.headers.get("user-agent", "")):
-        return html_response(PREVIEW_PAGE if request.method != "HEAD" else "", status=200)
+        preview = pages.render("preview", branding) if request.method != "HEAD" else ""
+        return html_response(preview, status=200)
+    try:
+        return await _click(request, bot)
+    except (HttpError, Overloaded) as exc:
+        if not wants_html(request):
+            raise
+        error = to_http(exc)
+        return html_response(
+            pages.render(pages.kind_for(error.status, error.code), branding),
+            status=error.status,
+            headers=error.headers,
+        )
+
+
+async def _click(request: AppRequest, bot: LiveBot) -> HTTPResponse:
+    """A click past the preview check: verify, run, answer."""
+    state = request.app.ctx.running
     if len(request.body or b"") > MAX_BODY:
         raise HttpError(413, f"the request body is over {MAX_BODY} bytes")
     link, command = await authorize(request, bot)
@@ -325,7 +339,7 @@ async def handle_click(request: AppRequest, bot_id: str) -> HTTPResponse:
     if link.redirect is not None:
         return redirect(link.redirect, status=303)
     if wants_html(request):
-        return html_response(DONE_PAGE)
+        return html_response(pages.render("done", bot.definition.config.pages))
     return json_response({"ok": True})
 
 

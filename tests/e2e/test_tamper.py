@@ -559,7 +559,8 @@ def test_a_link_signed_for_another_bot_is_refused(pair):
 
 
 def test_a_link_signed_by_a_retired_key_is_refused(pair):
-    """After ``keys rotate`` old links still work; after ``keys retire k1`` they are a 403."""
+    """After ``keys rotate`` old links still work; after ``keys retire k1`` they are a 410: to
+    their users they have expired."""
     old = mint(pair.data_dir, "stats", user_id=fresh_user())
     assert value_of(old, "sig").startswith("k1.")
     rotated = cli(pair.env, "keys", "rotate")
@@ -572,8 +573,9 @@ def test_a_link_signed_by_a_retired_key_is_refused(pair):
     retired = cli(pair.env, "keys", "retire", "k1")
     assert retired.returncode == 0, retired.stderr
     assert "k1\tretired" in retired.stdout
-    wait_for_status(pair, old, 403)
-    assert_refused(pair, old, 403)
+    wait_for_status(pair, old, 410)
+    assert_refused(pair, old, 410)
+    assert pair.client.get(old).json()["error"] == "expired"
     assert_ran(pair, new, "stats")
 
 

@@ -374,3 +374,37 @@ def test_check_and_serve_report_a_warning_without_refusing_the_bot(tmp_path):
     lines = done.stdout.splitlines()
     assert lines[0].startswith(f"{bot / 'hi.py'}:4: warning: answer: {{{{user.first_name}}}}")
     assert lines[-1] == f"{bot}: ok (1 warning(s))"
+
+
+def test_secrets_rekey_moves_every_secret_to_a_new_master_key(tmp_path):
+    """After master.key is replaced, secrets read as missing until `secrets rekey OLD` seals
+    them again with the new key; a secret set under the new key is left alone."""
+    env = {"PATH": os.environ.get("PATH", ""), "BOTBOX_DATA_DIR": str(tmp_path)}
+
+    def put(bot: str, name: str, value: str) -> None:
+        done = subprocess.run(
+            [sys.executable, str(ROOT / "run.py"), "secrets", "set", bot, name],
+            cwd=ROOT,
+            input=value,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+
+    put("shop", "STRIPE_KEY", "sk_live_one_23456789")
+    put("blog", "TOKEN", "blog-token-123456")
+    old = tmp_path / "old.key"
+    (tmp_path / "master.key").rename(old)
+    put("shop", "NEWER", "set-after-rotation-1")  # makes a new master.key
+    refused = run_py("secrets", "rekey", str(tmp_path / "nope.key"), data_dir=tmp_path)
+    assert refused.returncode == 2 and "no old master key file" in refused.stderr
+    done = run_py("secrets", "rekey", str(old), data_dir=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "2 secret(s) sealed again with the current master key; 1 already were" in done.stdout
+    again = run_py("secrets", "rekey", str(old), data_dir=tmp_path)
+    assert "0 secret(s) sealed again" in again.stdout and "3 already were" in again.stdout
+    audit = run_py("audit", "--limit", "50", data_dir=tmp_path).stdout
+    assert "secret.rekey" in audit and "sk_live_one" not in audit

@@ -79,3 +79,10 @@ def test_a_checkout_hosts_the_demo_bot_from_commands():
     assert demo_folder() == PROJECT_ROOT / "commands"
     assert (demo_folder() / "bot.yaml").is_file()
     assert Settings.from_env({}).demo_dir == demo_folder()
+
+
+def test_the_schedule_tick_defaults_to_a_second_and_must_be_positive_seconds():
+    assert Settings.from_env({}).schedule_tick == 1.0
+    assert Settings.from_env({"BOTBOX_SCHEDULE_TICK": "0.1"}).schedule_tick == 0.1
+    with pytest.raises(ConfigError, match="BOTBOX_SCHEDULE_TICK='0'"):
+        Settings.from_env({"BOTBOX_SCHEDULE_TICK": "0"})

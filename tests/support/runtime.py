@@ -17,8 +17,10 @@ from runtime.runs.pipeline import Runner
 from runtime.runs.processor import Processor
 from runtime.runs.registry import Registry
 from runtime.runs.runlog import RunLog
+from runtime.runs.secrets import BotSecrets
 from runtime.runs.session import Services
 from runtime.signing.keys import KeyFile
+from runtime.signing.sealing import SecretBox
 from runtime.store import SqliteStore
 from runtime.telegram.client import TelegramClient
 from runtime.telegram.update import parse_update
@@ -102,7 +104,13 @@ async def hosted(
             folders, env={"TEST_TOKEN": TOKEN}, master_key=MASTER_KEY, cache=pool.cache
         )
         services = Services(
-            pool, store, telegram, KeyFile(tmp_path / "keys.json"), "http://test", RunLog(store)
+            pool,
+            store,
+            telegram,
+            KeyFile(tmp_path / "keys.json"),
+            "http://test",
+            RunLog(store),
+            secrets=BotSecrets(store, SecretBox(MASTER_KEY)),
         )
         runner = Runner(services)
         processor = Processor(registry, services, runner, concurrency=concurrency, owner="test")

@@ -34,7 +34,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import MappingProxyType, TracebackType
 from typing import Final, Self, cast
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from runtime.telegram.spec import BotApiSpec, MethodSpec, load_spec
 from tests.support.updates import bot_user, concrete_type, make_chat, sample_object, utf16_len
@@ -46,6 +46,7 @@ LONG_POLL_CAP: Final = 2.0
 MAX_BODY_BYTES: Final = 64 * 1024 * 1024
 TOKEN_RE: Final = re.compile(r"\d+:[A-Za-z0-9_-]+")
 _PATH_RE: Final = re.compile(r"/bot(?P<token>[^/]+)/(?P<method>[^/]*)")
+_FILE_PATH_RE: Final = re.compile(r"/file/bot(?P<token>[^/]+)/(?P<path>.+)")
 _INT_RE: Final = re.compile(r"[+-]?\d+")
 _ARRAY_PREFIX: Final = "Array of "
 OPT_IN_KINDS: Final = frozenset({"chat_member", "message_reaction", "message_reaction_count"})
@@ -208,6 +209,8 @@ class TelegramStandIn:
         self._strict_flood = strict_flood
         self._flood_slack = flood_slack
         self._sends: defaultdict[tuple[str, str], deque[float]] = defaultdict(deque)
+        self._files: dict[str, tuple[str, bytes, int | None]] = {}
+        self._downloads: list[str] = []
         self._closed = False
         self._server = _Server((HOST, 0), _Handler, self)
         self._thread = threading.Thread(
@@ -316,6 +319,53 @@ class TelegramStandIn:
             self._calls.clear()
             self._rejected.clear()
             self._faults.clear()
+
+    # -- files -------------------------------------------------------------------------------
+
+    def add_file(
+        self, file_id: str, data: bytes, path: str, *, declared_size: int | None = None
+    ) -> None:
+        """Serve a file: ``getFile(file_id)`` answers ``path`` (and ``declared_size``, default
+        the real size), and ``GET /file/bot<token>/<path>`` answers ``data``."""
+        with self._cond:
+            size = len(data) if declared_size is None else declared_size
+            self._files[file_id] = (path, data, size)
+
+    @property
+    def downloads(self) -> list[str]:
+        """The file paths downloaded so far (``/file/bot<token>/<path>``), oldest first."""
+        with self._cond:
+            return list(self._downloads)
+
+    def serve_file(self, path: str) -> tuple[int, bytes]:
+        """Answer ``GET /file/bot<token>/<path>``: the file's bytes, or 404."""
+        match = _FILE_PATH_RE.fullmatch(urlsplit(path).path)
+        if match is None or not self._token_ok(match.group("token")):
+            return 404, b"Not Found"
+        wanted = unquote(match.group("path"))
+        with self._cond:
+            self._downloads.append(wanted)
+            for file_path, data, _ in self._files.values():
+                if file_path == wanted:
+                    return 200, data
+        return 404, b"Not Found"
+
+    def _get_file(self, params: Mapping[str, object]) -> object:
+        """``getFile``: a file added with :meth:`add_file`, else a sample File (not served)."""
+        file_id = str(params.get("file_id"))
+        with self._cond:
+            known = self._files.get(file_id)
+        if known is None:
+            return _sample("File", params)
+        path, _, size = known
+        result: dict[str, object] = {
+            "file_id": file_id,
+            "file_unique_id": f"u{zlib.crc32(file_id.encode())}",
+            "file_path": path,
+        }
+        if size is not None:
+            result["file_size"] = size
+        return result
 
     # -- scripting ---------------------------------------------------------------------------
 
@@ -525,6 +575,8 @@ class TelegramStandIn:
                 return self._media_group(token, params)
             case "getChatMemberCount":
                 return 2
+            case "getFile":
+                return self._get_file(params)
             case name if name in _STRING_RESULTS:
                 return _STRING_RESULTS[name]
         returns = spec.returns
@@ -755,6 +807,14 @@ class _Handler(BaseHTTPRequestHandler):
                 b'{"ok":false,"error_code":413,"description":"Request Entity Too Large"}',
             )
             self.close_connection = True
+        elif http_method == "GET" and self.path.startswith("/file/bot"):
+            status, body = self._server().standin.serve_file(self.path)
+            self.send_response(status)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
         else:
             data = self.rfile.read(length) if length else b""
             content_type = self.headers.get("Content-Type", "")

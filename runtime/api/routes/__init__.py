@@ -17,6 +17,8 @@ from runtime.api.routes import (
     links,
     properties,
     runs,
+    schedules,
+    secrets,
     telegram,
     try_,
     versions,
@@ -31,6 +33,8 @@ FAMILIES: Final[tuple[Routes, ...]] = (
     accounts.ROUTES,
     audit.ROUTES,
     try_.ROUTES,
+    secrets.ROUTES,
+    schedules.ROUTES,
     versions.ROUTES,
     telegram.ROUTES,
 )

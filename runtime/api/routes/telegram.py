@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pydantic import JsonValue
 
-from runtime.api.models import SecretOut, WebhookInfo, WebhookSet
+from runtime.api.models import WebhookInfo, WebhookSecretOut, WebhookSet
 from runtime.api.operation import Call, Routes
 from runtime.errors import ApiError, TelegramError
 from runtime.runs.polling import allowed_updates, set_commands
@@ -76,12 +76,12 @@ async def webhook_info(call: Call, body: None, query: None) -> WebhookInfo:
     return WebhookInfo(info=info)
 
 
-@ROUTES.add("GET", "/bots/{bot_id}/telegram/secret", need="write", response=SecretOut)
-async def webhook_secret(call: Call, body: None, query: None) -> SecretOut:
+@ROUTES.add("GET", "/bots/{bot_id}/telegram/secret", need="write", response=WebhookSecretOut)
+async def webhook_secret(call: Call, body: None, query: None) -> WebhookSecretOut:
     """The secret Telegram must send with the bot's updates (admins and its authors; audited)."""
     secret = derive_secret(call.state.live.master_key, "telegram-webhook-secret", call.bot_id)
     await call.audit("telegram.secret_read", call.bot_id)
-    return SecretOut(
+    return WebhookSecretOut(
         header="X-Telegram-Bot-Api-Secret-Token",
         secret=secret,
         url=f"{call.state.services.base_url}/telegram/{call.bot_id}",

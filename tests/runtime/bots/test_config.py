@@ -240,3 +240,38 @@ def test_bad_http_settings_are_problems_at_their_lines() -> None:
         (7, "http.max_kb must be a whole number from 1 to 16384, not 1.5"),
         (8, 'unknown http setting "per_mnute" (did you mean "per_minute"?)'),
     ]
+
+
+def test_files_and_pages_are_parsed_with_their_defaults_and_limits() -> None:
+    text = (
+        "id: shop\ntoken_env: T\nusername: shop_bot\n"
+        "files:\n  max_upload_mb: 2\n  max_download_mb: 0.5\n"
+        "pages:\n  text: Hello\n"
+    )
+    config, problems = parse_config(text, "shop")
+    assert problems == [] and config is not None
+    assert config.files.max_upload_bytes == 2 * 1024 * 1024
+    assert config.files.max_download_bytes == 512 * 1024
+    assert (config.pages.title, config.pages.text, config.pages.link) == (
+        "shop",
+        "Hello",
+        "https://t.me/shop_bot",
+    )
+
+
+@pytest.mark.parametrize(
+    ("section", "line", "words"),
+    [
+        ("files:\n  max_upload_mb: 51\n", 4, "at most 50"),
+        ("files:\n  max_download_mb: 0\n", 4, "above 0"),
+        ("files:\n  max_uplod_mb: 1\n", 4, 'did you mean "max_upload_mb"'),
+        ("pages:\n  link: javascript:alert(1)\n", 4, "http(s):// or tg://"),
+        ("pages:\n  title: [1]\n", 4, "at most 80 characters"),
+    ],
+)
+def test_bad_files_and_pages_settings_are_reported_at_their_lines(
+    section: str, line: int, words: str
+) -> None:
+    config, problems = parse_config("id: shop\ntoken_env: T\n" + section, "shop")
+    assert config is None
+    assert [(p.line, words in p.message) for p in problems] == [(line, True)], problems

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime.bots.config import BotConfig, PropertyLimits, RunLimits
+from runtime.bots.config import BotConfig, PageBranding, PropertyLimits, RunLimits
 from runtime.bots.dispatch import find
 from runtime.bots.folder import bot_folders, check_bot, check_folders, load_bot
 from runtime.errors import BotFolderError, ConfigError, Problem
@@ -52,6 +52,7 @@ def test_the_good_example_bot_loads_with_everything_converted() -> None:
         runs=RunLimits(max_pending=50, max_generations=10),
         webhook=WebhookSettings(per_link=ClickRate(10, 60), allow_http_redirects=True),
         settings={"greeting": "Hello", "admins": [1001]},
+        pages=PageBranding(title="Good Bot", link="https://t.me/GoodBot"),
     )
     assert [c.name for c in bot.commands.commands] == ["*", "/help", "/start"]
     start = find(bot.commands, "/start")

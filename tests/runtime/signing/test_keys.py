@@ -47,14 +47,17 @@ def test_rotation_signs_with_a_new_key_and_old_links_keep_working():
     assert status(rotated, new) == 200
 
 
-def test_retiring_the_old_key_makes_its_links_fail():
-    """Links signed by a retired key are a 403; links of the active key still verify."""
+def test_retiring_the_old_key_makes_its_links_expire():
+    """Links signed by a retired key are a 410 (expired, to their users); a forgery naming the
+    retired key is still a 403; links of the active key still verify."""
     ring = KeyRing.new(NOW)
     old = signed(ring)
     rotated = ring.rotated(NOW + 1)
     new = signed(rotated)
     retired = rotated.retired("k1")
-    assert status(retired, old) == 403
+    assert status(retired, old) == 410
+    forged = old[:-3] + ("AAA" if not old.endswith("AAA") else "BBB")
+    assert status(retired, forged) == 403
     assert status(retired, new) == 200
 
 

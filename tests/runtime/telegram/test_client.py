@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 
+import httpx
 import pytest
 
-from runtime.errors import ApiError, CallRefused, TransportError
+from runtime.errors import ApiError, CallRefused, FileRefused, TransportError
 from runtime.telegram.client import RedactTokens, TelegramClient, check_response
 from tests.support.telegram_standin import TelegramStandIn
 
@@ -93,3 +94,31 @@ def test_tokens_are_redacted_from_library_log_lines():
     RedactTokens().filter(record)
     assert TOKEN not in record.getMessage()
     assert "/bot<redacted>/getMe" in record.getMessage()
+
+
+async def test_a_download_without_a_length_stops_reading_at_the_cap():
+    """A file served in chunks with no Content-Length is cut off once it passes the cap."""
+    produced: list[int] = []
+
+    async def chunks():
+        for index in range(50):
+            produced.append(index)
+            yield b"x" * 1000
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/missing.bin"):
+            return httpx.Response(404, content=b"Not Found")
+        assert request.url.raw_path == f"/file/bot{TOKEN}/documents/big%20file.bin".encode()
+        return httpx.Response(200, content=chunks())
+
+    client = TelegramClient("http://stand.in", transport=httpx.MockTransport(answer))
+    try:
+        with pytest.raises(FileRefused, match="over 2500 bytes") as refused:
+            await client.download(TOKEN, "documents/big file.bin", max_bytes=2500)
+        assert refused.value.status == 413
+        assert len(produced) < 10  # it stopped reading, not after the whole body
+        with pytest.raises(ApiError) as missing:
+            await client.download(TOKEN, "documents/missing.bin", max_bytes=2500)
+        assert missing.value.code == 404
+    finally:
+        await client.close()

@@ -252,11 +252,12 @@ async def test_each_refusal_of_a_click_has_its_status_and_message(web: Web) -> N
 
 
 async def test_a_refusal_is_a_small_page_for_a_browser(web: Web) -> None:
-    """A browser gets the refusal as an HTML page with the message, never a traceback."""
+    """A browser gets the refusal as an HTML page written for its user, never a traceback."""
     response = await web.http.get("/webhook/web?command=x", headers={"Accept": "text/html"})
     assert response.status_code == 403
     assert response.headers["content-type"].startswith("text/html")
-    assert "the link lacks its command, user or signature" in response.text
+    assert "This link is not valid" in response.text
+    assert "the link lacks its command, user or signature" not in response.text
     assert "Traceback" not in response.text
 
 
