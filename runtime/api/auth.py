@@ -98,7 +98,7 @@ def decide(principal: Principal, need: Need, bot_id: str | None, *, exists: bool
             return "hidden"
         if need == "write" and access != "write":
             return "forbidden"
-        if need == "admin-bot" and principal.role != "admin":
+        if need in ("admin", "admin-bot") and principal.role != "admin":
             return "forbidden"
         return "ok"
     if need in ("admin", "admin-bot") and principal.role != "admin":

@@ -152,9 +152,12 @@ def _host(raw: str, *, bracketed: bool) -> tuple[str, Address | None]:
         raise refused("the URL has no host")
     if not name.isascii():
         try:
-            name = name.encode("idna").decode("ascii")
+            # IDNA maps the full stops of other scripts ("\u3002") to ".": strip again.
+            name = name.encode("idna").decode("ascii").rstrip(".")
         except UnicodeError:
             raise refused("the host name is not a valid international name") from None
+        if not name:
+            raise refused("the URL has no host")
     last = name.rpartition(".")[2]
     if NUMERIC_LABEL.fullmatch(last):
         v4 = loose_ipv4(name)

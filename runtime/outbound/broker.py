@@ -17,12 +17,16 @@ at the same address, whose certificate was never checked.
 from __future__ import annotations
 
 import asyncio
+import codecs
+import functools
 import ipaddress
 import socket
 import time
-from collections.abc import Awaitable, Callable, Sequence
+import zlib
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 from urllib.parse import urljoin
 
 import httpx
@@ -42,13 +46,35 @@ REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
 CROSS_ORIGIN_DROP: Final = frozenset({"authorization", "cookie", "proxy-authorization"})
 BODY_HEADERS: Final = frozenset({"content-type", "content-length", "content-encoding"})
 USER_AGENT: Final = "botbox"
+MAX_LOOKUPS: Final = 2
+"""Name lookups one owner (bot) may have in progress at once, counted until the resolver's
+thread is done with them: a lookup outlives the request that timed out waiting for it."""
+RESOLVER_THREADS: Final = 16
+_RESOLVER = ThreadPoolExecutor(RESOLVER_THREADS, thread_name_prefix="botbox-dns")
+_LOOKUPS: dict[str, int] = {}
+"""Lookups in progress by owner, for every broker of the process (a try makes its own)."""
+
+
+def lookups_in_progress(owner: str) -> int:
+    """How many name lookups of ``owner`` are still running in this process."""
+    return _LOOKUPS.get(owner, 0)
+
+
+ACCEPT_ENCODING: Final = "gzip, deflate"
+WEB_CHARSETS: Final = (
+    *("utf-8", "utf-16", "utf-32", "ascii", "latin-1", "iso8859", "cp", "mac-", "koi8"),
+    *("shift_jis", "euc_", "gb2312", "gbk", "gb18030", "big5", "iso2022", "tis-620"),
+)
+"""Prefixes of the codec names (``codecs.lookup(...).name``) an answer is decoded with."""
 
 
 async def system_resolver(host: str, port: int) -> list[Address]:
     """Resolve with the system's resolver (``getaddrinfo``), once."""
     loop = asyncio.get_running_loop()
+    lookup = functools.partial(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
     try:
-        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        # Threads of its own: lookups that hang hold these, never the loop's default executor.
+        infos = await loop.run_in_executor(_RESOLVER, lookup)
     except OSError:
         return []
     found: list[Address] = []
@@ -132,14 +158,16 @@ class Broker:
         *,
         hops: list[Hop],
         before_hop: BeforeHop | None = None,
+        owner: str = "",
     ) -> OutboundResponse:
         """Make ``request`` under ``policy``, following redirects; each hop is appended to
-        ``hops`` (even when it fails). Raise :class:`OutboundError` when refused or failed."""
+        ``hops`` (even when it fails). Raise :class:`OutboundError` when refused or failed.
+        ``owner`` (the bot) may have at most :data:`MAX_LOOKUPS` name lookups in progress."""
         host = "?"
         began = time.perf_counter()
         try:
             async with asyncio.timeout(request.timeout):
-                return await self._follow(policy, request, hops, before_hop)
+                return await self._follow(policy, request, hops, before_hop, owner)
         except asyncio.CancelledError:  # the run ended meanwhile (its wall time, say)
             _cut_off(hops, "cancelled", began)
             raise
@@ -158,6 +186,7 @@ class Broker:
         request: OutboundRequest,
         hops: list[Hop],
         before_hop: BeforeHop | None,
+        owner: str,
     ) -> OutboundResponse:
         method, url, body = request.method, request.url, request.body
         headers = list(request.headers)
@@ -172,7 +201,7 @@ class Broker:
                 policy.check_target(target)
                 if before_hop is not None:
                     await before_hop(target)
-                address = await self._address(policy, target)
+                address = await self._address(policy, target, owner)
             except OutboundError as exc:
                 hops.append(Hop(method, target.host, None, 0, _ms(started), exc.reason))
                 raise
@@ -212,13 +241,13 @@ class Broker:
             host=hops[-1].host if hops else None,
         )
 
-    async def _address(self, policy: HttpPolicy, target: Target) -> Address:
+    async def _address(self, policy: HttpPolicy, target: Target, owner: str) -> Address:
         """The checked address to connect to: the URL's own, or the first one its name
         resolved to that passes (the first refusal is raised when none does)."""
         if target.address is not None:
             policy.check_address(target, target.address)
             return target.address
-        found = await self.resolver(target.host, target.port)
+        found = await self._resolve(target, owner)
         if not found:
             raise OutboundError(
                 f"{target.host} could not be resolved", reason="unreachable", host=target.host
@@ -234,6 +263,29 @@ class Broker:
         assert first is not None
         raise first
 
+    async def _resolve(self, target: Target, owner: str) -> Sequence[Address]:
+        """Resolve through the resolver, counted against ``owner`` until the lookup itself
+        ends (a request that gives up waiting does not end it)."""
+        if _LOOKUPS.get(owner, 0) >= MAX_LOOKUPS:
+            raise OutboundError(
+                f"{MAX_LOOKUPS} name lookups of this bot are still in progress (their DNS does "
+                "not answer); try again later",
+                reason="limit",
+                host=target.host,
+            )
+        _LOOKUPS[owner] = _LOOKUPS.get(owner, 0) + 1
+        lookup = asyncio.ensure_future(self.resolver(target.host, target.port))
+
+        def ended(done: asyncio.Future[Sequence[Address]]) -> None:
+            left = _LOOKUPS.pop(owner, 1) - 1
+            if left > 0:
+                _LOOKUPS[owner] = left
+            if not done.cancelled():
+                done.exception()  # retrieved: a failed lookup nobody waits for is not an error
+
+        lookup.add_done_callback(ended)
+        return await asyncio.shield(lookup)
+
     async def _send(
         self,
         target: Target,
@@ -246,10 +298,13 @@ class Broker:
         extensions = {}
         if target.scheme == "https" and target.address is None:
             extensions["sni_hostname"] = target.host
+        ours = [("Host", target.authority), ("User-Agent", USER_AGENT)]
+        if not any(name.lower() == "accept-encoding" for name, _ in headers):
+            ours.append(("Accept-Encoding", ACCEPT_ENCODING))  # what _read decodes, no more
         prepared = self.client().build_request(
             method,
             target.url_to(address),
-            headers=[("Host", target.authority), ("User-Agent", USER_AGENT), *headers],
+            headers=[*ours, *headers],
             content=body,
             extensions=extensions,
             timeout=timeout,
@@ -258,7 +313,8 @@ class Broker:
             return await self.client().send(prepared, stream=True)
         except httpx.TimeoutException:
             raise TimeoutError from None
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            # InvalidURL: httpx reads a 3xx's Location even when it follows no redirect.
             raise OutboundError(
                 f"{target.host} could not be reached ({type(exc).__name__})",
                 reason="unreachable",
@@ -281,13 +337,30 @@ async def _read(
         raise _too_large(host, policy)
     chunks: list[bytes] = []
     size = 0
+    inflater = _inflater(response.headers.get("content-encoding", ""))
+    if inflater is None:
+        hops[-1] = Hop(method, host, response.status_code, 0, _ms(started), "unreachable")
+        raise OutboundError(
+            f"the answer of {host} is in a content encoding the platform does not decode "
+            "(gzip and deflate are)",
+            reason="unreachable",
+            host=host,
+        )
     try:
-        async for chunk in response.aiter_bytes():
-            size += len(chunk)
-            if size > policy.max_bytes:
-                hops[-1] = Hop(method, host, response.status_code, size, _ms(started), "too_large")
-                raise _too_large(host, policy)
-            chunks.append(chunk)
+        async for raw in response.aiter_raw():
+            for chunk in _inflated(inflater, raw, policy.max_bytes - size):
+                size += len(chunk)
+                if size > policy.max_bytes:
+                    hops[-1] = Hop(
+                        method, host, response.status_code, size, _ms(started), "too_large"
+                    )
+                    raise _too_large(host, policy)
+                chunks.append(chunk)
+    except zlib.error:
+        hops[-1] = Hop(method, host, response.status_code, size, _ms(started), "unreachable")
+        raise OutboundError(
+            f"the answer of {host} is not validly compressed", reason="unreachable", host=host
+        ) from None
     except httpx.TimeoutException:
         raise TimeoutError from None
     except httpx.HTTPError as exc:
@@ -298,11 +371,67 @@ async def _read(
             host=host,
         ) from None
     data = b"".join(chunks)
-    encoding = response.charset_encoding or "utf-8"
+    return data.decode(_charset(response.charset_encoding), errors="replace"), size
+
+
+def _charset(named: str | None) -> str:
+    """The codec for the charset an answer names: a web text encoding, else UTF-8. Python's
+    other codecs decode in a time the remote server may choose (punycode's is quadratic), in
+    the event loop every bot shares."""
     try:
-        return data.decode(encoding, errors="replace"), size
+        name = codecs.lookup(named or "utf-8").name
     except LookupError:
-        return data.decode("utf-8", errors="replace"), size
+        return "utf-8"
+    return name if name.startswith(WEB_CHARSETS) else "utf-8"
+
+
+def _inflater(encoding: str) -> Any:
+    """A zlib decompressor for a ``Content-Encoding`` (gzip, deflate), ``False`` for none, or
+    None for one the platform does not decode. httpx's own decoders inflate each network read
+    whole (a 64 KiB read of a gzip bomb is 64 MiB): this one is read ``max_length`` at a time."""
+    name = encoding.strip().lower()
+    if name in ("", "identity"):
+        return False
+    if name in ("gzip", "x-gzip", "deflate"):
+        return _Inflater()
+    return None
+
+
+class _Inflater:
+    """A zlib decompressor picked by the first bytes: gzip or zlib headers, else raw deflate
+    (what some servers send as ``deflate``; httpx takes it too)."""
+
+    def __init__(self) -> None:
+        self._zlib: Any = None
+
+    def decompress(self, data: bytes, max_length: int) -> bytes:
+        """Up to ``max_length`` bytes of ``data`` inflated (the rest is ``unconsumed_tail``)."""
+        if self._zlib is None:
+            header = len(data) >= 2 and (
+                data[:2] == b"\x1f\x8b"
+                or (data[0] & 0x0F == 8 and (data[0] << 8 | data[1]) % 31 == 0)
+            )
+            self._zlib = zlib.decompressobj(32 + zlib.MAX_WBITS if header else -zlib.MAX_WBITS)
+        return self._zlib.decompress(data, max_length)  # type: ignore[no-any-return]
+
+    @property
+    def unconsumed_tail(self) -> bytes:
+        """What the last call left to inflate."""
+        return self._zlib.unconsumed_tail  # type: ignore[no-any-return]
+
+
+def _inflated(inflater: Any, raw: bytes, room: int) -> Iterator[bytes]:
+    """``raw`` decoded, in pieces; at most ``room + 1`` bytes are made before the caller can
+    stop (it fails the request as too large past ``room``)."""
+    if inflater is False:
+        yield raw
+        return
+    data = raw
+    while data:
+        piece = inflater.decompress(data, max(room, 0) + 1)
+        room -= len(piece)
+        yield piece
+        data = inflater.unconsumed_tail
 
 
 def _too_large(host: str, policy: HttpPolicy) -> OutboundError:

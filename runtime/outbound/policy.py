@@ -80,8 +80,12 @@ class HostPattern:
         return host == self.name
 
     def matches_address(self, address: Address) -> bool:
-        """True if this is an address or network pattern covering ``address``."""
-        return self.network is not None and address in self.network
+        """True if this is an address or network pattern covering ``address`` (an IPv4-mapped
+        IPv6 address, ``::ffff:a.b.c.d``, is also read as the IPv4 address it reaches)."""
+        if self.network is None:
+            return False
+        mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
+        return address in self.network or (mapped is not None and mapped in self.network)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +134,15 @@ class HttpPolicy:
                     f"{host} is not in http.allow of bot.yaml", reason="refused", host=host
                 )
         why = refusal(address)
+        if why is not None and why.startswith("cloud metadata"):
+            # The server's own credentials: no bot's allow list opens it.
+            shown = host if target.address is not None else f"{host} ({address})"
+            error = refused(
+                f"{shown} is a {why} address; only public addresses are reached, and no "
+                "http.allow entry opens a cloud metadata address"
+            )
+            error.host = host
+            raise error
         if why is not None and not explicit:
             shown = host if target.address is not None else f"{host} ({address})"
             error = refused(

@@ -175,6 +175,8 @@ def _headers(raw: object) -> list[tuple[str, str]]:
         text = _scalar(value, "header")
         if any(ch in text for ch in "\r\n\0"):
             raise bad(f"the value of the {name} header holds a line break")
+        if not text.isascii() or any((ch < " " and ch != "\t") or ch == "\x7f" for ch in text):
+            raise bad(f"the value of the {name} header must be printable ASCII (quote the rest)")
         size += len(name) + len(text)
         headers.append((name, text))
     if size > MAX_HEADER_BYTES:

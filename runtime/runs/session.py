@@ -763,7 +763,11 @@ class Session:
             request: OutboundRequest = build_request(call.method, call.args, call.kwargs, policy)
             self.tx.external = True
             answer = await self.services.outbound.fetch(
-                policy, request, hops=hops, before_hop=self._count_request
+                policy,
+                request,
+                hops=hops,
+                before_hop=self._count_request,
+                owner=self.context.bot.id,
             )
         except OutboundError as exc:
             raise CapabilityError(

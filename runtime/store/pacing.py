@@ -34,6 +34,8 @@ MIGRATION: Final = (
 )
 MAX_PERIOD: Final = 3600.0
 """Longest window a reservation may name (slots older than their window are deleted)."""
+SWEEP_ROWS: Final = 64
+"""Oldest slot rows each reservation looks at to delete those older than :data:`MAX_PERIOD`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +125,14 @@ def reserve(
         if at - now > horizon:
             conn.execute("ROLLBACK")
             return None
+        # Slots of keys never reserved again (a chat sent to once) are not deleted above: clear
+        # the oldest rows (any bot's) once they are older than any window may be, a few at a
+        # time, so a script making up chat ids cannot grow the shared table without bound.
+        conn.execute(
+            "DELETE FROM send_slot WHERE rowid IN "
+            "(SELECT rowid FROM send_slot ORDER BY rowid LIMIT ?) AND at <= ?",
+            (SWEEP_ROWS, now - MAX_PERIOD),
+        )
         conn.executemany(
             "INSERT INTO send_slot (bot_id, key, at) VALUES (?, ?, ?)",
             [(bot_id, window.key, at) for window in windows],

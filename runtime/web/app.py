@@ -104,9 +104,10 @@ async def on_error(request: AppRequest, exc: Exception) -> HTTPResponse:
 async def health(request: AppRequest) -> HTTPResponse:
     """Liveness and a few numbers: bots, pool, isolation, queue, run log; 503 while a loop is down.
 
-    Bots that failed to load (or whose latest change was refused) are counted in ``problems``
-    and ``bots_failed``; bots are named (``bots``, ``failed``, ``stale``) only to a caller with
-    an admin token of the API (``/health`` is public; the log names them).
+    Bots are counted (``bots``: those serving; ``bots_failed`` and ``problems``: those that
+    failed to load or whose latest change was refused); they are named (``bot_ids``, ``failed``,
+    ``stale``) only to a caller with an admin token of the API. ``/health`` is public, and the
+    API hides a bot from a token that may not see it; the log names them.
 
     ``running`` (queue items this process is handling) and ``run_log_pending`` (run records not
     yet written) are this process's own: both 0 means every run it finished is in the run log.
@@ -124,7 +125,11 @@ async def health(request: AppRequest) -> HTTPResponse:
     check = request.app.ctx.is_admin
     named = check is not None and await check(request)
     names = (
-        {"bots": state.registry.ids, "failed": state.registry.failed, "stale": state.registry.stale}
+        {
+            "bot_ids": state.registry.ids,
+            "failed": state.registry.failed,
+            "stale": state.registry.stale,
+        }
         if named
         else {}
     )
@@ -134,7 +139,7 @@ async def health(request: AppRequest) -> HTTPResponse:
             "problems": [serverlog.redact(problem) for problem in problems + bots],
             "bots_failed": len(state.registry.failed),
             "instance": state.processor.owner,
-            "bots_serving": len(state.registry),
+            "bots": len(state.registry.ids),  # a count: the API hides bots from some tokens
             **names,
             "pool": state.pool.stats,
             "isolation": state.pool.isolation,

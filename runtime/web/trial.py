@@ -58,6 +58,9 @@ from sandbox import JSON, WorkerPool
 TRY_DATABASE: Final = "try.sqlite3"
 DEFAULT_USER: Final = 111
 FAILED_BODY: Final = "the bot's command failed; its author can see why in the run log"
+TRY_LINK_SECONDS: Final = 60
+"""How long the link a try clicks stays valid: signed with the real keys, it would also open
+the real webhook, and a try (unlike ``POST /links``) records no audit entry."""
 
 
 def try_database(data_dir: Path) -> Path:
@@ -406,6 +409,7 @@ async def _click(
             user_id=request.user_id,
             options=request.options,
             params=request.params,
+            expires_in=TRY_LINK_SECONDS,
             now=now,
             allow_http_redirects=bot.webhook.allow_http_redirects,
         )

@@ -113,11 +113,10 @@ def test_updates_of_one_chat_are_handled_in_order(server, telegram, update_ids, 
 
 
 def test_health_reports_bots_pool_and_isolation(server):
-    """GET /health answers with the number of bots (no names: it is public), the pool's state
-    and its isolation."""
+    """GET /health answers with the number of bots, the pool's state and its isolation."""
     body = server.client.get("/health").json()
     assert body["ok"] is True
-    assert body["bots_serving"] == 1 and "bots" not in body
+    assert body["bots"] == 1
     assert body["pool"]["workers"] == 2
     assert "network" in body["isolation"]
     assert body["run_log_dropped"] == 0

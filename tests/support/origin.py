@@ -3,20 +3,37 @@
 Routes: ``/json`` (``{"hello": "world"}``), ``/echo`` (the method, Host header, query, body and
 header names it got, as JSON), ``/big?n=N`` (N bytes, with Content-Length), ``/stream?n=N``
 (N bytes, chunked, no length), ``/redirect?to=URL&status=302``, ``/hang`` (headers, then no body
-until :meth:`Origin.release`), ``/status?code=N``. Every request is recorded in ``requests``.
+until :meth:`Origin.release`), ``/status?code=N``, ``/gzip?n=N`` (N zero bytes,
+gzip-compressed: a small body that decodes to a large one), ``/charset?name=X`` (``bcher-kva``
+in charset X), ``/deflate?n=N`` (N bytes, raw deflate, as some servers send "deflate").
+Every request is recorded in ``requests``.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import socket
 import ssl
 import threading
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+
+@functools.cache
+def gzip_zeros(size: int) -> bytes:
+    """``size`` zero bytes, gzip-compressed, made a megabyte at a time (cached)."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    block = bytes(min(size, 1 << 20))
+    parts = []
+    for start in range(0, size, len(block) or 1):
+        parts.append(packer.compress(block[: size - start]))
+    parts.append(packer.flush())
+    return b"".join(parts)
 
 
 class _Server(ThreadingHTTPServer):
@@ -77,6 +94,25 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.origin.released.wait(30)
         elif parts.path == "/status":
             self._send(int(query.get("code", "200")), b"status", "text/plain")
+        elif parts.path == "/charset":
+            self._send(200, b"bcher-kva", f"text/plain; charset={query.get('name', 'utf-8')}")
+        elif parts.path == "/deflate":
+            packer = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)  # raw: no zlib header
+            body = packer.compress(b"z" * int(query.get("n", "0"))) + packer.flush()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Encoding", "deflate")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        elif parts.path == "/gzip":
+            body = gzip_zeros(int(query.get("n", "0")))
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Encoding", "gzip")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
         else:
             self._send(404, b"not found", "text/plain")
 

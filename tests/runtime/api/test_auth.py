@@ -46,3 +46,14 @@ def test_a_hidden_bot_is_hidden_before_a_missing_role_is_told() -> None:
     assert auth.decide(who("admin"), "read", "gone", exists=False) == "hidden"
     assert auth.decide(author, "admin", None, exists=False) == "forbidden"
     assert auth.decide(author, "any", None, exists=False) == "ok"
+
+
+def test_an_admin_only_operation_on_a_bot_path_is_refused_to_the_bots_own_author() -> None:
+    # An operation declared need="admin" whose path names {bot_id} (a lifecycle endpoint,
+    # say) must stay admin-only: the author's write access to the bot is not the admin role.
+    author = who("author", shop="author")
+    viewer = who("viewer", shop="viewer")
+    assert auth.decide(author, "admin", "shop", exists=True) == "forbidden"
+    assert auth.decide(viewer, "admin", "shop", exists=True) == "forbidden"
+    assert auth.decide(author, "admin", "blog", exists=True) == "hidden"
+    assert auth.decide(who("admin"), "admin", "shop", exists=True) == "ok"

@@ -3,6 +3,10 @@ and that a try's data and the real bot's never mix (unless ``real_data``)."""
 
 from __future__ import annotations
 
+import time
+from urllib.parse import parse_qs, urlsplit
+
+from runtime.web.trial import TRY_LINK_SECONDS
 from tests.runtime.api.conftest import Api
 
 TRY = "/bots/{bot}/try"
@@ -105,3 +109,16 @@ def test_try_data_is_not_the_real_bots_and_real_data_is(api: Api) -> None:
     assert api.call("ann", "GET", "/bots/shop/properties/user:503/visits").json()["value"] == 2
     audit = api.call("root", "GET", "/audit").json()["entries"]
     assert any(entry["action"] == "bot.try" and entry["actor"] == "ann" for entry in audit)
+
+
+def test_a_try_clicks_link_expires_soon_since_its_minting_is_not_audited(api: Api) -> None:
+    """The link a try signs (real keys) also opens the real webhook: unlike POST /links, a try
+    records no audit entry, so its link must not outlive the try."""
+    response = api.call(
+        "ann", "POST", TRY.format(bot="shop"), json={"kind": "click", "command": "click"}
+    )
+    assert response.status_code == 200, response.text
+    link = response.json()["trigger"]["link"]
+    expiry = parse_qs(urlsplit(link).query).get("exp")
+    assert expiry is not None, link
+    assert int(expiry[0]) / 1000 <= time.time() + TRY_LINK_SECONDS

@@ -240,16 +240,17 @@ def test_health_counts_bots_for_everyone_and_names_them_only_for_an_admin(api: S
     assert api.call("root", "POST", "/bots", json={"id": "named"}).status_code in (201, 409)
     assert api.upload("root", "named", zipped(bot("named"))).status_code == 200
     api.wait_status("named", "serving")
-    public = api.server.client.get("/health").json()
-    assert "bots" not in public and public["bots_serving"] >= 1 and "named" not in str(public)
+    public = api.server.client.get("/health")
+    assert public.json()["bots"] >= 1 and "bot_ids" not in public.json()
+    assert "named" not in public.text
     author = api.server.client.get(
         "/health", headers={"Authorization": f"Bearer {api.tokens['ann']}"}
-    ).json()
-    assert "bots" not in author
+    )
+    assert "bot_ids" not in author.json() and "named" not in author.text
     admin = api.server.client.get(
         "/health", headers={"Authorization": f"Bearer {api.tokens['root']}"}
     ).json()
-    assert "named" in admin["bots"]
+    assert "named" in admin["bot_ids"] and admin["bots"] == len(admin["bot_ids"])
 
 
 def test_the_cli_creates_disables_enables_and_deletes_and_the_server_follows(api: Server) -> None:

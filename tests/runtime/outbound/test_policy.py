@@ -105,3 +105,46 @@ def test_host_patterns_are_names_or_networks(text: str, kind: str) -> None:
 def test_a_bad_host_pattern_is_a_value_error(text: object) -> None:
     with pytest.raises(ValueError, match=r"pattern|network"):
         HostPattern.parse(text)
+
+
+@pytest.mark.parametrize("dot", ["\u3002", "\uff0e", "\uff61"])
+def test_a_unicode_full_stop_at_the_end_of_a_name_does_not_slip_past_deny(dot: str) -> None:
+    # IDNA maps these full stops to "." after the ASCII trailing dot was stripped: the host
+    # must still be "evil.example.com", the name deny lists.
+    rules = policy(deny=["evil.example.com", "*.internal.example"])
+    assert parse_url(f"http://evil.example.com{dot}/").host == "evil.example.com"
+    with pytest.raises(OutboundError, match=r"http\.deny"):
+        check(rules, f"http://evil.example.com{dot}/")
+    with pytest.raises(OutboundError, match=r"http\.deny"):
+        check(rules, f"http://db.internal.example{dot}/")
+
+
+def test_a_unicode_full_stop_after_an_ipv4_address_still_reads_as_that_address() -> None:
+    target = parse_url("http://127.0.0.1\u3002/")
+    assert target.address == ipaddress.IPv4Address("127.0.0.1")
+
+
+@pytest.mark.parametrize("url", ["http://[::ffff:93.184.216.34]/", "http://[::ffff:5db8:d822]/"])
+def test_an_ipv4_mapped_ipv6_spelling_of_a_denied_address_is_denied(url: str) -> None:
+    rules = policy(allow=["*"], deny=["93.184.216.34"])
+    with pytest.raises(OutboundError, match=r"http\.deny"):
+        check(rules, url)
+
+
+def test_a_name_resolving_to_the_mapped_form_of_a_denied_network_is_denied() -> None:
+    rules = policy(deny=["93.184.216.0/24"])
+    with pytest.raises(OutboundError, match=r"http\.deny"):
+        check(rules, "https://example.com/", "::ffff:93.184.216.34")
+
+
+@pytest.mark.parametrize("allow", ["169.254.169.254", "169.254.0.0/16", "0.0.0.0/0", "::/0"])
+@pytest.mark.parametrize(
+    "url", ["http://169.254.169.254/", "http://[fd00:ec2::254]/", "http://[::ffff:a9fe:a9fe]/"]
+)
+def test_no_allow_entry_opens_a_cloud_metadata_address(allow: str, url: str) -> None:
+    """A bot's author writes its allow list: the cloud's metadata service (the server's own
+    credentials) stays closed whatever it lists."""
+    rules = policy(allow=[allow, "fd00::/8"])
+    with pytest.raises(OutboundError, match=r"cloud metadata|not in http\.allow") as caught:
+        check(rules, url)
+    assert caught.value.reason == "refused"

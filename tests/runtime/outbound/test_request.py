@@ -77,3 +77,12 @@ def test_a_header_value_never_appears_in_an_error() -> None:
     with pytest.raises(OutboundError) as caught:
         build("get", "https://x.test/", headers={"Authorization": "Bearer s3cret\n"})
     assert "s3cret" not in caught.value.message
+
+
+@pytest.mark.parametrize("value", ["caf\u00e9", "a\u2028b", "a\x0bb", "a\x7fb"])
+def test_a_header_value_the_wire_cannot_carry_is_a_bad_request(value: str) -> None:
+    # Not a crash inside the host (httpx encodes header values as ASCII; h11 refuses controls).
+    with pytest.raises(OutboundError, match="printable ASCII") as caught:
+        build("get", "https://x.test/", headers={"X-Note": value})
+    assert caught.value.reason == "bad_request"
+    assert value not in caught.value.message

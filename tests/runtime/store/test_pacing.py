@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import bisect
+import sqlite3
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runtime.store.pacing import Window, earliest
+from runtime.store import SqliteStore
+from runtime.store.pacing import MAX_PERIOD, Window, earliest
 
 CHAT = Window("chat:1", 1, 1.0)
 GROUP = Window("group:-1", 20, 60.0)
@@ -107,3 +110,28 @@ def test_no_schedule_ever_puts_more_than_count_events_in_any_window(steps, count
     for key, values in times.items():
         if key != "bot":
             assert fits(values, Window(key, count, period))
+
+
+async def test_slots_of_chats_never_sent_to_again_do_not_pile_up_in_the_store(
+    tmp_path: Path,
+) -> None:
+    """A bot sending once to each of many chat ids (a hostile script makes them up) leaves one
+    slot row per chat; once those slots are older than any window, later sends of any bot
+    clear them, so the shared table stays bounded."""
+    path = tmp_path / "store.sqlite3"
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        now = 1_000_000.0
+        for n in range(500):
+            windows = [Window("bot", 30, 1.0), Window(f"chat:{n}", 1, 1.0)]
+            assert await store.reserve_send("bot-a", windows, [], now=now, horizon=600) is not None
+        later = now + MAX_PERIOD + 10
+        for n in range(40):
+            windows = [Window("bot", 30, 1.0), Window(f"chat:x{n}", 1, 1.0)]
+            await store.reserve_send("bot-b", windows, [], now=later + n, horizon=600)
+    finally:
+        await store.close()
+    with sqlite3.connect(path) as conn:
+        (left,) = conn.execute("SELECT COUNT(*) FROM send_slot WHERE bot_id = 'bot-a'").fetchone()
+    assert left == 0
