@@ -197,7 +197,18 @@ def run_secrets(settings: Settings, args: argparse.Namespace) -> int:
 
 def add_version_commands(commands: Any) -> None:
     """``bots``, ``versions``, ``diff``, ``rollback``, ``deploy``: bots as versioned deployments."""
-    commands.add_parser("bots", help="list the bots in the store: live version, failed ones")
+    bots = commands.add_parser(
+        "bots", help="list the bots (live version, failed ones); create, enable, disable, delete"
+    )
+    bot_commands = bots.add_subparsers(dest="action")
+    bot_commands.add_parser("list", help="every bot: live version, state, problems (the default)")
+    for action, text in (
+        ("create", "create a bot with no version (an admin's: any id, even a used one)"),
+        ("enable", "serve a disabled bot again"),
+        ("disable", "stop serving a bot everywhere; its versions and data stay"),
+        ("delete", "stop a bot, retire its links, drop it from the list; its data stays"),
+    ):
+        bot_commands.add_parser(action, help=text).add_argument("bot")
     versions = commands.add_parser("versions", help="list a bot's versions, newest first")
     versions.add_argument("bot")
     diff = commands.add_parser("diff", help="show what changed between two versions of a bot")
@@ -698,21 +709,73 @@ async def run_versions(settings: Settings, args: argparse.Namespace) -> int:
     await store.open()
     try:
         deployments = Deployments(store)
+        if args.command == "bots" and getattr(args, "action", None) not in (None, "list"):
+            return await run_bot_action(deployments, args.action, args.bot)
         if args.command == "bots":
-            return print_statuses(await deployments.statuses())
+            return print_statuses(await deployments.catalog())
         if args.command == "versions":
             return print_versions(args.bot, await deployments.versions(args.bot))
         if args.command == "diff":
             text = await deployments.diff(args.bot, args.old, args.new)
             sys.stdout.write(text or f"versions {args.old} and {args.new} have the same files\n")
             return 0
+        before = await deployments.find(args.bot)
         if args.command == "rollback":
             outcome = await deployments.rollback(args.bot, args.version)
         else:
             outcome = await deployments.deploy(args.bot, read_files(args.folder), origin="cli")
+        if isinstance(outcome, Deployed) and outcome.created:
+            await admin.audit(
+                store,
+                f"version.{args.command}",
+                str(args.folder) if args.command == "deploy" else f"v{args.version}",
+                before={"version": before.version if before else None},
+                after={"version": outcome.version.version},
+                bot_id=args.bot,
+            )
     finally:
         await store.close()
     return print_outcome(outcome, args.folder if args.command == "deploy" else None)
+
+
+async def run_bot_action(deployments: Deployments, action: str, bot_id: str) -> int:
+    """``bots create|enable|disable|delete BOT``: change the catalog (audited as the CLI)."""
+    before = await deployments.find(bot_id)
+    if action == "create":
+        outcome = await deployments.create(bot_id, created_by=admin.cli_actor(), reuse=True)
+        if outcome != "created":
+            print(f"bot {bot_id} exists already", file=sys.stderr)
+            return 1
+        await admin.audit(
+            deployments.store, "bot.create", bot_id, after={"by": admin.cli_actor()}, bot_id=bot_id
+        )
+        print(f"bot {bot_id} created: deploy its first version with run.py deploy {bot_id} FOLDER")
+        return 0
+    if before is None:
+        raise ConfigError(f"no bot {bot_id!r} in the store")
+    if action == "delete":
+        await deployments.delete(bot_id)
+        await admin.audit(
+            deployments.store,
+            "bot.delete",
+            bot_id,
+            before={"version": before.version},
+            bot_id=bot_id,
+        )
+        print(f"bot {bot_id} deleted: stopped, links retired; its versions and data are kept")
+        return 0
+    disabled = action == "disable"
+    if await deployments.set_disabled(bot_id, disabled):
+        await admin.audit(
+            deployments.store,
+            f"bot.{action}",
+            bot_id,
+            before={"disabled": not disabled},
+            after={"disabled": disabled},
+            bot_id=bot_id,
+        )
+    print(f"bot {bot_id} {'disabled' if disabled else 'enabled'}")
+    return 0
 
 
 def print_outcome(outcome: Deployed | Refused, folder: Path | None) -> int:

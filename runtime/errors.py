@@ -8,6 +8,7 @@
     ├── NotFound               unknown bot or command (HTTP 404)
     ├── LinkError              a webhook link that cannot be minted or is refused (``status``)
     ├── SecretError            a bot secret refused (name, value), or one that does not open
+    ├── UploadRefused          an uploaded archive or file refused as such (HTTP 400)
     ├── StoreError             the store failed (``sqlite3.Error`` is translated in the store)
     │   ├── QuotaExceeded      a property value or a bot's data is over its size limit
     │   │   └── PendingRunsExceeded  a commit would queue more runs than ``runs.max_pending``
@@ -175,3 +176,8 @@ class FileRefused(TelegramError):
     def __init__(self, message: str, *, status: int = 400) -> None:
         super().__init__(message)
         self.status = status
+
+
+class UploadRefused(BotboxError):
+    """An uploaded archive or file was refused before any check of its contents (HTTP 400):
+    too large, a path outside the bot, a link or device, an unknown file type..."""

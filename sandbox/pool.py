@@ -103,6 +103,7 @@ class WorkerPool:
         self._tasks: set[asyncio.Task[None]] = set()
         self._running = 0
         self._switches = 0
+        self._restarts = 0
         self._started = False
         self._closed = False
         self._drained = asyncio.Event()
@@ -169,7 +170,8 @@ class WorkerPool:
 
     @property
     def stats(self) -> dict[str, int]:
-        """Counts for monitoring: workers, idle, running, waiting, tenants, forks, switches."""
+        """Counts for monitoring: workers, idle, running, waiting, tenants, forks, switches,
+        restarts (workers lost in a run: killed by the host or crashed, then replaced)."""
         return {
             "workers": len(self._workers),
             "idle": sum(len(idle) for idle in self._idle.values()),
@@ -178,6 +180,7 @@ class WorkerPool:
             "tenants": len({w.tenant for w in self._workers if w.tenant is not None}),
             "forks": self._server.forks if self._server is not None else 0,
             "switches": self._switches,
+            "restarts": self._restarts,
         }
 
     def compile(self, source: str, *, filename: str = "<script>", first_line: int = 1) -> Script:
@@ -437,6 +440,8 @@ class WorkerPool:
             else:
                 worker.idle_since = time.monotonic()
                 self._idle.setdefault(tenant, []).append(worker)
+        else:  # killed by the host (a limit, a hung-up caller) or crashed: replaced by a fork
+            self._restarts += 1
         self._dispatch()
 
     def _dispatch(self) -> None:

@@ -10,7 +10,7 @@ from sanic import HTTPResponse
 from sanic.response import json as json_response
 
 from runtime.api import metrics, openapi
-from runtime.api.operation import Operation, serve
+from runtime.api.operation import Operation, is_admin, serve
 from runtime.api.routes import FAMILIES
 from runtime.settings import Settings
 from runtime.web.app import create_app
@@ -33,7 +33,15 @@ def install(app: App) -> None:
     for number, (path, operations) in enumerate(by_path.items()):
         handler: Any = partial(_dispatch, operations)
         handler.__name__ = f"api_{number}"
-        app.add_route(handler, path, methods=list(operations), name=f"api_{number}", unquote=True)
+        stream = any(operation.raw for operation in operations.values())
+        app.add_route(
+            handler,
+            path,
+            methods=list(operations),
+            name=f"api_{number}",
+            unquote=True,
+            stream=stream,
+        )
     document = openapi.build(FAMILIES)
 
     async def openapi_json(request: AppRequest) -> HTTPResponse:
@@ -42,6 +50,7 @@ def install(app: App) -> None:
 
     app.add_route(openapi_json, "/api/openapi.json", methods=["GET"], name="api_openapi")
     app.add_route(metrics.scrape, "/metrics", methods=["GET"], name="metrics")
+    app.ctx.is_admin = is_admin
     app.register_middleware(metrics.count_click, "response")
 
 

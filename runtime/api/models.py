@@ -98,6 +98,8 @@ class ProblemOut(BaseModel):
 
     where: str
     message: str
+    file: str | None = Field(default=None, description="for a bot's check: the file")
+    line: int | None = Field(default=None, description="for a bot's check: the line")
 
 
 class ErrorBody(BaseModel):
@@ -110,12 +112,32 @@ class ErrorBody(BaseModel):
 
 
 # -- bots --
+BotState = Literal["serving", "failed", "stale", "disabled", "new"]
+
+
+class CheckProblem(BaseModel):
+    """One problem ``run.py check`` found in a bot's files: where (file, line) and what."""
+
+    file: str | None
+    line: int | None
+    message: str
+    warning: bool = Field(default=False, description="a warning never stops a bot")
+
+
 class BotOut(BaseModel):
     """A bot as the server runs it now."""
 
     id: str
-    status: Literal["serving", "failed"]
-    errors: list[str] = Field(description="why the bot failed to load (empty while serving)")
+    status: BotState = Field(
+        description="`serving`; `failed`: nothing serves (its deploys were refused); `stale`: "
+        "an older version serves (the latest change was refused); `disabled`; `new`: created, "
+        "nothing deployed yet"
+    )
+    errors: list[str] = Field(description="the refused change's problems, as text lines")
+    problems: list[CheckProblem] = Field(
+        default=[], description="the refused change's problems, by file and line"
+    )
+    version: int | None = Field(default=None, description="the version serving (or stored)")
     commands: list[str]
     has_token: bool = Field(description="whether the server has the bot's Telegram token")
     access: Literal["read", "write"] = Field(description="what your token may do with it")
@@ -359,6 +381,104 @@ class AuditPage(BaseModel):
 
     entries: list[AuditOut]
     next_cursor: int | None
+
+
+# -- bots lifecycle, deploy and versions --
+BotId = Annotated[
+    str,
+    Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$", description="a bot id (its URL segment)"),
+]
+VersionNumber = Annotated[int, Field(ge=1, lt=2**63), BeforeValidator(_json_number)]
+
+
+class BotIn(Body):
+    """A bot to create (its code comes with a deploy)."""
+
+    id: BotId
+
+
+class VersionOut(BaseModel):
+    """One immutable version of a bot's files."""
+
+    version: int
+    digest: str = Field(description="SHA-256 of the version's files")
+    created_at: Timestamp
+    origin: str = Field(description="`api`, `cli`, `folder` or `rollback`")
+    rollback_of: int | None
+    live: bool = Field(description="whether this version is the one serving")
+
+
+class VersionList(BaseModel):
+    """A bot's versions, newest first."""
+
+    live: int | None
+    versions: list[VersionOut]
+
+
+class VersionFiles(BaseModel):
+    """The files of one version."""
+
+    version: int
+    files: dict[str, str]
+
+
+class DiffQuery(Input):
+    """The two versions to compare."""
+
+    old: Annotated[int, Field(ge=1, lt=2**63)]
+    new: Annotated[int, Field(ge=1, lt=2**63)]
+
+
+class DiffOut(BaseModel):
+    """A unified diff from one version to another (empty when their files match)."""
+
+    old: int
+    new: int
+    diff: str
+
+
+class RollbackIn(Body):
+    """Which version's files to serve again (as a new version)."""
+
+    version: VersionNumber
+
+
+class Deployed(BaseModel):
+    """A deploy that went live (or changed nothing: ``created`` false)."""
+
+    bot_id: str
+    version: VersionOut
+    created: bool
+    warnings: list[CheckProblem]
+
+
+class FileQuery(Input):
+    """``base``: the live version your change is against (409 if another serves by now)."""
+
+    base: Annotated[int, Field(ge=1, lt=2**63)] | None = None
+
+
+# -- telegram --
+class WebhookSet(BaseModel):
+    """The webhook as registered with Telegram."""
+
+    url: str
+    allowed_updates: list[str] = Field(description="the update kinds the bot's commands handle")
+    menu_commands: int = Field(description="commands registered with setMyCommands")
+
+
+class WebhookInfo(BaseModel):
+    """Telegram's ``getWebhookInfo`` result, as Telegram sent it."""
+
+    info: JsonValue
+
+
+class WebhookSecretOut(BaseModel):
+    """The bot's webhook secret: Telegram sends it in ``header`` with every update."""
+
+    header: str
+    secret: str
+    url: str
 
 
 # -- try (the emulator) --

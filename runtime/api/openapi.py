@@ -18,13 +18,14 @@ from runtime.api.operation import API_PREFIX, Operation, Routes
 
 REF: Final = "#/components/schemas/{model}"
 ERROR_TEXT: Final = {
-    400: "the body is not JSON",
+    400: "the body is not JSON, or an upload was refused (the reason in `message`)",
     401: "no valid token (missing, unknown, expired or revoked)",
     403: "your role may not do this",
     404: "not found (also: a bot your token may not see)",
     409: "a conflict with the current state",
     413: "too large",
     422: "the input does not fit (every problem listed)",
+    502: "Telegram refused the call or could not be reached",
 }
 
 
@@ -69,6 +70,8 @@ def _operation(operation: Operation, schemas: dict[str, Any]) -> dict[str, Any]:
         statuses.append(403)
     if operation.body is not None:
         statuses += [400, 422]
+    if operation.raw:
+        statuses += [400, 413, 422]
     if operation.query is not None:
         statuses.append(422)
     statuses += list(operation.errors)
@@ -97,7 +100,14 @@ def _operation(operation: Operation, schemas: dict[str, Any]) -> dict[str, Any]:
         "parameters": _parameters(operation, schemas),
         "responses": responses,
     }
-    if operation.body is not None:
+    if operation.raw:
+        document["requestBody"] = {
+            "required": True,
+            "content": {
+                media: {"schema": {"type": "string", "format": "binary"}} for media in operation.raw
+            },
+        }
+    elif operation.body is not None:
         document["requestBody"] = {
             "required": True,
             "content": {

@@ -28,8 +28,9 @@ from sanic.response import json as json_response
 
 from runtime.api import auth
 from runtime.api.auth import Need
-from runtime.api.models import ErrorBody, ProblemOut
-from runtime.errors import NotFound
+from runtime.api.models import CheckProblem, ErrorBody, ProblemOut
+from runtime.errors import NotFound, UploadRefused
+from runtime.runs.registry import LiveBot
 from runtime.store import AuditEntry, Principal
 from runtime.web.responses import HttpError, to_http
 from runtime.web.state import AppRequest, AppState
@@ -40,6 +41,8 @@ MAX_ID: Final = 2**63 - 1
 ID_SCHEMA: Final[dict[str, Any]] = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
 """A row id in a path (a run, a token)."""
 BEARER_CHALLENGE: Final = 'Bearer realm="botbox"'
+MAX_RAW_BYTES: Final = 1024 * 1024
+"""The largest raw body (an uploaded archive): the server's request size limit too."""
 
 
 @dataclass(slots=True)
@@ -55,6 +58,18 @@ class Call:
     def bot_id(self) -> str:
         """The bot in the path (only for operations on a bot)."""
         return self.path["bot_id"]
+
+    def served(self) -> LiveBot:
+        """The path's bot as this process serves it; HttpError 409 if it serves no version
+        (created with nothing deployed, failed, or disabled): it exists, so never 404."""
+        bot = self.state.registry.find(self.bot_id)
+        if bot is None:
+            raise HttpError(
+                409,
+                "the bot serves no version now (new, failed or disabled): see GET /bots/{id}",
+                code="not_serving",
+            )
+        return bot
 
     async def audit(
         self,
@@ -78,6 +93,14 @@ class Call:
                 after=cast(JSON, after),
             )
         )
+
+
+class Refusal(Exception):
+    """A deploy the check refused: 422 with every problem (file and line)."""
+
+    def __init__(self, message: str, problems: list[CheckProblem]) -> None:
+        super().__init__(message)
+        self.problems = problems
 
 
 def whole_number(call: Call, name: str) -> int:
@@ -107,6 +130,10 @@ class Operation:
     tag: str = ""
     path_schemas: Mapping[str, dict[str, Any]] = field(default_factory=dict)
     errors: tuple[int, ...] = ()
+    raw: tuple[str, ...] = ()
+    """For a body that is not JSON (an archive, a file): the content types it is documented
+    with. Its route streams, and the body is read (up to :data:`MAX_RAW_BYTES`) only after
+    the caller is authorised; the handler gets the bytes."""
 
     @property
     def operation_id(self) -> str:
@@ -147,6 +174,7 @@ class Routes:
         status: int = 200,
         path_schemas: Mapping[str, dict[str, Any]] | None = None,
         errors: tuple[int, ...] = (),
+        raw: tuple[str, ...] = (),
     ) -> Callable[[Handler], Handler]:
         """Declare an operation; the handler's docstring's first line is its summary."""
 
@@ -166,6 +194,7 @@ class Routes:
                     self.tag,
                     dict(path_schemas or {}),
                     errors,
+                    raw,
                 )
             )
             return handler
@@ -196,6 +225,21 @@ def _query_values(request: AppRequest, model: type[BaseModel]) -> dict[str, str]
     return {name: args[name][0] for name in model.model_fields if args.get(name)}
 
 
+async def read_raw(request: AppRequest, limit: int = MAX_RAW_BYTES) -> bytes:
+    """A streamed body, read only now (after authorisation), at most ``limit`` bytes."""
+    if request.stream is None:  # not a streaming route: already read
+        return request.body or b""
+    chunks: list[bytes] = []
+    size = 0
+    stream = cast(Any, request.stream)  # Http (or the ASGI transport): ``read()`` until None
+    while (chunk := await stream.read()) is not None:
+        size += len(chunk)
+        if size > limit:
+            raise HttpError(413, f"the body is larger than {limit} bytes", code="too_large")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 async def principal_of(request: AppRequest, state: AppState) -> Principal:
     """The caller behind the request's bearer token; HttpError 401 if there is none."""
     token = auth.bearer(request.headers.get("authorization"))
@@ -212,9 +256,21 @@ async def principal_of(request: AppRequest, state: AppState) -> Principal:
     return principal
 
 
-def hosted(state: AppState) -> list[str]:
-    """The ids of the bots this server hosts."""
-    return state.registry.ids
+async def is_admin(request: AppRequest) -> bool:
+    """True if the request carries a valid admin token (never raises)."""
+    try:
+        principal = await principal_of(request, request.app.ctx.running)
+    except HttpError:
+        return False
+    return principal.role == "admin"
+
+
+async def known(state: AppState, bot_id: str) -> bool:
+    """True if the bot exists: served here, failed, disabled, or created with no version."""
+    registry = state.registry
+    if registry.find(bot_id) is not None or bot_id in registry.refused:
+        return True
+    return await state.deployments.find(bot_id) is not None
 
 
 async def serve(operation: Operation, request: AppRequest, path: dict[str, str]) -> HTTPResponse:
@@ -223,20 +279,27 @@ async def serve(operation: Operation, request: AppRequest, path: dict[str, str])
     try:
         principal = await principal_of(request, state)
         bot_id = path.get("bot_id")
-        exists = bot_id is not None and bot_id in hosted(state)
+        exists = (
+            bot_id is not None
+            and auth.bot_access(principal, bot_id) is not None
+            and await known(state, bot_id)
+        )
         verdict = auth.decide(principal, operation.need, bot_id, exists=exists)
         if verdict == "hidden":
             raise HttpError(404, "no such bot", code="not_found")
         if verdict == "forbidden":
             raise HttpError(403, f"your role ({principal.role}) may not do this", code="forbidden")
-        query = body = None
+        query = None
+        body: Any = None
         if operation.query is not None:
             try:
                 query = operation.query.model_validate(_query_values(request, operation.query))
             except ValidationError as exc:
                 error = HttpError(422, "the query does not fit", code="invalid")
                 return api_error(error, problems_of(exc, "query"))
-        if operation.body is not None:
+        if operation.raw:
+            body = await read_raw(request)
+        elif operation.body is not None:
             try:
                 body = operation.body.model_validate_json(request.body or b"")
             except ValidationError as exc:
@@ -247,6 +310,19 @@ async def serve(operation: Operation, request: AppRequest, path: dict[str, str])
         result = await operation.handler(Call(request, state, principal, path), body, query)
     except (HttpError, NotFound) as exc:  # anything else is a bug: app.on_error logs it
         return api_error(to_http(exc))
+    except UploadRefused as exc:
+        return api_error(HttpError(400, str(exc), code="upload_refused"))
+    except Refusal as exc:
+        problems = [
+            ProblemOut(
+                where=":".join(str(part) for part in (p.file, p.line) if part is not None) or "bot",
+                message=p.message,
+                file=p.file,
+                line=p.line,
+            )
+            for p in exc.problems
+        ]
+        return api_error(HttpError(422, str(exc), code="check_failed"), problems)
     return json_response(result.model_dump(mode="json"), status=operation.status)
 
 

@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final, Literal
 
 from runtime.bots.folder import BotFiles, read_files
 from runtime.bots.versions import (
@@ -37,7 +38,7 @@ from runtime.bots.versions import (
     unified_diff,
 )
 from runtime.errors import NotFound, Problem
-from runtime.store import BotVersion, Store
+from runtime.store import BotVersion, LiveState, Store
 
 logger = logging.getLogger(__name__)
 
@@ -73,12 +74,18 @@ class BotStatus:
     origin: str
     problems: tuple[Problem, ...]
     """The latest refused deploy's problems, while it is not fixed."""
+    disabled: bool = False
+    created_at: float | None = None
+    created_by: str | None = None
 
     @property
     def state(self) -> str:
-        """``ok``, ``failed`` (serves nothing) or ``stale`` (a newer change was refused)."""
+        """``ok``, ``failed`` (serves nothing: its deploys were refused), ``stale`` (a newer
+        change was refused), ``disabled``, or ``new`` (created, nothing deployed yet)."""
+        if self.disabled:
+            return "disabled"
         if self.version is None:
-            return "failed"
+            return "failed" if self.problems else "new"
         return "stale" if self.problems else "ok"
 
 
@@ -170,19 +177,61 @@ class Deployments:
 
     async def statuses(self) -> list[BotStatus]:
         """Every bot with a live version or a refused deploy: what serves, what was refused."""
-        return [
-            BotStatus(
-                state.bot_id,
-                state.version,
-                state.origin,
-                tuple(problems_from_json(state.refused)),
-            )
-            for state in await self.store.live_states()
-        ]
+        return [_status(state) for state in await self.store.live_states()]
 
     async def failed(self) -> list[BotStatus]:
         """The bots that failed to load (no version serves) or run an older version."""
-        return [status for status in await self.statuses() if status.state != "ok"]
+        return [status for status in await self.statuses() if status.state in FAILING]
+
+    # -- the bots catalog: create, disable, enable, delete (the admin API and the CLI) --
+    async def catalog(self) -> list[BotStatus]:
+        """Every known bot: live, refused, disabled, or created with nothing deployed yet."""
+        return [_status(state) for state in await self.store.bot_catalog()]
+
+    async def find(self, bot_id: str) -> BotStatus | None:
+        """One known bot, or None."""
+        return next((status for status in await self.catalog() if status.bot_id == bot_id), None)
+
+    async def create(
+        self, bot_id: str, *, created_by: str, reuse: bool = False
+    ) -> Literal["created", "exists", "used"]:
+        """Create a bot with no version (``exists``/``used``: refused, see Store.create_bot)."""
+        outcome = await self.store.create_bot(
+            bot_id, created_by=created_by, now=self.clock(), reuse=reuse
+        )
+        if outcome == "created":
+            logger.info("bot %s created by %s", bot_id, created_by)
+        return outcome
+
+    async def set_disabled(self, bot_id: str, disabled: bool) -> bool:
+        """Disable (no process serves it; its data and versions stay) or enable a bot."""
+        changed = await self.store.set_bot_disabled(bot_id, disabled, now=self.clock())
+        if changed:
+            logger.warning("bot %s %s", bot_id, "disabled" if disabled else "enabled")
+        return changed
+
+    async def delete(self, bot_id: str) -> bool:
+        """Stop a bot everywhere and drop it from the catalog; its links stop working. Its
+        versions, properties and run log are kept (an admin may create the id again)."""
+        deleted = await self.store.delete_bot(bot_id, now=self.clock())
+        if deleted:
+            logger.warning("bot %s deleted: stopped, links retired, data kept", bot_id)
+        return deleted
+
+
+FAILING: Final = frozenset({"failed", "stale"})
+
+
+def _status(state: LiveState) -> BotStatus:
+    return BotStatus(
+        state.bot_id,
+        state.version,
+        state.origin,
+        tuple(problems_from_json(state.refused)),
+        state.disabled,
+        state.created_at,
+        state.created_by,
+    )
 
 
 __all__ = ["BotStatus", "Deployed", "Deployments", "Refused"]

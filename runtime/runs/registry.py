@@ -122,6 +122,9 @@ class Registry:
         self.refused: dict[str, list[Problem]] = {}
         """Per bot id: the problems of its latest refused deploy, while it is not fixed. A bot
         here and not served never loaded (*failed*); one also served runs an older version."""
+        self.disabled: dict[str, str] = {}
+        """Per disabled bot id: its webhook secret (a disabled bot serves nothing; its webhook
+        acknowledges updates and drops them)."""
 
     @classmethod
     def load(

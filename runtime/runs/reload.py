@@ -32,7 +32,14 @@ from runtime.bots.versions import bot_id_of, check_version, digest, problems_fro
 from runtime.errors import BotboxError, ConfigError, Problem
 from runtime.runs.deployments import Deployments
 from runtime.runs.processor import backoff
-from runtime.runs.registry import LiveBot, Registry, compile_bot, compile_modules, live_bot
+from runtime.runs.registry import (
+    LiveBot,
+    Registry,
+    compile_bot,
+    compile_modules,
+    derive_secret,
+    live_bot,
+)
 from runtime.signing.keys import KeyFile
 from runtime.store import LiveState, Store
 from sandbox import ScriptCache
@@ -137,6 +144,8 @@ class LiveSync:
                 changed = True
             for bot_id in [bot_id for bot_id in self.registry.refused if bot_id not in seen]:
                 self.registry.refused.pop(bot_id, None)
+            for bot_id in [bot_id for bot_id in self.registry.disabled if bot_id not in seen]:
+                self.registry.disabled.pop(bot_id, None)
             self._stamp = stamp
         if changed and self.on_change is not None:
             self.on_change()
@@ -145,6 +154,17 @@ class LiveSync:
         """Serve the state's version; note its refusal. True if what serves changed."""
         changed = False
         current = self.registry.find(state.bot_id)
+        if state.disabled:  # serves nothing; its webhook acknowledges and drops (web/app.py)
+            if current is not None:
+                self.registry.remove(state.bot_id)
+                logger.warning("bot %s disabled: it serves nothing until enabled", state.bot_id)
+                changed = True
+            self.registry.refused.pop(state.bot_id, None)
+            self.registry.disabled[state.bot_id] = derive_secret(
+                self.master_key, "telegram-webhook-secret", state.bot_id
+            )
+            return changed
+        self.registry.disabled.pop(state.bot_id, None)
         if state.version is None:
             if current is not None:
                 self.registry.remove(state.bot_id)

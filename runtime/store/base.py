@@ -174,6 +174,11 @@ class LiveState:
     refused: JSON = None
     """The refused deploy's problems, as plain data (see ``runtime.bots.versions``)."""
     refused_at: float | None = None
+    disabled: bool = False
+    """Disabled by an admin or author: no process serves it; versions and data stay."""
+    created_at: float | None = None
+    """When it was created through the admin API (it is listed before its first version)."""
+    created_by: str | None = None
 
 
 # -- accounts, API tokens, audit (the admin API, issue 10) --
@@ -636,3 +641,24 @@ class Store(AccountStore, Protocol):
     ) -> int:
         """Delete this bot's queued runs not yet claimed, by label and/or seq; how many. A run
         claimed meanwhile runs and is not counted; one counted never runs."""
+
+    async def oldest_pending(self, *, now: float) -> dict[str, float]:
+        """Per bot with unfinished queue items due by ``now``: the oldest one's enqueue time
+        (for the queue age metric)."""
+
+    # -- the bots catalog (issue 10): created, disabled, deleted --
+    async def bot_catalog(self) -> list[LiveState]:
+        """Every known bot (live, refused, disabled, or created with no version yet), by id."""
+
+    async def create_bot(
+        self, bot_id: str, *, created_by: str, now: float, reuse: bool = False
+    ) -> Literal["created", "exists", "used"]:
+        """Create a bot with no version. ``exists``: it is known already; ``used``: the id has
+        history (versions or data) and ``reuse`` is False (only admins reuse an id)."""
+
+    async def set_bot_disabled(self, bot_id: str, disabled: bool, *, now: float) -> bool:
+        """Disable (no process serves it) or enable a known bot; False if unknown or unchanged."""
+
+    async def delete_bot(self, bot_id: str, *, now: float) -> bool:
+        """Stop a known bot everywhere, drop it from the catalog, retire its links, drop the
+        grants on it; its versions, properties and run log stay. False if it was not known."""

@@ -55,6 +55,16 @@ def pending_count(conn: sqlite3.Connection, bot_id: str | None, kind: str | None
     return int(row[0])
 
 
+def oldest_pending(conn: sqlite3.Connection, now: float) -> dict[str, float]:
+    """Per bot with unfinished items due by ``now``: when its oldest one was enqueued."""
+    rows = conn.execute(
+        "SELECT bot_id, MIN(enqueued_at) FROM queue WHERE finished_at IS NULL"
+        " AND run_after <= ? GROUP BY bot_id",
+        (now,),
+    ).fetchall()
+    return {str(bot_id): float(at) for bot_id, at in rows}
+
+
 CommitArgs = tuple[
     str, tuple[PropertyRow, ...], tuple[RunRow, ...], int, int, tuple[Expectation, ...]
 ]

@@ -8,6 +8,7 @@ from runtime.store import (
     accounts,
     bots,
     broadcasts,
+    catalog,
     counters,
     instances,
     pacing,
@@ -17,7 +18,7 @@ from runtime.store import (
     versions,
 )
 
-SCHEMA_VERSION: Final = 11
+SCHEMA_VERSION: Final = 12
 """The schema this code writes; kept in ``PRAGMA user_version``."""
 
 SYNCHRONOUS_MODES: Final = frozenset({"OFF", "NORMAL", "FULL", "EXTRA"})
@@ -85,6 +86,7 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     broadcasts.MIGRATION,
     secrets.MIGRATION,
     schedules.MIGRATION,
+    catalog.MIGRATION,
 )
 
 CLAIM_SQL: Final = """

@@ -39,6 +39,7 @@ from runtime.store import (
     accounts,
     bots,
     broadcasts,
+    catalog,
     commit,
     counters,
     instances,
@@ -548,6 +549,29 @@ class SqliteStore:
         """The files of one version, or None."""
         text = await self._call(versions.files_of, bot_id, version)
         return None if text is None else cast(dict[str, str], json.loads(text))
+
+    async def oldest_pending(self, *, now: float) -> dict[str, float]:
+        """Per bot: when its oldest unfinished item due by ``now`` was enqueued."""
+        return await self._call(commit.oldest_pending, now)
+
+    # -- the bots catalog --
+    async def bot_catalog(self) -> list[LiveState]:
+        """Every known bot, by id."""
+        return await self._call(catalog.catalog)
+
+    async def create_bot(
+        self, bot_id: str, *, created_by: str, now: float, reuse: bool = False
+    ) -> Literal["created", "exists", "used"]:
+        """Create a bot with no version (see :meth:`Store.create_bot`)."""
+        return await self._call(catalog.create, bot_id, created_by, now, reuse)
+
+    async def set_bot_disabled(self, bot_id: str, disabled: bool, *, now: float) -> bool:
+        """Disable or enable a known bot."""
+        return await self._call(catalog.set_disabled, bot_id, disabled, now)
+
+    async def delete_bot(self, bot_id: str, *, now: float) -> bool:
+        """Stop and forget a known bot; its data stays."""
+        return await self._call(catalog.delete, bot_id, now)
 
     # -- accounts, API tokens, audit, run queries (the admin API) --
     async def create_user(self, name: str, role: UserRole, *, now: float) -> User:

@@ -171,15 +171,24 @@ def live_stamp(conn: sqlite3.Connection) -> int:
 
 
 def live_states(conn: sqlite3.Connection) -> list[LiveState]:
-    """Every bot with a live version or a refused deploy, by id."""
+    """Every bot with a live version or a refused deploy, or disabled, by id."""
+    return live_states_where(
+        conn, "(l.version IS NOT NULL OR l.refused_digest IS NOT NULL OR l.disabled = 1)"
+    )
+
+
+def live_states_where(conn: sqlite3.Connection, where: str) -> list[LiveState]:
+    """The ``bot_live`` rows (``l``) meeting ``where`` (trusted SQL), by id."""
     rows = conn.execute(
-        "SELECT l.bot_id, l.version, v.digest, l.origin, l.changed_at, l.stamp,"
-        " l.refused_digest, l.refused, l.refused_at FROM bot_live AS l"
+        "SELECT l.bot_id, l.version, v.digest, l.origin, l.changed_at, l.stamp,"  # noqa: S608
+        " l.refused_digest, l.refused, l.refused_at, l.disabled, l.created_at, l.created_by"
+        " FROM bot_live AS l"
         " LEFT JOIN bot_version AS v ON v.bot_id = l.bot_id AND v.version = l.version"
-        " WHERE l.version IS NOT NULL OR l.refused_digest IS NOT NULL ORDER BY l.bot_id"
+        f" WHERE {where} ORDER BY l.bot_id"
     ).fetchall()
     states: list[LiveState] = []
-    for bot_id, version, digest, origin, changed, stamp, refused_digest, refused, at in rows:
+    for row in rows:
+        bot_id, version, digest, origin, changed, stamp, refused_digest, refused, at = row[:9]
         problems: JSON = None if refused is None else json.loads(refused)
         states.append(
             LiveState(
@@ -192,6 +201,9 @@ def live_states(conn: sqlite3.Connection) -> list[LiveState]:
                 refused_digest,
                 problems,
                 at,
+                bool(row[9]),
+                row[10],
+                row[11],
             )
         )
     return states

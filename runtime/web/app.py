@@ -104,9 +104,10 @@ async def on_error(request: AppRequest, exc: Exception) -> HTTPResponse:
 async def health(request: AppRequest) -> HTTPResponse:
     """Liveness and a few numbers: bots, pool, isolation, queue, run log; 503 while a loop is down.
 
-    Bots are counted, never named (``/health`` is public; the API hides a bot from a token
-    that may not see it): those serving in ``bots``, those that failed to load (or whose latest
-    change was refused) in ``problems`` and ``bots_failed`` (the log names them).
+    Bots are counted (``bots``: those serving; ``bots_failed`` and ``problems``: those that
+    failed to load or whose latest change was refused); they are named (``bot_ids``, ``failed``,
+    ``stale``) only to a caller with an admin token of the API. ``/health`` is public, and the
+    API hides a bot from a token that may not see it; the log names them.
 
     ``running`` (queue items this process is handling) and ``run_log_pending`` (run records not
     yet written) are this process's own: both 0 means every run it finished is in the run log.
@@ -121,6 +122,17 @@ async def health(request: AppRequest) -> HTTPResponse:
     # A bot that failed to load is a problem (ok: false), not a server one: the status stays
     # 200 so a probe never restarts every bot for one bot's typo. Public: counts, no names.
     bots = bot_problems(state.registry) + state.folders.folder_problems()
+    check = request.app.ctx.is_admin
+    named = check is not None and await check(request)
+    names = (
+        {
+            "bot_ids": state.registry.ids,
+            "failed": state.registry.failed,
+            "stale": state.registry.stale,
+        }
+        if named
+        else {}
+    )
     return json_response(
         {
             "ok": not problems and not bots,
@@ -128,6 +140,7 @@ async def health(request: AppRequest) -> HTTPResponse:
             "bots_failed": len(state.registry.failed),
             "instance": state.processor.owner,
             "bots": len(state.registry.ids),  # a count: the API hides bots from some tokens
+            **names,
             "pool": state.pool.stats,
             "isolation": state.pool.isolation,
             "pending": pending,
@@ -143,6 +156,13 @@ async def health(request: AppRequest) -> HTTPResponse:
 async def telegram_update(request: AppRequest, bot_id: str) -> HTTPResponse:
     """Telegram's webhook: check the secret, store the update durably, then answer 200."""
     state = request.app.ctx.running
+    if (secret := state.registry.disabled.get(bot_id)) is not None:
+        # Disabled: acknowledged and dropped, so Telegram neither retries for a day nor
+        # delivers a backlog of stale messages when the bot is enabled again.
+        given = request.headers.get(SECRET_HEADER, "").encode()
+        if not hmac.compare_digest(given, secret.encode()):
+            raise HttpError(403, "bad or missing secret token")
+        return json_response({"ok": True, "dropped": "the bot is disabled"})
     try:
         bot = state.registry.get(bot_id)
     except NotFound:

@@ -9,7 +9,7 @@ what it had opened before it raises.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -198,6 +198,9 @@ class AppContext:
     parts: Parts
     failures: FailureLog
     state: AppState | None = None
+    is_admin: Callable[[AppRequest], Awaitable[bool]] | None = None
+    """Set by the admin API: whether a request carries a valid admin token (``/health`` then
+    names the bots; to anyone else it only counts them)."""
 
     @property
     def running(self) -> AppState:

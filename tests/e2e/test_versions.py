@@ -250,6 +250,8 @@ def test_diff_and_rollback(hosted, telegram):
     assert f"version {latest + 1} (the files of version 1) is live" in done.stdout
     eventually(lambda: say(hosted, telegram, "good", GOOD_TOKEN, "/hello") == "one", "rollback")
     assert cli(hosted, "diff", "good", "1", str(latest + 1)).stdout.startswith("versions 1 and")
+    audit = cli(hosted, "audit", "--bot", "good")  # a CLI change is audited like an API one
+    assert "version.rollback" in audit.stdout, audit.stdout
     unknown = cli(hosted, "diff", "good", "1", "999")
     assert unknown.returncode == 2
     assert "no version 999" in unknown.stderr

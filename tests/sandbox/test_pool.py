@@ -113,6 +113,7 @@ async def test_a_worker_breaking_its_wall_limit_is_killed_and_replaced():
         after = await pool.run("print('next')")
         assert after.output == "next\n"
         assert next(iter(pool._workers)).pid != old
+        assert pool.stats["restarts"] == 1  # counted for /metrics
 
 
 async def test_workers_are_recycled_after_max_runs():
@@ -123,6 +124,7 @@ async def test_workers_are_recycled_after_max_runs():
             assert (await pool.run("x = 1")).ok
             pids |= {w.pid for w in pool._workers}
             await asyncio.sleep(0)
+        assert pool.stats["restarts"] == 0  # recycling is not a restart
     assert len(pids) >= 3
 
 

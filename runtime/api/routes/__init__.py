@@ -19,7 +19,9 @@ from runtime.api.routes import (
     runs,
     schedules,
     secrets,
+    telegram,
     try_,
+    versions,
 )
 
 FAMILIES: Final[tuple[Routes, ...]] = (
@@ -33,4 +35,6 @@ FAMILIES: Final[tuple[Routes, ...]] = (
     try_.ROUTES,
     secrets.ROUTES,
     schedules.ROUTES,
+    versions.ROUTES,
+    telegram.ROUTES,
 )

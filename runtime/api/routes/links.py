@@ -21,11 +21,11 @@ ROUTES = Routes("links", "Signed links to a bot's commands, minted for testing."
     response=LinkOut,
     body=LinkIn,
     status=201,
-    errors=(404, 422),
+    errors=(404, 409, 422),
 )
 async def mint_link(call: Call, body: LinkIn, query: None) -> LinkOut:
     """Mint a signed link that runs one of the bot's commands."""
-    bot = call.state.registry.get(call.bot_id)
+    bot = call.served()
     if dispatch.find(bot.definition.commands, body.command) is None:
         raise HttpError(404, f"the bot has no command {body.command!r}", code="not_found")
     try:

@@ -109,7 +109,7 @@ async def get_property(call: Call, body: None, query: None) -> PropertyOut:
 async def put_property(call: Call, body: PropertyIn, query: None) -> PropertyOut:
     """Set one property (optionally only if it still has version ``if_version``)."""
     scope, name = _scope(call), _name(call)
-    limits = call.state.registry.get(call.bot_id).definition.config
+    limits = call.served().definition.config
     try:
         _, size = encode(body.value, f"property {name!r}")
     except StoreError as exc:
@@ -153,7 +153,7 @@ async def delete_property(call: Call, body: None, query: None) -> PropertyDelete
 
 async def _commit(call: Call, write: PropertyWrite, expected: PropertyRead) -> None:
     """One write, committed like a run's, if the property still has the expected version."""
-    config = call.state.registry.get(call.bot_id).definition.config
+    config = call.served().definition.config
     try:
         await call.state.store.commit_run(
             call.bot_id,

@@ -51,12 +51,12 @@ def trial_request(body: TryIn) -> TrialRequest:
     need="write",
     response=TryOut,
     body=TryIn,
-    errors=(404, 422),
+    errors=(404, 409, 422),
 )
 async def try_bot(call: Call, body: TryIn, query: None) -> TryOut:
     """Try a message, button press or link click on the bot's live version (emulated Telegram)."""
     state = call.state
-    bot = state.registry.get(call.bot_id)
+    bot = call.served()
     request = trial_request(body)
     settings = call.request.app.ctx.settings
     store: Store = state.store

@@ -42,3 +42,9 @@ def test_a_scrape_counts_runs_durations_calls_clicks_and_the_queue(api: Api) -> 
     assert samples[("botbox_link_clicks_total", (("status", "200"),))] >= 1
     assert ("botbox_queue_depth", (("bot", "shop"),)) in samples
     assert ("botbox_pool", (("what", "workers"),)) in samples
+    # The shop's /start wrote a property: its bytes are counted; the pool's restarts and
+    # waiting runs are there (none so far), and no queue item is due (no age to report).
+    assert samples[("botbox_properties_bytes", (("bot", "shop"),))] > 0
+    assert samples[("botbox_pool_worker_restarts_total", ())] == 0
+    assert samples[("botbox_pool_waiting_runs", ())] == 0
+    assert not any(name == "botbox_queue_age_seconds" for name, _ in samples)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.runtime.api.conftest import SHOP, SHOP_TOKEN, create_token
+from tests.support.archives import zipped
 from tests.support.server import BotboxServer, hosting
 from tests.support.telegram_standin import TelegramStandIn
 
@@ -101,6 +103,46 @@ def test_in_multiprocess_mode_every_scrape_counts_both_processes(
         )
 
     assert [clicked() for _ in range(6)] == [10.0] * 6
+
+
+def test_a_bot_created_deployed_and_disabled_through_one_process_is_followed_by_both(
+    pair: tuple[BotboxServer, str],
+) -> None:
+    """Ten concurrent creates of one id (spread over both processes): one 201. Then every
+    request, whichever process takes it, sees the upload served and the disable honoured."""
+    server, token = pair
+    with ThreadPoolExecutor(10) as threads:
+        statuses = sorted(
+            threads.map(
+                lambda _: _fresh(server, token, "POST", "/bots", json={"id": "twin"}), range(10)
+            )
+        )
+    assert statuses == [201] + [409] * 9
+    files = {
+        "bot.yaml": "id: twin\ntoken_env: SHOP_TOKEN\n",
+        "p.py": '"""\ncommand: /p\n"""\nx = 1\n',
+    }
+    assert _fresh(server, token, "POST", "/bots/twin/versions", content=zipped(files)) == 200
+    assert _fresh(server, token, "POST", "/bots/twin/disable") == 200
+    update = {
+        "update_id": 77,
+        "message": {"message_id": 1, "date": 0, "chat": {"id": 5, "type": "private"}, "text": "/p"},
+    }
+    deadline = time.monotonic() + 10
+    answers: list[dict[str, object]] = []
+    while len(answers) < 10:  # new connections: both processes answer over ten tries
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            response = client.post(
+                "/telegram/twin",
+                json=update,
+                headers={"X-Telegram-Bot-Api-Secret-Token": server.secret("twin")},
+            )
+        if response.status_code == 200 and response.json().get("dropped"):
+            answers.append(response.json())
+        else:  # the other process has not followed the disable yet (within its 0.5 s poll)
+            assert time.monotonic() < deadline, response.text
+            answers.clear()
+    assert _fresh(server, token, "GET", "/bots/twin") == 200
 
 
 def test_tries_on_both_processes_share_one_try_store_and_never_the_real_one(
