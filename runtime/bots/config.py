@@ -241,6 +241,20 @@ def _bot_id(raw: Mapping[object, object], folder_name: str, check: _Checker) -> 
     return bot_id
 
 
+AUTHOR_TOKEN_PREFIX: Final = "TELEGRAM_TOKEN_"  # noqa: S105 - a variable name, not a secret
+
+
+def assigned_token_env(bot_id: str) -> str:
+    """The environment variable an author's bot reads its token from: ``TELEGRAM_TOKEN_`` and
+    the id in capitals, ``-`` as ``_`` (``shop-2`` reads ``TELEGRAM_TOKEN_SHOP_2``).
+
+    Authors (not admins) may name only this one, or the one an admin's version of the bot
+    named: a bot.yaml is written by its author, and ``token_env`` free for all would let one
+    author's bot read another bot's token, or any secret in the server's environment.
+    """
+    return AUTHOR_TOKEN_PREFIX + bot_id.upper().replace("-", "_")
+
+
 def _token_env(raw: Mapping[object, object], check: _Checker) -> str | None:
     """The name of the environment variable holding the token (required)."""
     token_env = check.text(raw, "token_env")

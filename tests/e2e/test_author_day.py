@@ -26,7 +26,7 @@ from tests.support.telegram_standin import TelegramStandIn
 from tests.support.updates import make_update
 
 TOKEN = "777777777:AAShopBotTokenForTestsOnly_abcdefghijk"
-CONFIG = "id: kiosk\ntoken_env: KIOSK_TOKEN\n"
+CONFIG = "id: kiosk\ntoken_env: TELEGRAM_TOKEN_KIOSK\n"
 HELLO_V1 = (
     '"""\ncommand: /hello\n"""\n'
     "User.setProperty('greeted', (User.getProperty('greeted') or 0) + 1)\n"
@@ -61,7 +61,7 @@ def world(tmp_path: Path) -> Iterator[tuple[BotboxServer, TelegramStandIn]]:
             tmp_path / "data",
             telegram_api=telegram.base_url,
             demo=False,
-            env={"KIOSK_TOKEN": TOKEN},
+            env={"TELEGRAM_TOKEN_KIOSK": TOKEN},
         ).start()
         try:
             yield server, telegram

@@ -21,6 +21,7 @@ from typing import Final
 from runtime.api import auth
 from runtime.api.models import BotIn, BotList, BotOut, BotState, CheckProblem, Deleted
 from runtime.api.operation import Call, Routes
+from runtime.bots.config import assigned_token_env
 from runtime.errors import Problem
 from runtime.runs.deployments import BotStatus
 from runtime.web.responses import HttpError
@@ -107,6 +108,24 @@ async def create_bot(call: Call, body: BotIn, query: None) -> BotOut:
     if principal.role not in ("admin", "author"):
         raise HttpError(403, f"your role ({principal.role}) may not do this", code="forbidden")
     admin = principal.role == "admin"
+    if not admin:
+        # An author's bot reads TELEGRAM_TOKEN_<ID>: two ids may not share that variable.
+        variable = assigned_token_env(body.id)
+        twin = next(
+            (
+                status.bot_id
+                for status in await call.state.deployments.catalog()
+                if status.bot_id != body.id and assigned_token_env(status.bot_id) == variable
+            ),
+            None,
+        )
+        if twin is not None:
+            raise HttpError(
+                409,
+                f"the bot id {body.id!r} would read its token from {variable}, as another bot "
+                "does: choose another id",
+                code="conflict",
+            )
     outcome = await call.state.deployments.create(body.id, created_by=principal.name, reuse=admin)
     if outcome != "created":
         why = "exists" if outcome == "exists" else "was used before (only an admin may reuse it)"

@@ -11,6 +11,7 @@ A deploy that passes is live on every process within about half a second (this o
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Final
 
 from runtime.api.models import (
@@ -27,8 +28,9 @@ from runtime.api.models import (
 from runtime.api.operation import Call, Refusal, Routes, whole_number
 from runtime.api.routes.bots import check_problem
 from runtime.bots.archive import check_name, decode, unpack
+from runtime.bots.config import CONFIG_FILE, assigned_token_env, parse_config
 from runtime.bots.versions import bot_id_of
-from runtime.errors import NotFound, UploadRefused
+from runtime.errors import NotFound, Problem, UploadRefused
 from runtime.runs import deployments
 from runtime.store import BotVersion
 from runtime.web.responses import HttpError
@@ -69,9 +71,56 @@ async def _live(call: Call) -> int | None:
     return None if status is None else status.version
 
 
+async def _token_env_of(files: Mapping[str, str], bot_id: str) -> tuple[str | None, int | None]:
+    """The ``token_env`` a version's bot.yaml names, and its line (None when it names none)."""
+    config, _ = parse_config(files.get(CONFIG_FILE, ""), bot_id)
+    if config is None:
+        return None, None
+    line = next(
+        (
+            n
+            for n, text in enumerate(files[CONFIG_FILE].splitlines(), 1)
+            if text.lstrip().startswith("token_env")
+        ),
+        None,
+    )
+    return config.token_env, line
+
+
+async def _check_token_env(call: Call, files: Mapping[str, str], before: int | None) -> None:
+    """An author's version may name only its bot's assigned token variable, or the one the
+    live version names (an admin's choice): never another bot's, never any server secret."""
+    if call.principal.role == "admin":
+        return
+    named, line = await _token_env_of(files, call.bot_id)
+    if named is None:
+        return  # the check itself reports a missing or bad token_env
+    allowed = {assigned_token_env(call.bot_id)}
+    if before is not None:
+        live_env, _ = await _token_env_of(
+            await call.state.deployments.files(call.bot_id, before), call.bot_id
+        )
+        if live_env is not None:
+            allowed.add(live_env)
+    if named not in allowed:
+        problem = Problem(
+            f"token_env {named!r}: an author's bot reads its token from "
+            f"{assigned_token_env(call.bot_id)} (or what an admin set); only an admin may name "
+            "another environment variable",
+            CONFIG_FILE,
+            line,
+        )
+        await call.audit("version.token_env.refused", CONFIG_FILE, after={"token_env": named})
+        raise Refusal(
+            "the bot does not pass the check; nothing changed, the running version serves",
+            [check_problem(problem)],
+        )
+
+
 async def _deploy(call: Call, files: dict[str, str], action: str, target: str) -> Deployed:
     """Deploy ``files``; 422 with every problem if the check refuses them."""
     before = await _live(call)
+    await _check_token_env(call, files, before)
     outcome = await call.state.deployments.deploy(call.bot_id, files, origin="api")
     return await _outcome(call, outcome, before, action, target)
 

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from runtime.bots.config import assigned_token_env
 from tests.runtime.api.conftest import create_token
 from tests.support.archives import zipped
 from tests.support.links import cli
@@ -22,12 +23,25 @@ from tests.support.telegram_standin import TelegramStandIn
 from tests.support.updates import make_update
 
 TOKEN = "555555555:AAToolsBotTokenForTestsOnly_abcdefghijk"
+BOT_IDS = (
+    "anns",
+    "checked",
+    "edited",
+    "headless",
+    "hooked",
+    "libbed",
+    "named",
+    "someone-else",
+    "switched",
+    "keyed",
+)
+"""The bots of this module: the server has each one's assigned token variable."""
 
 
 def bot(bot_id: str, **extra: str) -> dict[str, str]:
     """A small bot's files."""
     return {
-        "bot.yaml": f"id: {bot_id}\ntoken_env: TOOLS_TOKEN\n",
+        "bot.yaml": f"id: {bot_id}\ntoken_env: {assigned_token_env(bot_id)}\n",
         "ping.py": '"""\ncommand: /ping\n"""\nBot.sendMessage("pong")\n',
         **extra,
     }
@@ -80,7 +94,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             root / "data",
             telegram_api=telegram.base_url,
             demo=False,
-            env={"TOOLS_TOKEN": TOKEN},
+            env={assigned_token_env(bot_id): TOKEN for bot_id in BOT_IDS},
         ).start()
         try:
             tokens = {
@@ -353,3 +367,32 @@ def test_an_upload_with_a_lib_module_serves_commands_that_import_it(api: Server)
     assert api.server.post_update(update, bot_id="libbed").status_code == 200
     sent = api.telegram.wait_for_calls(before + 1, method="sendMessage")[-1]
     assert sent.params["text"] == "from lib"
+
+
+def test_an_authors_bot_reads_only_its_own_token_variable(api: Server) -> None:
+    """An author's bot.yaml naming another variable (another bot's token, any server secret)
+    is refused 422 at its line, and nothing changes; an admin may name any; after an admin's
+    version, the author may keep what the admin named."""
+    assert api.call("ann", "POST", "/bots", json={"id": "keyed"}).status_code == 201
+    thief = {**bot("keyed"), "bot.yaml": "id: keyed\ntoken_env: TELEGRAM_TOKEN_ANNS\n"}
+    refused = api.upload("ann", "keyed", zipped(thief))
+    assert refused.status_code == 422, refused.text
+    (problem,) = refused.json()["problems"]
+    assert (problem["file"], problem["line"]) == ("bot.yaml", 2)
+    assert "TELEGRAM_TOKEN_KEYED" in problem["message"]
+    assert api.call("root", "GET", "/bots/keyed/versions").json()["versions"] == []
+    assert api.upload("ann", "keyed", zipped(bot("keyed"))).status_code == 200
+    admins = {**bot("keyed"), "bot.yaml": "id: keyed\ntoken_env: TELEGRAM_TOKEN_ANNS\n"}
+    assert api.upload("root", "keyed", zipped(admins)).status_code == 200
+    kept = {**admins, "more.py": '"""\ncommand: /more\n"""\nx = 1\n'}
+    assert api.upload("ann", "keyed", zipped(kept)).status_code == 200
+
+
+def test_an_author_cannot_create_an_id_that_shares_another_bots_token_variable(
+    api: Server,
+) -> None:
+    """someone-else and someone_else would both read TELEGRAM_TOKEN_SOMEONE_ELSE."""
+    api.call("root", "POST", "/bots", json={"id": "someone-else"})
+    twin = api.call("bob", "POST", "/bots", json={"id": "someone_else"})
+    assert twin.status_code == 409
+    assert "TELEGRAM_TOKEN_SOMEONE_ELSE" in twin.text and "someone-else" not in twin.text

@@ -85,17 +85,3 @@ def test_bot_folders_lists_the_demo_and_each_folder_with_a_bot_yaml(tmp_path: Pa
     assert bot_folders(tmp_path / "bots", demo) == [demo, tmp_path / "bots/a", tmp_path / "bots/b"]
     with pytest.raises(ConfigError, match="is not a folder"):
         bot_folders(tmp_path / "missing", None)
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding (review): bot.yaml's token_env may name any environment variable, so a "
-    "bot's author takes another bot's Telegram token (or sends any server secret to Telegram "
-    "as a token); the test support shares TEST_TOKEN between bots, so the fix (one token per "
-    "bot, operator-assigned names) needs a decision",
-)
-def test_a_bot_cannot_take_the_token_another_bot_names(tmp_path: Path) -> None:
-    folders = [write_bot(tmp_path, name, {"hello.py": HELLO}) for name in ("victim", "thief")]
-    registry = load(folders)
-    assert registry.get("victim").token == "1:x"
-    assert registry.get("thief").token is None
