@@ -4,13 +4,10 @@ Runs against every store of ``test_contract.STORE_FACTORIES``."""
 
 from __future__ import annotations
 
-import asyncio
-import json
-import sys
 from pathlib import Path
 
 from runtime.store import QueuedItem, Store
-from tests.runtime.store.test_contract import CHILD_STORES, REPO_ROOT
+from tests.runtime.store.children import at_once
 
 BOT = "bot-a"
 NOW = 1_000_000.0
@@ -160,31 +157,7 @@ async def test_three_processes_driving_one_broadcast_queue_each_user_exactly_onc
 ) -> None:
     """Three processes claim and drive a 100-user broadcast: 100 runs, each user once."""
     await store.enqueue(BOT, "run", "broadcast", spec(list(range(1, 101))))
-    opener, arg = CHILD_STORES[backend]
-    procs = [
-        await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-c",
-            CHILD_DRIVER.format(opener=opener),
-            arg(tmp_path),
-            f"p{n}",
-            cwd=REPO_ROOT,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        for n in range(3)
-    ]
-    for proc in procs:
-        assert proc.stdout is not None
-        assert await asyncio.wait_for(proc.stdout.readline(), timeout=30) == b"ready\n"
-    for proc in procs:
-        assert proc.stdin is not None
-        proc.stdin.write(b"go\n")
-        await proc.stdin.drain()
     users: list[int] = []
-    for proc in procs:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
-        assert proc.returncode == 0, err.decode()
-        users += json.loads(out)
+    for result in await at_once(backend, tmp_path, CHILD_DRIVER, [[f"p{n}"] for n in range(3)]):
+        users += result  # type: ignore[arg-type]
     assert sorted(users) == list(range(1, 101))

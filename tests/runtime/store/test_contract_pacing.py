@@ -3,13 +3,10 @@ by processes. Runs against every store of ``test_contract.STORE_FACTORIES``."""
 
 from __future__ import annotations
 
-import asyncio
-import json
-import sys
 from pathlib import Path
 
 from runtime.store import Store, Window
-from tests.runtime.store.test_contract import CHILD_STORES, REPO_ROOT
+from tests.runtime.store.children import at_once
 from tests.runtime.store.test_pacing import fits
 
 BOT = "bot-a"
@@ -97,33 +94,9 @@ async def test_three_processes_reserving_at_once_never_share_a_slot(
 ) -> None:
     """Three processes reserve 39 sends each over three chats at the same moment: every chat's
     sends are a second apart, and the bot never passes 30 in any second."""
-    opener, arg = CHILD_STORES[backend]
-    procs = [
-        await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-c",
-            CHILD_PACER.format(opener=opener),
-            arg(tmp_path),
-            "39",
-            cwd=REPO_ROOT,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        for _ in range(3)
-    ]
-    for proc in procs:
-        assert proc.stdout is not None
-        assert await asyncio.wait_for(proc.stdout.readline(), timeout=30) == b"ready\n"
-    for proc in procs:
-        assert proc.stdin is not None
-        proc.stdin.write(b"go\n")
-        await proc.stdin.drain()
     reserved: list[tuple[int, float]] = []
-    for proc in procs:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
-        assert proc.returncode == 0, err.decode()
-        reserved += [(c, t) for c, t in json.loads(out)]
+    for result in await at_once(backend, tmp_path, CHILD_PACER, [["39"]] * 3):
+        reserved += [(c, t) for c, t in result]  # type: ignore[attr-defined]
     assert len(reserved) == 117
     for n in range(3):
         times = sorted(t for c, t in reserved if c == n)

@@ -4,15 +4,13 @@ racing on one property. Runs against every store of ``test_contract.STORE_FACTOR
 from __future__ import annotations
 
 import asyncio
-import json
-import sys
 from pathlib import Path
 
 import pytest
 
 from runtime.errors import ConflictError, NotANumber
 from runtime.store import MISSING, NewRun, PropertyRead, PropertyWrite, Store
-from tests.runtime.store.test_contract import CHILD_STORES, REPO_ROOT
+from tests.runtime.store.children import at_once
 
 BOT = "bot-a"
 LOTS = 10**6
@@ -66,35 +64,8 @@ async def race(
 ) -> list[int]:
     """Let ``children`` processes each make ``n`` increments of ``n`` (``mode``: cas or add) at
     once; return each one's conflict count."""
-    opener, arg = CHILD_STORES[backend]
-    procs = [
-        await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-c",
-            CHILD_RACER.format(opener=opener),
-            arg(tmp_path),
-            mode,
-            str(n),
-            cwd=REPO_ROOT,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        for _ in range(children)
-    ]
-    for proc in procs:
-        assert proc.stdout is not None
-        assert await asyncio.wait_for(proc.stdout.readline(), timeout=30) == b"ready\n"
-    for proc in procs:
-        assert proc.stdin is not None
-        proc.stdin.write(b"go\n")
-        await proc.stdin.drain()
-    counts = []
-    for proc in procs:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
-        assert proc.returncode == 0, err.decode()
-        counts.append(json.loads(out))
-    return counts
+    results = await at_once(backend, tmp_path, CHILD_RACER, [[mode, str(n)]] * children)
+    return [int(count) for count in results]  # type: ignore[call-overload]
 
 
 class TestPropertyContract:

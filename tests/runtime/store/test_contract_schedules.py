@@ -4,12 +4,11 @@ each occurrence once, across processes, and cancels only what no one has claimed
 from __future__ import annotations
 
 import asyncio
-import json
-import sys
 from pathlib import Path
 
 from runtime.store import NewRun, ScheduleSync, Store
-from tests.runtime.store.test_contract import CHILD_STORES, REPO_ROOT, STORE_FACTORIES
+from tests.runtime.store.children import at_once
+from tests.runtime.store.test_contract import STORE_FACTORIES
 
 BOT, OTHER = "bot-a", "bot-b"
 DAILY = ScheduleSync("daily", "0 9 * * *|UTC", "report", 100.0)
@@ -201,32 +200,8 @@ async def test_three_processes_advancing_one_schedule_run_each_occurrence_once(
     enqueued exactly once in all."""
     occurrences = 150
     await store.sync_schedules(BOT, 1, [ScheduleSync("m", "* * * * *|UTC", "c", 100.0)])
-    opener, arg = CHILD_STORES[backend]
-    children = [
-        await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-c",
-            CHILD_SCHEDULER.format(opener=opener),
-            arg(tmp_path),
-            str(occurrences),
-            cwd=REPO_ROOT,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        for _ in range(3)
-    ]
-    for child in children:
-        assert child.stdout is not None
-        assert await asyncio.wait_for(child.stdout.readline(), timeout=30) == b"ready\n"
-    for child in children:
-        assert child.stdin is not None
-        child.stdin.write(b"go\n")
-        await child.stdin.drain()
     got: list[float] = []
-    for child in children:
-        out, err = await asyncio.wait_for(child.communicate(), timeout=120)
-        assert child.returncode == 0, err.decode()
-        got += json.loads(out)
+    for result in await at_once(backend, tmp_path, CHILD_SCHEDULER, [[str(occurrences)]] * 3):
+        got += result  # type: ignore[arg-type]
     assert sorted(got) == [100.0 + 60.0 * k for k in range(occurrences)]
     assert await store.pending_count(BOT, kind="run") == occurrences
