@@ -231,11 +231,15 @@ class _Recorder:
             self._trial.properties.append(PropertyChange(write.scope, write.name, old, new))
         for run in runs:
             payload = run.payload if isinstance(run.payload, dict) else {}
+            spec = payload.get("broadcast")
+            if isinstance(spec, dict):  # Bot.broadcast: reported as one item, users not listed
+                payload = {**spec, "broadcast": True}
             self._trial.scheduled.append(
                 {
                     "command": payload.get("command"),
                     "options": payload.get("options"),
                     "run_after": run.run_after,
+                    **({"broadcast": True} if payload.get("broadcast") is True else {}),
                 }
             )
 

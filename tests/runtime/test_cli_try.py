@@ -52,6 +52,11 @@ LAB = {
         "Bot.sendMessage(str(n))\n"
     ),
     "refuse.py": '"""\ncommand: /refuse\n"""\nApi.sendMessage(text="x", colour="red")\n',
+    "later.py": (
+        '"""\ncommand: /later\n"""\n'
+        "Bot.run(command='/count', run_after=60, options={'n': 1})\n"
+        "Bot.broadcast(command='/count', user_ids=[5, 6])\n"
+    ),
 }
 
 
@@ -301,3 +306,15 @@ def test_a_folder_path_or_the_stores_live_version_can_be_tried(
     stored = try_json(bare, "lab", "/count")
     assert (stored["source"], stored["version"]) == ("store version 1", 1)
     assert stored["properties"] == [{"scope": "bot", "name": "n", "before": 1, "after": 2}]
+
+
+def test_runs_and_broadcasts_a_try_asks_for_are_reported_never_queued(lab: dict[str, str]) -> None:
+    """Bot.run and Bot.broadcast in a try: both listed under ``scheduled``, the broadcast
+    marked as one; nothing runs them."""
+    trial = try_json(lab, "lab", "/later")
+    assert trial["ok"] is True
+    scheduled = trial["scheduled"]
+    assert isinstance(scheduled, list) and len(scheduled) == 2
+    run, cast = scheduled
+    assert (run["command"], run["options"]) == ("/count", {"n": 1})
+    assert (cast["command"], cast["broadcast"]) == ("/count", True)
