@@ -516,7 +516,8 @@ class Runner:
                     "generation": context.generation,
                     "retries": retries,
                     "version": context.bot.version,
-                    **({"http": http} if http else {}),
+                    # Hops' hosts: a host may be named after a secret (a private hook's).
+                    **({"http": masker.value(http)} if http else {}),
                     **_notes(res_notes(context, result)),
                 },
             )
