@@ -280,14 +280,18 @@ class Runner:
         """One step of a broadcast: queue the runs of its next users (see
         :mod:`runtime.store.broadcasts`), paced to Telegram's 30 messages a second."""
         limits = bot.definition.config.runs
+        backlog = max(1, min(BROADCAST_BACKLOG, limits.max_pending // 2))
+        # At most the backlog (this step's item included), a chunk and the next step: never
+        # past runs.max_pending, which the bot's Bot.run and schedules also count on.
+        chunk = max(1, min(BROADCAST_CHUNK, limits.max_pending - backlog - 1))
         step = await self.services.store.drive_broadcast(
             bot.id,
             item.seq,
             payload,
             now=self.services.clock(),
-            chunk=BROADCAST_CHUNK,
+            chunk=chunk,
             period=BROADCAST_PERIOD,
-            max_backlog=max(1, min(BROADCAST_BACKLOG, limits.max_pending // 2)),
+            max_backlog=backlog,
         )
         if step.queued:
             logger.debug(
@@ -512,7 +516,8 @@ class Runner:
                     "generation": context.generation,
                     "retries": retries,
                     "version": context.bot.version,
-                    **({"http": http} if http else {}),
+                    # Hops' hosts: a host may be named after a secret (a private hook's).
+                    **({"http": masker.value(http)} if http else {}),
                     **_notes(res_notes(context, result)),
                 },
             )

@@ -49,7 +49,7 @@ def create(
     conn: sqlite3.Connection, bot_id: str, created_by: str, now: float, reuse: bool
 ) -> Created:
     """Create a bot with no version; ``exists`` if it is known, ``used`` if the id has history
-    (versions or data) and ``reuse`` is False."""
+    (versions, or data: secrets, properties, queued items, waits) and ``reuse`` is False."""
     conn.execute("BEGIN IMMEDIATE")
     try:
         row = conn.execute(
@@ -60,10 +60,16 @@ def create(
             conn.execute("COMMIT")
             return "exists"
         if not reuse:
+            # Data an admin may give a bot before anything serves it counts too: secrets,
+            # properties, queued runs, waits (a deleted bot's never go to another author).
             used = conn.execute(
-                "SELECT 1 FROM bot_version WHERE bot_id = ?"
-                " UNION ALL SELECT 1 FROM bot WHERE bot_id = ? LIMIT 1",
-                (bot_id, bot_id),
+                "SELECT 1 FROM bot_version WHERE bot_id = :bot"
+                " UNION ALL SELECT 1 FROM bot WHERE bot_id = :bot"
+                " UNION ALL SELECT 1 FROM bot_secret WHERE bot_id = :bot"
+                " UNION ALL SELECT 1 FROM property WHERE bot_id = :bot"
+                " UNION ALL SELECT 1 FROM queue WHERE bot_id = :bot"
+                " UNION ALL SELECT 1 FROM waiting WHERE bot_id = :bot LIMIT 1",
+                {"bot": bot_id},
             ).fetchone()
             if used is not None:
                 conn.execute("COMMIT")

@@ -25,6 +25,10 @@ from typing import Final
 
 from runtime.store.commit import enqueue, pending_count
 
+BROADCAST_STEP: Final = "broadcast"
+"""The chat key of a broadcast's steps (:mod:`runtime.store.broadcasts`): queue items of kind
+``run`` that are not runs of a command."""
+
 MIGRATION: Final = (
     """ALTER TABLE queue ADD COLUMN label TEXT""",
     """CREATE INDEX queue_label ON queue (bot_id, label, seq)
@@ -147,15 +151,24 @@ def pending(
     after: int,
     limit: int,
 ) -> list[PendingRow]:
-    """A bot's unfinished queued runs (``Bot.run``, schedules), by seq after ``after``."""
+    """A bot's unfinished queued runs (``Bot.run``, schedules, a broadcast's runs), by seq
+    after ``after``; a broadcast's own steps are not runs: never listed, never cancelled."""
     rows = conn.execute(
         "SELECT seq, json_extract(payload, '$.command'), run_after, label, status, attempts"
         " FROM queue"
         " WHERE bot_id = :bot AND kind = 'run' AND finished_at IS NULL AND seq > :after"
+        " AND chat_key != :step"
         " AND (:label IS NULL OR label = :label)"
         " AND (:command IS NULL OR json_extract(payload, '$.command') = :command)"
         " ORDER BY seq LIMIT :limit",
-        {"bot": bot_id, "label": label, "command": command, "after": after, "limit": limit},
+        {
+            "bot": bot_id,
+            "label": label,
+            "command": command,
+            "after": after,
+            "limit": limit,
+            "step": BROADCAST_STEP,
+        },
     ).fetchall()
     return [
         (int(s), str(c), float(r), None if lb is None else str(lb), str(st), int(a))
@@ -169,9 +182,10 @@ def cancel(conn: sqlite3.Connection, bot_id: str, label: str | None, seq: int | 
         return 0
     cursor = conn.execute(
         "DELETE FROM queue WHERE bot_id = :bot AND kind = 'run' AND status = 'pending'"
+        " AND chat_key != :step"
         " AND finished_at IS NULL"
         " AND (:label IS NULL OR label = :label) AND (:seq IS NULL OR seq = :seq)",
-        {"bot": bot_id, "label": label, "seq": seq},
+        {"bot": bot_id, "label": label, "seq": seq, "step": BROADCAST_STEP},
     )
     return cursor.rowcount
 

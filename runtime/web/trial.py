@@ -16,6 +16,9 @@ three things differ from serving:
 - runs queued with ``Bot.run`` are reported, not queued (nothing would run them in the try
   store, and in the real store they would reach the real Telegram), and run records are
   returned, not written to a run log.
+
+And a try has no secrets (``Secrets.get`` reads each as missing, so no report holds one) and
+opens no private network to ``HTTP.*`` (its broker has none of ``BOTBOX_HTTP_PRIVATE_NETWORKS``).
 """
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ SHOP = {
     ),
     "fail.py": '"""\ncommand: /fail\n"""\nraise ValueError("broken on purpose")\n',
     "click.py": '"""\ncommand: click\n"""\nres.json({"clicked": True})\n',
+    "secret.py": '"""\ncommand: /secret\n"""\nprint(Secrets.get("TRY_KEY", "missing"))\n',
 }
 BLOG = {
     "bot.yaml": "id: blog\ntoken_env: BLOG_TOKEN\n",

@@ -122,3 +122,17 @@ def test_a_try_clicks_link_expires_soon_since_its_minting_is_not_audited(api: Ap
     expiry = parse_qs(urlsplit(link).query).get("exp")
     assert expiry is not None, link
     assert int(expiry[0]) / 1000 <= time.time() + TRY_LINK_SECONDS
+
+
+def test_a_try_reads_every_secret_as_missing_so_its_report_holds_none(api: Api) -> None:
+    """As the README says: a secret the author set is never in a try's report."""
+    value = "try-secret-0a1b2c3d4e"
+    put = api.call("ann", "PUT", "/bots/shop/secrets/TRY_KEY", json={"value": value})
+    assert put.status_code in (200, 201), put.text
+    response = api.call(
+        "ann", "POST", TRY.format(bot="shop"), json={"kind": "message", "text": "/secret"}
+    )
+    assert response.status_code == 200, response.text
+    (run,) = response.json()["runs"]
+    assert run["output"] == "missing\n"
+    assert value not in response.text

@@ -1,4 +1,5 @@
-"""Masking secrets in the run log (pure), and the per-process cache of a bot's secrets."""
+"""Masking secrets in the run log (pure, and of a run in-process), and the per-process cache of
+a bot's secrets."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from pathlib import Path
 from runtime.runs.secrets import BotSecrets, Masker
 from runtime.signing.sealing import SecretBox
 from runtime.store import SqliteStore
+from sandbox import WorkerPool
+from tests.support.runtime import hosted, wait_until, write_bot
 
 
 def test_every_whole_occurrence_is_masked_with_the_secrets_name() -> None:
@@ -103,3 +106,34 @@ async def test_rekey_seals_again_what_only_the_old_key_opens(tmp_path: Path) -> 
         assert await secrets.get("blog", "KEY") == "value-of-new-1"
     finally:
         await store.close()
+
+
+async def test_a_secret_in_a_refused_hosts_name_is_masked_in_extra_http(
+    pool: WorkerPool, tmp_path: Path
+) -> None:
+    """extra.http keeps each hop's host: a host named after a secret (a private hook's name)
+    is masked there too (its port is refused before anything is resolved or sent)."""
+    script = (
+        '"""\ncommand: /hook\n"""\n'
+        "try:\n"
+        "    HTTP.get('https://' + Secrets.get('HOOK') + '.example.com:1/')\n"
+        "except HTTPError as e:\n"
+        "    print(e.reason)\n"
+    )
+    folder = write_bot(tmp_path / "bots", "hooks", {"hook.py": script})
+    async with hosted(pool, tmp_path, [folder]) as lab:
+        assert lab.services.secrets is not None
+        await lab.services.secrets.put("hooks", "HOOK", "hook-7f3a9c2e1b", now=1.0)
+        lab.processor.start()
+        await lab.post("hooks", 1, "/hook", chat=5)
+
+        async def logged() -> bool:
+            await lab.services.runlog.flush()
+            return bool(await lab.store.list_runs("hooks"))
+
+        await wait_until(logged, timeout=20, what="the run logged")
+        (run,) = await lab.store.list_runs("hooks")
+        assert run.output == "refused\n"
+        (hop,) = run.extra["http"]  # type: ignore[misc]
+        assert hop["host"] == "[secret HOOK].example.com"  # type: ignore[index]
+        assert "7f3a9c2e1b" not in json.dumps(run.extra)

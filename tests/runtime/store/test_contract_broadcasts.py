@@ -161,3 +161,25 @@ async def test_three_processes_driving_one_broadcast_queue_each_user_exactly_onc
     for result in await at_once(backend, tmp_path, CHILD_DRIVER, [[f"p{n}"] for n in range(3)]):
         users += result  # type: ignore[arg-type]
     assert sorted(users) == list(range(1, 101))
+
+
+async def test_a_broadcasts_steps_are_neither_listed_nor_cancelled_as_queued_runs(
+    store: Store,
+) -> None:
+    """Bot.listRuns and GET /scheduled list runs (a step has no command), and cancelling by id
+    never deletes a step: that would stop the broadcast half way, never finished."""
+    first_seq = await store.enqueue(BOT, "run", "broadcast", spec([5, 6, 7]))
+    assert await store.pending_runs(BOT) == []
+    assert await store.cancel_runs(BOT, seq=first_seq) == 0
+    item = await store.claim("w", now=NOW, lease_seconds=30)
+    assert item is not None and item.seq == first_seq
+    await store.drive_broadcast(
+        BOT, item.seq, item.payload, now=NOW, chunk=2, period=1.0, max_backlog=100
+    )  # type: ignore[arg-type]
+    await store.finish(item, "w")
+    listed = await store.pending_runs(BOT)
+    assert [run.command for run in listed] == ["/news", "/news"]  # the users' runs, not the step
+    cancelled = [await store.cancel_runs(BOT, seq=seq) for seq in range(first_seq, first_seq + 9)]
+    assert sum(cancelled) == 2  # the two users' runs; the next step (queued too) is kept
+    users, steps = await drain(store, now=NOW + 1.5)
+    assert users == [] and len(steps) == 1  # the next step survived every cancel

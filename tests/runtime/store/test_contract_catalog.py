@@ -75,3 +75,15 @@ async def test_oldest_pending_is_the_enqueue_time_of_each_bots_oldest_due_item(
     found = await store.oldest_pending(now=10.0**9)
     assert list(found) == ["shop"] and found["shop"] > 0  # "later" is not due yet
     assert set(await store.oldest_pending(now=10.0**10)) == {"shop", "later"}
+
+
+async def test_an_id_that_only_has_secrets_or_data_is_used_for_an_author(store: Store) -> None:
+    """A bot created, given a secret (or a queued run) and deleted before anything served
+    never goes to another author with them: its id is used (an admin may reuse it)."""
+    assert await store.create_bot("shop", created_by="root", now=1.0) == "created"
+    await store.put_secret("shop", "STRIPE_KEY", b"sealed", now=1.0)
+    assert await store.delete_bot("shop", now=2.0)
+    assert await store.create_bot("shop", created_by="mallory", now=3.0) == "used"
+    await store.enqueue("cart", "run", "c:1", {"command": "x"})  # never created, but has data
+    assert await store.create_bot("cart", created_by="mallory", now=3.0) == "used"
+    assert await store.create_bot("shop", created_by="root", now=3.0, reuse=True) == "created"
