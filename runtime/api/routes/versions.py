@@ -28,6 +28,7 @@ from runtime.api.models import (
 from runtime.api.operation import Call, Refusal, Routes, whole_number
 from runtime.api.routes.bots import check_problem
 from runtime.bots.archive import check_name, decode, unpack
+from runtime.bots.command import load_yaml
 from runtime.bots.config import CONFIG_FILE, assigned_token_env, parse_config
 from runtime.bots.versions import bot_id_of
 from runtime.errors import NotFound, Problem, UploadRefused
@@ -71,20 +72,14 @@ async def _live(call: Call) -> int | None:
     return None if status is None else status.version
 
 
-async def _token_env_of(files: Mapping[str, str], bot_id: str) -> tuple[str | None, int | None]:
+def _token_env_of(files: Mapping[str, str], bot_id: str) -> tuple[str | None, int | None]:
     """The ``token_env`` a version's bot.yaml names, and its line (None when it names none)."""
-    config, _ = parse_config(files.get(CONFIG_FILE, ""), bot_id)
+    text = files.get(CONFIG_FILE, "")
+    config, _ = parse_config(text, bot_id)
     if config is None:
         return None, None
-    line = next(
-        (
-            n
-            for n, text in enumerate(files[CONFIG_FILE].splitlines(), 1)
-            if text.lstrip().startswith("token_env")
-        ),
-        None,
-    )
-    return config.token_env, line
+    doc, _ = load_yaml(text, file=CONFIG_FILE)
+    return config.token_env, None if doc is None else doc.line_of("token_env")
 
 
 async def _check_token_env(call: Call, files: Mapping[str, str], before: int | None) -> None:
@@ -92,12 +87,12 @@ async def _check_token_env(call: Call, files: Mapping[str, str], before: int | N
     live version names (an admin's choice): never another bot's, never any server secret."""
     if call.principal.role == "admin":
         return
-    named, line = await _token_env_of(files, call.bot_id)
+    named, line = _token_env_of(files, call.bot_id)
     if named is None:
         return  # the check itself reports a missing or bad token_env
     allowed = {assigned_token_env(call.bot_id)}
     if before is not None:
-        live_env, _ = await _token_env_of(
+        live_env, _ = _token_env_of(
             await call.state.deployments.files(call.bot_id, before), call.bot_id
         )
         if live_env is not None:

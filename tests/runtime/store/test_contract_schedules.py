@@ -152,7 +152,9 @@ async def test_cancel_racing_claims_never_both_runs_and_reports_cancelled(
                 await first.finish(item, "claimer")
 
         async def cancel_soon() -> int:
+            deadline = asyncio.get_running_loop().time() + 10
             while len(claimed) < 20:
+                assert asyncio.get_running_loop().time() < deadline, "the claimer never started"
                 await asyncio.sleep(0.001)
             return await second.cancel_runs(BOT, label="race")
 
