@@ -62,6 +62,8 @@ MAX_ATTEMPTS: Final = 3
 MAX_BROADCAST_USERS: Final = 10_000
 """Most user ids one ``Bot.broadcast(user_ids=...)`` takes (every known user: no limit)."""
 MAX_USER_ID: Final = 2**53
+MAX_BROADCAST_OPTIONS: Final = 16 * 1024
+"""Largest ``Bot.broadcast`` options, as JSON bytes (every user's run carries a copy)."""
 MAX_UNBUDGETED_WAIT: Final = 120.0
 """Longest flood wait for a call made outside a run (a command's ``answer``, a callback's
 automatic answer)."""
@@ -694,12 +696,19 @@ class Session:
             if not all(is_int(u) and 0 < u <= MAX_USER_ID for u in users):
                 raise CapabilityError("user_ids must hold user ids (whole numbers above 0)")
             picked = tuple(dict.fromkeys(cast(list[int], users)))
+        options = args.get("options")
+        size = len(json.dumps(options, ensure_ascii=False).encode())
+        if size > MAX_BROADCAST_OPTIONS:
+            # Every user's queued run carries a copy: keep the queue's rows small.
+            raise CapabilityError(
+                f"Bot.broadcast options are {size} bytes as JSON; at most "
+                f"{MAX_BROADCAST_OPTIONS} (each user's run carries a copy: keep large data in "
+                "a Bot property and pass its name)"
+            )
         if len(self.tx.scheduled) >= MAX_SCHEDULED:
             raise CapabilityError(f"a run may schedule at most {MAX_SCHEDULED} runs")
         await self._check_run_limits()
-        self.tx.scheduled.append(
-            BroadcastRun(name, picked, args.get("options"), self.context.generation + 1)
-        )
+        self.tx.scheduled.append(BroadcastRun(name, picked, options, self.context.generation + 1))
         return None
 
     # -- labelled runs (issue 11) --

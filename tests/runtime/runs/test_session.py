@@ -166,6 +166,8 @@ SCHEDULE = (
 CAST = (
     '"""\ncommand: cast\n"""\nif "many" in options:\n'
     '    options = {"command": "noop", "user_ids": list(range(1, options["many"] + 1))}\n'
+    'elif "big" in options:\n'
+    '    options = {"command": "noop", "options": "x" * options["big"]}\n'
     'try:\n    Bot.broadcast(**options)\n    res.json({"ok": True})\n'
     "except Exception as e:\n    res.json({'error': str(e)})\n"
 )
@@ -281,8 +283,19 @@ async def test_bot_run_past_max_pending_raises_naming_the_limit(web: Web) -> Non
         ({"command": "noop", "user_ids": [0]}, "user_ids must hold user ids"),
         ({"command": "noop", "user_ids": [True]}, "user_ids must hold user ids"),
         ({"many": 10_001}, "at most 10000"),
+        ({"big": 16_384}, "options are 16386 bytes as JSON; at most 16384"),
     ],
-    ids=["no-command", "unknown-command", "typo", "not-a-list", "text-id", "zero", "bool", "many"],
+    ids=[
+        "no-command",
+        "unknown-command",
+        "typo",
+        "not-a-list",
+        "text-id",
+        "zero",
+        "bool",
+        "many",
+        "big-options",
+    ],
 )
 async def test_bot_broadcast_refuses_bad_arguments_with_a_clear_error(
     web: Web, options: dict[str, object], error: str
